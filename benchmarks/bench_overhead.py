@@ -1,0 +1,97 @@
+"""Metering overhead: the same prompts through a bare `model.generate` loop and through `llmbench run`
+with every meter on, measured in one process, interleaved (bare, metered, bare, metered, ...) so drift
+of the machine hits both. Prints the ratio of median times (target: at most 1.02).
+
+    python benchmarks/bench_overhead.py [--model smollm2-135m] [--limit 4] [--reps 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument("--task", default="translation-en-fr")
+    ap.add_argument("--limit", type=int, default=4)
+    ap.add_argument("--reps", type=int, default=3)
+    args = ap.parse_args()
+
+    from llmbench import runner
+    from llmbench.config import GenerationConfig, ModelSpec, RunConfig
+    from llmbench.models.embedded import EMBEDDED, ensure_converted
+    from llmbench.models.hf import HFBackend
+    from llmbench.tasks import load_catalog
+
+    spec = ModelSpec.parse(args.model)
+    source = str(ensure_converted(spec.source)) if spec.source in EMBEDDED else spec.source
+    backend = HFBackend()
+    loaded = backend.load(spec, "cpu", source=source)
+    task = load_catalog([]).resolve([args.task], args.limit)[0]
+    examples = task.examples()
+    prompts = [backend.render(loaded, ex.messages, ex.prompt, True) for ex in examples]
+
+    def bare() -> tuple[float, list[str]]:
+        import torch
+
+        hf_model, tokenizer = loaded.handle
+        kw = backend.generate_kwargs(loaded, task.max_new_tokens, task.stop)
+        texts = []
+        t0 = time.perf_counter()
+        for p in prompts:
+            enc = backend.encode(loaded, [p])
+            with torch.inference_mode():
+                ids = hf_model.generate(**enc, **kw)
+            texts.append(tokenizer.decode(ids[0, enc["input_ids"].shape[1]:], skip_special_tokens=True))
+        return time.perf_counter() - t0, texts
+
+    class Preloaded:
+        """The backend with the model already loaded, so both sides time generation only."""
+
+        def load(self, spec, device, source=None):
+            return loaded
+
+        def __getattr__(self, name):
+            return getattr(backend, name)
+
+        def unload(self, model):
+            pass
+
+    out = Path(tempfile.mkdtemp(prefix="llmbench-bench-"))
+    config = RunConfig(models=(spec,), tasks=(args.task,), limit=args.limit, device="cpu", warmup=0,
+                       out_dir=out, generation=GenerationConfig())
+
+    def metered() -> tuple[float, list[str]]:
+        result = runner.run(config, backend=Preloaded())
+        row = result.record.rows[0]
+        if row.status != "ok":
+            raise SystemExit(f"metered run failed: {row.error}")
+        return row.latency["window_s"], [s["prediction"] for s in result.samples]
+
+    bare()  # warm-up, not counted
+    bare_t, met_t = [], []
+    for _ in range(args.reps):
+        t, bare_texts = bare()
+        bare_t.append(t)
+        t, met_texts = metered()
+        met_t.append(t)
+    same = [b.strip() == m.strip() or m.strip() in b for b, m in zip(bare_texts, met_texts)]
+    ratio = statistics.median(met_t) / statistics.median(bare_t)
+    print(f"metering overhead ({args.model}, {args.task}, {len(prompts)} prompts, {args.reps} reps, CPU)")
+    print(f"  bare generate loop : median {statistics.median(bare_t):.3f} s  {[round(x, 3) for x in bare_t]}")
+    print(f"  llmbench, all meters: median {statistics.median(met_t):.3f} s  {[round(x, 3) for x in met_t]}")
+    print(f"  ratio (metered / bare): {ratio:.3f}   target <= 1.02   outputs identical: {all(same)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

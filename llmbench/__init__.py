@@ -1,0 +1,3 @@
+"""llmbench: benchmark large and small language models side by side."""
+
+__version__ = "0.1.0"

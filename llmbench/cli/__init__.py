@@ -1,0 +1,80 @@
+"""Command-line interface. Only this package imports click and rich; heavy libraries load lazily.
+
+Subcommands live in their own modules and are imported only when invoked, so `llmbench --help`
+stays fast and never imports torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from llmbench import __version__
+
+# command name -> "module:attribute"
+_COMMANDS = {
+    "run": "llmbench.cli.run:run",
+    "tasks": "llmbench.cli.catalog:tasks",
+    "models": "llmbench.cli.catalog:models",
+    "compare": "llmbench.cli.report:compare",
+    "export": "llmbench.cli.report:export",
+    "plot": "llmbench.cli.report:plot",
+    "gate": "llmbench.cli.gate:gate",
+    "baseline": "llmbench.cli.gate:baseline",
+}
+_HELP = {
+    "run": "Benchmark models on tasks: quality, latency, memory, energy.",
+    "tasks": "List tasks and suites (and export one to lm-eval).",
+    "models": "List the embedded model aliases.",
+    "compare": "Compare runs side by side, with significance and verdicts.",
+    "export": "Export runs as json, csv, md, html or latex.",
+    "plot": "Plot quality against size, energy and latency.",
+    "gate": "Fail CI when quality drops or cost grows beyond the noise.",
+    "baseline": "Save and list committed baselines for the gate.",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx):
+        return list(_COMMANDS)
+
+    def get_command(self, ctx, name):
+        target = _COMMANDS.get(name)
+        if target is None:
+            return None
+        module, attr = target.split(":")
+        return getattr(importlib.import_module(module), attr)
+
+    def format_commands(self, ctx, formatter):
+        rows = [(name, _HELP[name]) for name in _COMMANDS]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="llmbench")
+def cli() -> None:
+    """llmbench: is the small model enough? Quality, latency, memory and energy, side by side."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: user errors become one line and exit code 2."""
+    from llmbench.errors import UserError
+
+    try:
+        cli.main(args=argv, prog_name="llmbench", standalone_mode=False)
+    except UserError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:  # usage errors: one line, not click's usage block
+        click.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(2)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)

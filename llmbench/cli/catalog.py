@@ -1,0 +1,56 @@
+"""`llmbench tasks` and `llmbench models`: what can be run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+
+@click.group(invoke_without_command=True)
+@click.option("--tasks-dir", "tasks_dirs", multiple=True, type=click.Path(path_type=Path),
+              help="Directory of extra task YAML files (repeatable).")
+@click.pass_context
+def tasks(ctx, tasks_dirs):
+    """List tasks and suites with their sizes."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from llmbench.console import out
+    from llmbench.tasks import load_catalog
+
+    rows = load_catalog(list(tasks_dirs)).describe()
+    table = Table(title="tasks")
+    for col in ("name", "kind", "n", "metrics", "source"):
+        table.add_column(col)
+    suites = Table(title="suites")
+    for col in ("name", "n", "tasks"):
+        suites.add_column(col)
+    for r in rows:
+        if r.get("type") == "suite" or "tasks" in r:
+            suites.add_row(r["name"], _n(r.get("n")), ", ".join(map(str, r.get("tasks", []))))
+        else:
+            table.add_row(r["name"], r.get("kind", ""), _n(r.get("n")), " ".join(r.get("metrics", [])),
+                          str(r.get("source", "")))
+    out().print(table)
+    out().print(suites)
+
+
+def _n(v) -> str:
+    return "?" if v is None else str(v)
+
+
+@click.command()
+def models():
+    """List the embedded model aliases and whether their package is installed."""
+    from llmbench.console import out
+    from llmbench.models.embedded import EMBEDDED, converted_dir, is_converted
+
+    table = Table(title="embedded models (any hub id or local directory works too)")
+    for col in ("alias", "model", "license", "installed", "cache"):
+        table.add_column(col)
+    for emb in EMBEDDED.values():
+        installed = "[green]yes[/]" if emb.installed() else f"[red]no[/]: {emb.install}"
+        cache = str(converted_dir(emb.alias)) if is_converted(emb.alias) else "not converted yet"
+        table.add_row(emb.alias, emb.description, emb.license, installed, cache)
+    out().print(table)

@@ -1,0 +1,71 @@
+"""`llmbench run`: parse options into a RunConfig, draw progress, print the side-by-side table."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+from llmbench.config import GenerationConfig, ModelSpec, RunConfig
+
+
+@click.command()
+@click.option("-m", "--model", "models", multiple=True, required=True, metavar="SPEC",
+              help="Hub id, local directory or embedded alias, with options: ID,dtype=bfloat16,device_map=auto,"
+                   "revision=R,gguf_file=F,trust_remote_code=true,name=LABEL. Repeat for several models.")
+@click.option("-t", "--task", "tasks", multiple=True, metavar="NAME",
+              help="Task or suite name (repeatable; default: the smoke suite).")
+@click.option("--limit", type=int, default=None, help="At most N examples per task.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--batch-size", type=int, default=1, show_default=True,
+              help="1 is the latency setting; larger batches are labelled a throughput setting.")
+@click.option("--max-new-tokens", type=int, default=None, help="Cap on new tokens (default: each task's own).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--warmup", type=int, default=1, show_default=True, help="Warm-up generations per task, not counted.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
+              show_default=True, help="Where run records are written.")
+@click.option("--name", default=None, help="A label added to the run id.")
+@click.option("--tasks-dir", "tasks_dirs", multiple=True, type=click.Path(path_type=Path),
+              help="Directory of extra task YAML files (repeatable).")
+@click.option("--no-chat-template", is_flag=True, help="Use plain prompts even for models with a chat template.")
+@click.option("--lm-eval", "lm_eval_tasks", default=None, metavar="TASKS",
+              help="Comma-separated lm-eval tasks to run under the same meters (needs llmbench[lmeval]).")
+@click.option("--lm-eval-include", type=click.Path(path_type=Path), default=None,
+              help="Directory of extra lm-eval task YAMLs.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run record to stdout instead of the table.")
+def run(models, tasks, limit, device, batch_size, max_new_tokens, seed, warmup, out_dir, name, tasks_dirs,
+        no_chat_template, lm_eval_tasks, lm_eval_include, as_json):
+    """Benchmark models on tasks: quality, latency, memory and energy from the same generations."""
+    from llmbench import runner
+    from llmbench.cli.progress import RichProgress
+    from llmbench.cli.tables import run_table
+    from llmbench.console import err, out
+
+    for d in tasks_dirs:
+        if not d.is_dir():
+            raise click.BadParameter(f"{d} is not a directory", param_hint="--tasks-dir")
+    lm_tasks = tuple(t.strip() for t in (lm_eval_tasks or "").split(",") if t.strip())
+    config = RunConfig(
+        models=tuple(ModelSpec.parse(m) for m in models),
+        tasks=tuple(tasks) if tasks else (() if lm_tasks else ("smoke",)),
+        limit=limit, device=device, warmup=warmup, out_dir=out_dir, name=name,
+        tasks_dirs=tuple(tasks_dirs),
+        generation=GenerationConfig(max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed,
+                                    use_chat_template=not no_chat_template),
+        lm_eval_tasks=lm_tasks, lm_eval_include=lm_eval_include,
+        command=" ".join(shlex.quote(a) for a in ["llmbench", *sys.argv[1:]]),
+    )
+    with RichProgress(err()) as progress:
+        result = runner.run(config, progress=progress)
+    if as_json:
+        import json
+
+        click.echo(json.dumps(result.record.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        out().print(run_table(result.record))
+    err().print(f"record: {result.path}  samples: {result.path.parent / 'samples.jsonl'}", highlight=False)
+    if result.interrupted:
+        err().print("[yellow]interrupted[/]: the rows finished before Ctrl-C are kept in the record")
+        sys.exit(130)

@@ -1,0 +1,40 @@
+"""CI regression gate: rules -> per-row checks (noise-aware) -> verdict and exit code.
+
+Exit codes of ``llmbench gate``: 0 every check passed, 1 a regression, 2 bad input. See docs/ci.md.
+"""
+
+from llmbench.gate.baselines import BASELINES_DIR, list_baselines, resolve_baseline, save_baseline
+from llmbench.gate.evaluate import FAIL, MISSING, PASS, SKIPPED, Check, GateReport, describe, evaluate
+from llmbench.gate.outputs import to_junit, to_markdown, verdict_line
+from llmbench.gate.rules import (
+    DEFAULT_RULES,
+    DEFAULT_SIGNIFICANCE,
+    Rule,
+    parse_rule,
+    parse_rules,
+    resolve_rules,
+)
+
+__all__ = [
+    "BASELINES_DIR",
+    "DEFAULT_RULES",
+    "DEFAULT_SIGNIFICANCE",
+    "FAIL",
+    "MISSING",
+    "PASS",
+    "SKIPPED",
+    "Check",
+    "GateReport",
+    "Rule",
+    "describe",
+    "evaluate",
+    "list_baselines",
+    "parse_rule",
+    "parse_rules",
+    "resolve_baseline",
+    "resolve_rules",
+    "save_baseline",
+    "to_junit",
+    "to_markdown",
+    "verdict_line",
+]

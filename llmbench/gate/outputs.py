@@ -1,0 +1,119 @@
+"""Gate reports as a Markdown PR comment and as JUnit XML for CI systems (no rich, no click)."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from llmbench.gate.evaluate import (
+    FAIL,
+    MISSING,
+    PASS,
+    SKIPPED,
+    Check,
+    GateReport,
+    describe,
+    format_change,
+    format_value,
+)
+
+_ICON = {PASS: "✅ pass", FAIL: "❌ fail", MISSING: "⚠️ missing", SKIPPED: "➖ skipped"}
+
+
+def _cell(text: str) -> str:
+    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
+def _limit(check: Check) -> str:
+    return "n/a" if check.limit is None else format_value(check.metric, check.limit)
+
+
+def _p(check: Check) -> str:
+    return "n/a" if check.p_value is None else f"{check.p_value:.3g}"
+
+
+def verdict_line(report: GateReport) -> str:
+    """'PASS: 12 checks passed, 1 skipped' or 'REGRESSION: 2 of 13 checks failed'."""
+    c = report.counts()
+    extra = ", ".join(f"{c[s]} {s}" for s in (MISSING, SKIPPED) if c[s])
+    if report.passed:
+        head = f"PASS: {c[PASS]} of {len(report.checks)} checks passed"
+    else:
+        head = f"REGRESSION: {c[FAIL]} of {len(report.checks)} checks failed"
+    return f"{head}, {extra}" if extra else head
+
+
+def to_markdown(report: GateReport) -> str:
+    """A Markdown comment: verdict, one table row per check, then failures and notes."""
+    lines = [
+        f"## llmbench gate: {'✅' if report.passed else '❌'} {verdict_line(report)}",
+        "",
+        f"Baseline `{report.baseline_id}` vs candidate `{report.candidate_id}`; rules from "
+        f"{report.rules_source or 'the command line'}; significance level {report.significance:g}"
+        + (" (`--strict`: point values only)" if report.strict else "") + ".",
+        "",
+        "| Model | Task | Rule | Metric | Baseline | Candidate | Change | Allowed | p | Verdict |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for c in report.checks:
+        cells = [c.model, c.task, f"`{c.rule}`", f"`{c.metric}`", format_value(c.metric, c.baseline),
+                 format_value(c.metric, c.candidate), format_change(c), _limit(c), _p(c), _ICON[c.status]]
+        lines.append("| " + " | ".join(_cell(x) for x in cells) + " |")
+    failures = report.failures
+    if failures:
+        lines += ["", "### Regressions", ""] + [f"- {_cell(describe(c))}" for c in failures]
+    others = [c for c in report.checks if c.status in (MISSING, SKIPPED)]
+    if others:
+        lines += ["", "### Missing or skipped", ""] + [f"- {_cell(describe(c))}" for c in others]
+    notes = report.environment + report.notes
+    if notes:
+        lines += ["", "### Notes", ""] + [f"- ⚠️ {_cell(n)}" for n in notes]
+    return "\n".join(lines) + "\n"
+
+
+def _group_status(checks: list[Check]) -> str:
+    statuses = {c.status for c in checks}
+    if FAIL in statuses:
+        return FAIL
+    if PASS in statuses:
+        return PASS
+    return SKIPPED
+
+
+def to_junit(report: GateReport) -> str:
+    """JUnit XML with one test case per rule x row (a wildcard rule's metrics are one case)."""
+    groups = report.groups()
+    statuses = {k: _group_status(v) for k, v in groups.items()}
+    n_fail = sum(s == FAIL for s in statuses.values())
+    n_skip = sum(s == SKIPPED for s in statuses.values())
+    suites = ET.Element("testsuites", name="llmbench gate", tests=str(len(groups)), failures=str(n_fail))
+    suite = ET.SubElement(suites, "testsuite", name=f"llmbench gate {report.candidate_id} vs {report.baseline_id}",
+                          tests=str(len(groups)), failures=str(n_fail), errors="0", skipped=str(n_skip),
+                          time="0")
+    props = ET.SubElement(suite, "properties")
+    for name, value in (("baseline", report.baseline_id), ("candidate", report.candidate_id),
+                        ("rules_source", report.rules_source), ("significance", f"{report.significance:g}"),
+                        ("strict", str(report.strict).lower())):
+        ET.SubElement(props, "property", name=name, value=value)
+    for (rule, model, task), checks in groups.items():
+        case = ET.SubElement(suite, "testcase", classname=f"llmbench.gate.{model}.{task}", name=rule, time="0")
+        text = "\n".join(describe(c) for c in checks)
+        status = statuses[(rule, model, task)]
+        if status == FAIL:
+            failed = [c for c in checks if c.status == FAIL]
+            el = ET.SubElement(case, "failure", message="; ".join(describe(c) for c in failed), type="regression")
+            el.text = text
+        elif status == SKIPPED:
+            ET.SubElement(case, "skipped", message="; ".join(c.message for c in checks))
+        else:
+            ET.SubElement(case, "system-out").text = text
+    ET.indent(suites)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """Write an output file, creating its directory."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(text, encoding="utf-8")
+    return p

