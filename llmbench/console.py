@@ -12,8 +12,9 @@ from rich.console import Console
 
 @lru_cache(maxsize=1)
 def out() -> Console:
-    """Console for results (tables, paths)."""
-    return Console(soft_wrap=False)
+    """Console for results (tables, paths); wide when piped, so tables are not squeezed to 80 columns."""
+    probe = Console()
+    return Console(soft_wrap=False, width=None if probe.is_terminal else 200)
 
 
 @lru_cache(maxsize=1)

@@ -219,7 +219,7 @@ def _run_model(pm, tasks, task_examples, config, backend, device, sync, record, 
 def _run_task(loaded, task, examples, config, backend, device, sync, model_info, load_memory, progress):
     from llmbench.meters.energy import EnergyMeter, per_unit
     from llmbench.meters.memory import MemoryMeter
-    from llmbench.metrics import compute_all, sample_scores_all
+    from llmbench.metrics import evaluate
 
     gen = config.generation
     use_chat = bool(model_info.get("chat_template"))
@@ -255,8 +255,7 @@ def _run_task(loaded, task, examples, config, backend, device, sync, model_info,
 
     preds = [g.text for g in generations]
     refs = [list(ex.references) for ex in examples]
-    quality = compute_all(list(task.metrics), preds, refs, seed=gen.seed)
-    per_sample = sample_scores_all(list(task.metrics), preds, refs)
+    quality, per_sample = evaluate(list(task.metrics), preds, refs, seed=gen.seed)
     latency = _latency(generations, gen.batch_size, gen.seed)
     latency["window_s"] = window_s  # the whole metered window: meters started and stopped, every batch
     total_tokens = sum(g.new_tokens for g in generations)

@@ -66,7 +66,9 @@ def main(argv: list[str] | None = None) -> None:
     from llmbench.errors import UserError
 
     try:
-        cli.main(args=argv, prog_name="llmbench", standalone_mode=False)
+        rv = cli.main(args=argv, prog_name="llmbench", standalone_mode=False)
+        if isinstance(rv, int) and rv:  # ctx.exit(n) returns n when standalone_mode is off
+            sys.exit(rv)
     except UserError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)

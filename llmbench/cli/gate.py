@@ -29,8 +29,7 @@ _STYLE = {"pass": "green", "fail": "bold red", "missing": "yellow", "skipped": "
 @click.option("--junit", "junit_file", metavar="FILE", help="Also write JUnit XML: one test case per rule x row.")
 @click.option("--baselines-dir", default="results/baselines", show_default=True, metavar="DIR",
               help="Where --baseline NAME is looked up.")
-@click.pass_context
-def gate(ctx, baseline_ref, candidate_ref, rules, rules_file, significance, strict, fail_on_missing,
+def gate(baseline_ref, candidate_ref, rules, rules_file, significance, strict, fail_on_missing,
          markdown_file, junit_file, baselines_dir):
     """Fail CI when quality drops or cost grows beyond the rules and the noise.
 
@@ -39,6 +38,8 @@ def gate(ctx, baseline_ref, candidate_ref, rules, rules_file, significance, stri
     over per-sample values for latency); memory, energy and tokens/s are compared as point values.
     Exit codes: 0 pass, 1 regression, 2 bad input.
     """
+    from rich.markup import escape
+
     from llmbench import console
     from llmbench.gate import evaluate, resolve_baseline, resolve_rules, to_junit, to_markdown
     from llmbench.gate.outputs import write_text
@@ -52,9 +53,9 @@ def gate(ctx, baseline_ref, candidate_ref, rules, rules_file, significance, stri
     report = evaluate(base, cand, parsed, rules_source=source, significance=alpha, strict=strict,
                       fail_on_missing=fail_on_missing)
     for note in report.environment:
-        console.warn(f"{note}; comparisons across machines or versions may not be meaningful")
+        console.warn(escape(f"{note}; the numbers may not be comparable"))
     for note in report.notes:
-        console.warn(note)
+        console.warn(escape(note))
     _print_table(report)
     for path, render in ((markdown_file, to_markdown), (junit_file, to_junit)):
         if path:
@@ -63,37 +64,63 @@ def gate(ctx, baseline_ref, candidate_ref, rules, rules_file, significance, stri
             except OSError as exc:
                 raise UserError(f"cannot write {path}: {exc}") from None
     if report.exit_code:
-        ctx.exit(report.exit_code)
+        # SystemExit, not ctx.exit: main() runs click with standalone_mode=False, which would turn
+        # ctx.exit(1) into a return value and exit 0
+        raise SystemExit(report.exit_code)
+
+
+def _allowed(check) -> str:
+    """The rule's margin, signed in the worsening direction: '-2%', '+15%', '-0.01'."""
+    if check.higher_is_better is None:
+        return "n/a"
+    return ("-" if check.higher_is_better else "+") + check.rule.rpartition(":")[2].lstrip("+-")
+
+
+def _change(check) -> str:
+    from llmbench.gate.evaluate import format_change
+
+    rel = check.relative
+    return f"{rel * 100:+.1f}%" if rel is not None else format_change(check)
 
 
 def _print_table(report) -> None:
+    """One small table per model x task row (fits 80 columns), then a line per non-passing check."""
+    from rich import box
+    from rich.markup import escape
     from rich.table import Table
 
     from llmbench import console
-    from llmbench.gate.evaluate import describe, format_change, format_value
+    from llmbench.gate.evaluate import describe, format_p, format_value
     from llmbench.gate.outputs import verdict_line
 
-    table = Table(title=f"gate: {report.candidate_id} vs baseline {report.baseline_id}", title_justify="left")
-    for name, justify in (("Model", "left"), ("Task", "left"), ("Metric", "left"), ("Baseline", "right"),
-                          ("Candidate", "right"), ("Change", "right"), ("Allowed", "right"), ("p", "right"),
-                          ("Verdict", "left")):
-        table.add_column(name, justify=justify)
-    for c in report.checks:
-        allowed = "n/a" if c.limit is None else format_value(c.metric, c.limit)
-        p = "n/a" if c.p_value is None else f"{c.p_value:.3g}"
-        verdict = c.status if c.status == "pass" or not c.message else f"{c.status}: {c.message}"
-        if c.status == "pass" and c.message.startswith("beyond"):
-            verdict = "pass (within noise)"
-        table.add_row(c.model, c.task, c.metric, format_value(c.metric, c.baseline),
-                      format_value(c.metric, c.candidate), format_change(c), allowed, p,
-                      f"[{_STYLE[c.status]}]{verdict}[/]")
     out = console.out()
-    out.print(table)
-    for c in report.failures:
-        out.print(f"[bold red]FAIL[/] {describe(c)}", highlight=False, markup=True, soft_wrap=True)
+    out.print(f"[bold]gate[/]: candidate {escape(report.candidate_id)} vs baseline {escape(report.baseline_id)}",
+              highlight=False, soft_wrap=True)
+    rows: dict[tuple[str, str], list] = {}
+    for c in report.checks:
+        rows.setdefault((c.model, c.task), []).append(c)
+    for (model, task), checks in rows.items():
+        table = Table(title=f"{escape(model)} / {escape(task)}", title_justify="left", box=box.SIMPLE_HEAD,
+                      pad_edge=False, show_edge=False, collapse_padding=True)
+        table.add_column("Metric", no_wrap=True)
+        for name in ("Baseline", "Candidate", "Change", "Allowed", "p"):
+            table.add_column(name, justify="right", no_wrap=True)
+        table.add_column("Verdict", no_wrap=True)
+        for c in checks:
+            verdict = "pass~" if c.status == "pass" and c.message.startswith("beyond") else c.status
+            table.add_row(escape(c.metric), format_value(c.metric, c.baseline), format_value(c.metric, c.candidate),
+                          _change(c), escape(_allowed(c)), format_p(c.p_value), f"[{_STYLE[c.status]}]{verdict}[/]")
+        out.print(table)
+    labels = {"fail": "[bold red]FAIL[/]", "missing": "[yellow]MISSING[/]", "skipped": "[dim]SKIPPED[/]"}
+    for c in report.checks:
+        if c.status in labels:
+            out.print(f"{labels[c.status]} {escape(describe(c))}", highlight=False, soft_wrap=True)
+        elif c.status == "pass" and c.message.startswith("beyond"):
+            out.print(f"[green]pass~[/] {escape(describe(c))}", highlight=False, soft_wrap=True)
     colour = "green" if report.passed else "bold red"
-    out.print(f"[{colour}]{verdict_line(report)}[/] (rules: {report.rules_source})", highlight=False,
-              soft_wrap=True)
+    out.print(f"[{colour}]{verdict_line(report)}[/] (rules: {escape(report.rules_source)}; "
+              f"significance {report.significance:g}{'; --strict' if report.strict else ''}; "
+              "pass~ = beyond the margin but within the noise)", highlight=False, soft_wrap=True)
 
 
 @click.group()
@@ -129,7 +156,8 @@ def list_(directory):
 
     found = list_baselines(directory)
     if not found:
-        console.err().print(f"no baselines under {directory}/; save one with `llmbench baseline save RUN --name NAME`")
+        console.err().print(f"no baselines under {directory}/; save one with `llmbench baseline save RUN --name NAME`",
+                            highlight=False, soft_wrap=True)
         return
     table = Table(title=f"baselines in {directory}/", title_justify="left")
     for col in ("Name", "Run", "Created", "Rows", "Machine", "llmbench"):

@@ -142,13 +142,27 @@ def format_change(check: Check) -> str:
     return f"{shown} ({rel * 100:+.1f}%)" if rel is not None else shown
 
 
+def format_limit(check: Check) -> str:
+    """The largest allowed change, signed in the worsening direction: '-1.8' or '+7.4 MiB'."""
+    if check.limit is None or check.higher_is_better is None:
+        return "n/a"
+    return ("-" if check.higher_is_better else "+") + format_value(check.metric, check.limit)
+
+
+def format_p(p: float | None) -> str:
+    """'0.032', '<0.001' (bootstrap resolution) or 'n/a'."""
+    if p is None:
+        return "n/a"
+    return "<0.001" if p < 0.001 else f"{p:.2g}"
+
+
 def describe(check: Check) -> str:
     """One line that names the row, the rule and why the check has its status."""
     head = f"{check.row}: {check.metric} [{check.rule}]"
     if check.baseline is None or check.candidate is None:
         return f"{head}: {check.message}"
     text = (f"{head}: {format_value(check.metric, check.baseline)} -> "
-            f"{format_value(check.metric, check.candidate)} ({format_change(check)})")
+            f"{format_value(check.metric, check.candidate)}, {format_change(check)}")
     return f"{text}; {check.message}" if check.message else text
 
 
@@ -300,7 +314,8 @@ def _check_metric(rule: Rule, path: str, key: tuple[str, str], base: ResultRow, 
         return check
     check.method, check.p_value = noise.method, noise.p_value
     check.ci_low, check.ci_high = noise.ci_low, noise.ci_high
-    p = f"p={noise.p_value:.3g}, " if noise.p_value is not None else ""
+    shown = format_p(noise.p_value)
+    p = "" if noise.p_value is None else f"p{shown}, " if shown.startswith("<") else f"p={shown}, "
     if noise.significant:
         check.status = FAIL
         check.message = f"significant {worse_word} beyond the allowed {rule.describe_limit()} ({p}{noise.method})"

@@ -14,6 +14,8 @@ from llmbench.gate.evaluate import (
     GateReport,
     describe,
     format_change,
+    format_limit,
+    format_p,
     format_value,
 )
 
@@ -22,14 +24,6 @@ _ICON = {PASS: "✅ pass", FAIL: "❌ fail", MISSING: "⚠️ missing", SKIPPED:
 
 def _cell(text: str) -> str:
     return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
-
-
-def _limit(check: Check) -> str:
-    return "n/a" if check.limit is None else format_value(check.metric, check.limit)
-
-
-def _p(check: Check) -> str:
-    return "n/a" if check.p_value is None else f"{check.p_value:.3g}"
 
 
 def verdict_line(report: GateReport) -> str:
@@ -57,7 +51,7 @@ def to_markdown(report: GateReport) -> str:
     ]
     for c in report.checks:
         cells = [c.model, c.task, f"`{c.rule}`", f"`{c.metric}`", format_value(c.metric, c.baseline),
-                 format_value(c.metric, c.candidate), format_change(c), _limit(c), _p(c), _ICON[c.status]]
+                 format_value(c.metric, c.candidate), format_change(c), format_limit(c), format_p(c.p_value), _ICON[c.status]]
         lines.append("| " + " | ".join(_cell(x) for x in cells) + " |")
     failures = report.failures
     if failures:

@@ -98,7 +98,7 @@ class Chrf(SacreBleuMetric):
 
 
 class Ter(SacreBleuMetric):
-    """Corpus TER (``sacrebleu.metrics.TER()``: case-sensitive, punctuation kept, no normalisation)."""
+    """Corpus TER (``sacrebleu.metrics.TER()``: TERCOM tokenisation, case-insensitive, punctuation kept)."""
 
     name = "ter"
     higher_is_better = False

@@ -30,26 +30,32 @@ DASH = "—"
 
 # ---- cell formatting -------------------------------------------------------------------------------
 
+def _three_digits(v: float) -> str:
+    return f"{v:.3g}" if v < 100 else f"{v:.0f}"
+
+
 def fmt_params(n: int | None) -> str:
-    """134515008 -> '135M'; '?' when unknown."""
+    """134515008 -> '135M', 999885952 -> '1B'; '?' when unknown."""
     if n is None:
         return "?"
     for div, unit in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if n >= div:
+        if n >= div * 0.9995:
             v = n / div
-            return f"{v:.1f}{unit}" if v < 10 else f"{v:.0f}{unit}"
+            return f"{v:.1f}{unit}" if v < 9.95 and round(v, 1) != round(v) else f"{v:.0f}{unit}"
     return str(n)
 
 
 def fmt_bytes(n: float | None) -> str:
-    """Binary units, 'n/a' for None."""
+    """Binary units with three significant digits ('978 MiB', '1.42 GiB'); 'n/a' for None."""
     if n is None:
         return "n/a"
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024:
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+    if abs(n) < 1000:
+        return f"{n:.0f} B"
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
         n /= 1024
-    return f"{n:.1f} TiB"
+        if abs(n) < 999.5 or unit == "TiB":
+            return f"{_three_digits(n)} {unit}"
+    return f"{n:.0f} TiB"
 
 
 def fmt_seconds(s: float | None) -> str:
@@ -225,6 +231,68 @@ def to_latex(cmp: Comparison) -> str:
     return "\n".join(out) + "\n"
 
 
+def sample_examples(tc: TaskComparison, n: int = 3, max_chars: int = 600) -> list[dict]:
+    """Up to ``n`` examples of a task (indices every model shares first): prompt, references, outputs."""
+    models = [r.model for r in tc.results if r.ok and tc.samples.get(r.model)]
+    if not models:
+        return []
+    sets = [set(tc.samples[m]) for m in models]
+    shared, union = sorted(set.intersection(*sets)), sorted(set.union(*sets))
+    chosen = (shared + [i for i in union if i not in shared])[:n]
+    clip = (lambda s: s if len(s) <= max_chars else s[:max_chars] + " …")
+    examples = []
+    for i in chosen:
+        first = next(tc.samples[m][i] for m in models if i in tc.samples[m])
+        outputs = []
+        for m in models:
+            line = tc.samples[m].get(i)
+            if line is not None:
+                score = (line.get("scores") or {}).get(tc.metric) if tc.metric else None
+                outputs.append({"model": m, "prediction": clip(str(line.get("prediction") or "")),
+                                "score": None if score is None else fmt_quality(score, tc.scale)})
+        examples.append({"index": i, "prompt": clip(str(first.get("prompt") or "")),
+                         "references": [clip(str(x)) for x in first.get("references") or []],
+                         "outputs": outputs})
+    return examples
+
+
+def _html_rows(tc: TaskComparison) -> list[dict]:
+    chosen = tc.verdict.chosen if tc.verdict is not None else None
+    return [{"cells": cells, "cls": " ".join(c for c, on in (("failed", not r.ok), ("ref", r.is_ref),
+                                                              ("chosen", r.model == chosen)) if on)}
+            for r, cells in zip(tc.results, table_cells(tc))]
+
+
+def to_html(cmp: Comparison, merged: MergedRuns, samples_per_task: int = 3, charts: bool = True) -> str:
+    """One self-contained HTML page: tables, verdicts, charts as inline PNG, sample outputs (all escaped)."""
+    import base64
+    import datetime as _dt
+
+    import jinja2
+
+    from llmbench import __version__
+
+    chart_uris: dict[str, str] = {}
+    if charts:
+        try:
+            from llmbench.report.plots import task_png
+        except ImportError:  # matplotlib is an optional extra
+            task_png = None
+        for t in cmp.tasks if task_png else []:
+            chart_uris[t.task] = "data:image/png;base64," + base64.b64encode(task_png(t)).decode("ascii")
+    env = jinja2.Environment(loader=jinja2.PackageLoader("llmbench.report", "templates"), autoescape=True,
+                             trim_blocks=True, lstrip_blocks=True)
+    tasks = [{"t": t, "caption": task_caption(t), "headers": table_headers(t), "rows": _html_rows(t),
+              "failures": failures(t), "chart": chart_uris.get(t.task),
+              "examples": sample_examples(t, samples_per_task)} for t in cmp.tasks]
+    envs = [{"run_id": r.run_id, "created_at": r.created_at, "environment": r.environment}
+            for r in merged.records]
+    generated = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return env.get_template("report.html.j2").render(
+        cmp=cmp, tasks=tasks, runs=envs, significance_note=SIGNIFICANCE_NOTE, version=__version__,
+        generated=generated, mark=NOT_SIGNIFICANT)
+
+
 def export(cmp: Comparison, merged: MergedRuns, fmt: str, samples_per_task: int = 3) -> str:
     """Render ``cmp`` in one of FORMATS."""
     if fmt == "json":
@@ -236,8 +304,6 @@ def export(cmp: Comparison, merged: MergedRuns, fmt: str, samples_per_task: int 
     if fmt == "latex":
         return to_latex(cmp)
     if fmt == "html":
-        from llmbench.report.html import to_html
-
         return to_html(cmp, merged, samples_per_task=samples_per_task)
     raise UserError(f"unknown export format {fmt!r} (choose from {', '.join(FORMATS)})")
 

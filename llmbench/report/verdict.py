@@ -62,6 +62,7 @@ class Verdict:
     params_frac: float | None = None
     steps: list[ScalingStep] = field(default_factory=list)
     diminishing_after: str | None = None
+    smallest: bool = False  # the best model is also the smallest scored one
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -75,8 +76,10 @@ class Verdict:
         if self.best is None:
             return f"no finished model has a {label} value"
         if self.chosen == self.best:
-            return (f"{self.best} has the best {label} ({fmt_quality(self.best_quality, self.scale)}); "
-                    f"no smaller model is within {self.margin:.0%} of it")
+            head = f"{self.best} has the best {label} ({fmt_quality(self.best_quality, self.scale)})"
+            if self.smallest:
+                return head + " and is the smallest model"
+            return head + f"; no smaller model is within {self.margin:.0%} of it"
         parts = [f"{_pct(self.energy_frac)} of the energy" if self.energy_frac is not None else "energy n/a",
                  f"{self.speed_ratio:.1f}× the speed" if self.speed_ratio is not None else "speed n/a"]
         if self.memory_frac is not None:
@@ -152,6 +155,7 @@ def task_verdict(tc: TaskComparison, margin: float,
     v.steps = scaling_steps(tc.results, hib)
     v.diminishing_after = next((s.small for s in v.steps if s.diminishing), None)
     if chosen is best:
+        v.smallest = best is min(scored, key=lambda r: (r.parameters is None, r.parameters or 0, r.model))
         return v
     v.quality_rel = relative_quality(chosen.quality, best.quality, hib)
     v.energy_frac = _frac(chosen.joules_per_sample, best.joules_per_sample)

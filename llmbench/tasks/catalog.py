@@ -171,7 +171,7 @@ def load_catalog(extra_dirs: Sequence[Path | str] = ()) -> Catalog:
         if not directory.is_dir():
             if i == 0:
                 raise RuntimeError(f"built-in tasks folder {directory} is missing: broken installation")
-            raise UserError(f"tasks folder {directory} not found")
+            raise UserError(f"--tasks-dir {directory}: folder not found")
         tasks, suites = _load_dir(directory)
         for name in tasks:
             catalog.suites.pop(name, None)

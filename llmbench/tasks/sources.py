@@ -11,6 +11,7 @@ import importlib.util
 import itertools
 import json
 import os
+import sys
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Protocol
@@ -172,7 +173,13 @@ class HFSource:
         return f"hf: {name} [{self.split}]"
 
     def problem(self) -> str | None:
-        if importlib.util.find_spec("datasets") is None:
+        if sys.modules.get("datasets") is not None:
+            return None
+        try:
+            found = importlib.util.find_spec("datasets")
+        except ValueError:  # a None entry in sys.modules: imports of it are blocked
+            found = None
+        if found is None:
             return "hub tasks need the `datasets` package: pip install datasets"
         return None
 

@@ -269,7 +269,7 @@ class TaskSpec:
         return refs or [""]
 
     def example(self, index: int, record: dict[str, Any]) -> Example:
-        what = f"record {index} of {self.source_description}"
+        what = f"record {index} ({self.source_description})"
         prompt = self.render(record, what)
         messages: list[dict[str, str]] = []
         if self.system:

@@ -36,17 +36,17 @@ class NVMLError(Exception):
         return _MESSAGES.get(self.value, f"NVML Error with code {self.value}")
 
 
-class NVMLError_NotSupported(NVMLError):  # noqa: N801 - pynvml's name
+class NVMLError_NotSupported(NVMLError):
     def __init__(self, value: int = NVML_ERROR_NOT_SUPPORTED) -> None:
         super().__init__(value)
 
 
-class NVMLError_LibraryNotFound(NVMLError):  # noqa: N801 - pynvml's name
+class NVMLError_LibraryNotFound(NVMLError):
     def __init__(self, value: int = NVML_ERROR_LIBRARY_NOT_FOUND) -> None:
         super().__init__(value)
 
 
-class NVMLError_Unknown(NVMLError):  # noqa: N801 - pynvml's name
+class NVMLError_Unknown(NVMLError):
     def __init__(self, value: int = NVML_ERROR_UNKNOWN) -> None:
         super().__init__(value)
 
@@ -100,28 +100,28 @@ class FakeNVML:
         self.handles_requested: list[Any] = []
 
     # --- library ----------------------------------------------------------------------------------------
-    def nvmlInit(self) -> None:  # noqa: N802 - pynvml's name
+    def nvmlInit(self) -> None:
         self.calls["nvmlInit"] += 1
         if self.init_error is not None:
             raise self.init_error
 
-    def nvmlShutdown(self) -> None:  # noqa: N802
+    def nvmlShutdown(self) -> None:
         self.calls["nvmlShutdown"] += 1
 
-    def nvmlSystemGetDriverVersion(self) -> str:  # noqa: N802
+    def nvmlSystemGetDriverVersion(self) -> str:
         return self.driver
 
-    def nvmlSystemGetCudaDriverVersion(self) -> int:  # noqa: N802
+    def nvmlSystemGetCudaDriverVersion(self) -> int:
         return self.cuda_driver_version
 
     # --- handles ----------------------------------------------------------------------------------------
-    def nvmlDeviceGetHandleByIndex(self, index: int) -> tuple[str, int]:  # noqa: N802
+    def nvmlDeviceGetHandleByIndex(self, index: int) -> tuple[str, int]:
         self.handles_requested.append(("index", index))
         if not 0 <= index < self.n_devices:
             raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
         return ("handle", index)
 
-    def nvmlDeviceGetHandleByUUID(self, uuid: str) -> tuple[str, int]:  # noqa: N802
+    def nvmlDeviceGetHandleByUUID(self, uuid: str) -> tuple[str, int]:
         self.handles_requested.append(("uuid", uuid))
         for i in range(self.n_devices):
             if uuid == self._uuid(i):
@@ -132,10 +132,10 @@ class FakeNVML:
     def _uuid(index: int) -> str:
         return f"GPU-00000000-0000-0000-0000-00000000000{index}"
 
-    def nvmlDeviceGetUUID(self, handle: tuple[str, int]) -> str:  # noqa: N802
+    def nvmlDeviceGetUUID(self, handle: tuple[str, int]) -> str:
         return self._uuid(handle[1])
 
-    def nvmlDeviceGetName(self, handle: tuple[str, int]) -> str | bytes:  # noqa: N802
+    def nvmlDeviceGetName(self, handle: tuple[str, int]) -> str | bytes:
         return self.name
 
     # --- readings ---------------------------------------------------------------------------------------
@@ -143,7 +143,7 @@ class FakeNVML:
     def _value(v: Any) -> Any:
         return v() if callable(v) else v
 
-    def nvmlDeviceGetTotalEnergyConsumption(self, handle: Any) -> int:  # noqa: N802
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle: Any) -> int:
         self.calls["energy"] += 1
         if not self.energy_supported:
             raise NVMLError_NotSupported()
@@ -151,13 +151,13 @@ class FakeNVML:
             raise NVMLError_Unknown()
         return int(self._value(self.energy_mj))
 
-    def nvmlDeviceGetPowerUsage(self, handle: Any) -> int:  # noqa: N802
+    def nvmlDeviceGetPowerUsage(self, handle: Any) -> int:
         self.calls["power"] += 1
         if not self.power_supported:
             raise NVMLError_NotSupported()
         return int(self._value(self.power_mw))
 
-    def nvmlDeviceGetMemoryInfo(self, handle: Any) -> SimpleNamespace:  # noqa: N802
+    def nvmlDeviceGetMemoryInfo(self, handle: Any) -> SimpleNamespace:
         self.calls["memory"] += 1
         used = int(self._value(self.used_bytes))
         return SimpleNamespace(total=self.total_bytes, used=used, free=self.total_bytes - used)

@@ -131,7 +131,7 @@ def test_ctrl_c_keeps_finished_rows(tiny_model_dir, task_dir, tmp_path, monkeypa
     (["-m", "TINY", "-t", "tiny-qa", "--batch-size", "0"], "--batch-size"),
     (["-m", "TINY", "-t", "tiny-qa", "--device", "tpu"], "--device"),
     (["-m", "TINY,dtype=float8", "-t", "tiny-qa"], "dtype"),
-    (["-m", "TINY", "-t", "broken", "--tasks-dir", "BAD"], "broken.yaml:2"),
+    (["-m", "TINY", "-t", "broken", "--tasks-dir", "BAD"], "broken.yaml:3: malformed YAML"),
     (["-m", "TINY", "-t", "nodata", "--tasks-dir", "NODATA"], "not found"),
     (["-m", "TINY", "-t", "tiny-qa", "--tasks-dir", "MISSINGDIR"], "--tasks-dir"),
 ])

@@ -185,6 +185,8 @@ def test_sacrebleu_extremes_and_direction():
     assert get_metric("bleu").compute(preds, [[p] for p in preds])["value"] == pytest.approx(100.0)
     assert get_metric("chrf").compute(preds, [[p] for p in preds])["value"] == pytest.approx(100.0)
     assert get_metric("ter").compute(preds, [[p] for p in preds])["value"] == 0.0
+    assert get_metric("ter").compute(["The Cat"], [["the cat"]])["value"] == 0.0  # sacrebleu TER ignores case
+    assert get_metric("bleu").compute(["The Cat sat"], [["the cat sat"]])["value"] < 100.0  # BLEU does not
     empty = get_metric("bleu").compute(["", ""], [[p] for p in preds])
     assert empty["value"] == 0.0
     assert get_metric("ter").compute(["", ""], [[p] for p in preds])["value"] == pytest.approx(100.0)

@@ -1,0 +1,112 @@
+"""Time `compare` and `export` over 200 synthetic rows (10 models x 20 tasks, 20 samples each).
+
+Not a test: prints the figures. Run with `make bench` or `python benchmarks/bench_report.py`.
+The rows are written by llmbench.store into a temporary directory, one run per model, exactly as
+`llmbench run` lays them out, so the timings include reading the records and samples.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from llmbench.records import ResultRow, RunRecord  # noqa: E402
+from llmbench.stats import Summary  # noqa: E402
+from llmbench.store import write_run, write_samples  # noqa: E402
+
+WORDS = "the a cat dog runs over under house tree river blue green small large quickly slowly".split()
+
+
+def _summary(values) -> dict:
+    return Summary.from_values(values).to_dict()
+
+
+def build(out: Path, models: int = 10, tasks: int = 20, samples: int = 20, seed: int = 0) -> list[Path]:
+    """Write one run per model; half the tasks are QA (exact_match), half translation (bleu)."""
+    rng = np.random.default_rng(seed)
+    refs = {t: [" ".join(rng.choice(WORDS, 8)) for _ in range(samples)] for t in range(tasks)}
+    dirs = []
+    for m in range(models):
+        params = int(50e6 * 2 ** m)
+        name = f"model-{m:02d}"
+        rows, lines = [], []
+        for t in range(tasks):
+            task = f"task-{t:02d}"
+            metric = "exact_match" if t % 2 else "bleu"
+            keep = 0.4 + 0.05 * m  # larger models copy more of the reference
+            preds = [" ".join(w if rng.random() < keep else "zz" for w in r.split()) for r in refs[t]]
+            ttft = (0.01 * (1 + m) * rng.lognormal(0, 0.1, samples)).tolist()
+            tpot = (0.005 * (1 + m) * rng.lognormal(0, 0.1, samples)).tolist()
+            e2e = [a + b * 15 for a, b in zip(ttft, tpot)]
+            value = 100 * keep ** 2
+            rows.append(ResultRow(
+                model={"name": name, "spec": name, "parameters": params, "dtype": "float32", "device": "cpu"},
+                task={"name": task, "kind": "qa" if t % 2 else "translation", "n": samples},
+                quality={metric: {"value": value, "ci_low": value - 5, "ci_high": value + 5,
+                                  "higher_is_better": True, "scale": "0-100", "n": samples}},
+                latency={"ttft_s": _summary(ttft), "tpot_s": _summary(tpot), "e2e_s": _summary(e2e),
+                         "tokens_per_s": 1 / float(np.mean(tpot))},
+                memory={"peak_rss_bytes": 4 * params + 5e8},
+                energy={"available": True, "method": "rapl", "joules_per_sample": 0.1 * (1 + m)},
+            ))
+            lines += [{"model": name, "task": task, "index": i, "prompt": f"q {i}", "prediction": preds[i],
+                       "references": [refs[t][i]], "scores": {}, "ttft_s": ttft[i], "tpot_s": tpot[i],
+                       "e2e_s": e2e[i], "new_tokens": 16} for i in range(samples)]
+        record = RunRecord(run_id=f"20250101-0000{m:02d}-{name}", created_at="2025-01-01T00:00:00+00:00",
+                           command="bench", environment={"hostname": "bench"}, settings={}, rows=rows)
+        path = write_run(record, out)
+        write_samples(path.parent, lines)
+        dirs.append(path.parent)
+    return dirs
+
+
+def _time(fn, repeat: int):
+    best, result = float("inf"), None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - t)
+    return best, result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3, help="best of N (default 3)")
+    parser.add_argument("--charts", action="store_true", help="also time the HTML report with its charts")
+    args = parser.parse_args()
+
+    from llmbench.metrics import get_metric
+    from llmbench.report import build_comparison, load_runs
+    from llmbench.report.export import export
+
+    for name in ("bleu", "exact_match"):  # import the metric libraries outside the timings
+        get_metric(name).sample_stats(["a"], [["a"]])
+    with tempfile.TemporaryDirectory() as tmp:
+        dirs = [str(d) for d in build(Path(tmp))]
+        merged = load_runs(dirs)
+        print(f"{len(merged.rows)} rows, {len(merged.tasks())} tasks, {len(dirs)} runs; best of {args.repeat}")
+        figures = {}
+        figures["load records + samples"], merged = _time(lambda: load_runs(dirs), args.repeat)
+        figures["compare, no significance (--resamples 0)"], _ = _time(
+            lambda: build_comparison(merged, resamples=0), args.repeat)
+        figures["compare with significance (1000 resamples)"], cmp = _time(
+            lambda: build_comparison(merged), args.repeat)
+        for fmt in ("md", "csv", "json", "latex"):
+            figures[f"export {fmt}"], _ = _time(lambda: export(cmp, merged, fmt), args.repeat)
+        if args.charts:
+            figures["export html (20 embedded charts)"], _ = _time(lambda: export(cmp, merged, "html"), 1)
+        for label, seconds in figures.items():
+            print(f"  {label:<45} {seconds * 1000:8.1f} ms")
+        total = sum(v for k, v in figures.items() if "no significance" not in k and "html" not in k)
+        print(f"  {'load + compare + md/csv/json/latex':<45} {total * 1000:8.1f} ms  (target < 1000 ms)")
+
+
+if __name__ == "__main__":
+    main()

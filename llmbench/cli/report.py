@@ -1,0 +1,172 @@
+"""`llmbench compare`, `export` and `plot`: read run records only (no model, no torch)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from llmbench.report.compare import DEFAULT_MARGIN, DEFAULT_RESAMPLES
+
+_RUNS_HELP = "Run directories, run.json paths or globs (default: the latest run under --results-dir)."
+
+
+def _comparison_options(f):
+    """Options shared by compare, export and plot."""
+    options = [
+        click.argument("runs", nargs=-1),
+        click.option("--results-dir", type=click.Path(path_type=Path), default=Path("results"),
+                     show_default=True, help="Where to look for the latest run when no RUN is given."),
+        click.option("--ref", default=None, metavar="MODEL",
+                     help="Reference model for the ratio columns [default: the largest finished model]."),
+        click.option("--metric", default=None, metavar="NAME",
+                     help="Primary quality metric [default: the first metric of each task's rows]."),
+        click.option("--margin", type=float, default=DEFAULT_MARGIN, show_default=True,
+                     help="Verdict: the smallest model within this fraction of the best quality."),
+        click.option("--resamples", type=click.IntRange(min=0), default=DEFAULT_RESAMPLES, show_default=True,
+                     help="Bootstrap resamples for the significance marks (0: no tests)."),
+        click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    f.__doc__ = (f.__doc__ or "") + f"\n\n{_RUNS_HELP}"
+    return f
+
+
+def _build(runs, results_dir, ref, metric, margin, resamples, seed):
+    from llmbench.report import build_comparison, load_runs
+
+    merged = load_runs(runs, results_dir)
+    return merged, build_comparison(merged, ref=ref, metric=metric, margin=margin, resamples=resamples,
+                                    seed=seed)
+
+
+def _warn_notes(cmp) -> None:
+    from llmbench.console import warn
+
+    for note in cmp.notes:
+        warn(note)
+
+
+def _rich_table(t, columns: list[int]):
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    from llmbench.report.export import table_cells, table_headers
+
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    headers = table_headers(t)
+    for i in columns:
+        table.add_column(headers[i], justify="left" if i == 0 else "right", no_wrap=True)
+    chosen = t.verdict.chosen if t.verdict is not None else None
+    for r, cells in zip(t.results, table_cells(t)):
+        style = "red" if not r.ok else "bold green" if r.model == chosen else "bold" if r.is_ref else None
+        table.add_row(*[Text(cells[i]) for i in columns], style=style)
+    return table
+
+
+def _column_chunks(t, width: int) -> list[list[int]]:
+    """Columns grouped so each table fits ``width``; every group starts with the model column."""
+    from rich.cells import cell_len
+
+    from llmbench.report.export import table_cells, table_headers
+
+    rows = [table_headers(t)] + table_cells(t)
+    widths = [max(cell_len(r[i]) for r in rows) + 3 for i in range(len(rows[0]))]
+    if sum(widths) <= width:
+        return [list(range(len(widths)))]
+    chunks: list[list[int]] = []
+    for group in (range(1, 8), range(8, len(widths))):  # measured values, then ratios to the reference
+        chunks.append([0])
+        for i in group:
+            if len(chunks[-1]) > 1 and sum(widths[j] for j in chunks[-1]) + widths[i] > width:
+                chunks.append([0])
+            chunks[-1].append(i)
+    return chunks
+
+
+def _print_task(console, t) -> None:
+    from rich.text import Text
+
+    from llmbench.report.export import failures, task_caption
+
+    console.print(Text(t.task, style="bold"), Text(task_caption(t), style="dim"))
+    for columns in _column_chunks(t, console.width):  # a narrow terminal gets several tables
+        console.print(_rich_table(t, columns))
+    if t.verdict is not None:
+        console.print(Text.assemble(("verdict: ", "bold"), t.verdict.text))
+        if t.verdict.scaling_text:
+            console.print(Text(t.verdict.scaling_text, style="dim"))
+    for f in failures(t):
+        console.print(Text(f"failed: {f}", style="red"))
+    for n in t.notes:
+        console.print(Text(f"note: {n}", style="yellow"))
+    console.print()
+
+
+@click.command()
+@_comparison_options
+def compare(runs, results_dir, ref, metric, margin, resamples, seed):
+    """Compare runs side by side, per task, with significance marks and a verdict."""
+    from rich.text import Text
+
+    from llmbench.console import out
+    from llmbench.report.export import SIGNIFICANCE_NOTE
+
+    merged, cmp = _build(runs, results_dir, ref, metric, margin, resamples, seed)
+    _warn_notes(cmp)
+    console = out()
+    for t in cmp.tasks:
+        _print_task(console, t)
+    console.print(Text(SIGNIFICANCE_NOTE, style="dim"))
+
+
+@click.command()
+@_comparison_options
+@click.option("-f", "--format", "fmt", type=click.Choice(["json", "csv", "md", "html", "latex"]), default=None,
+              help="Output format [default: from the file extension].")
+@click.option("-o", "--output", required=True, metavar="FILE", help="Output file ('-' for stdout).")
+@click.option("--samples", "samples_per_task", type=click.IntRange(min=0), default=3, show_default=True,
+              help="HTML: sample outputs shown per task.")
+def export(runs, results_dir, ref, metric, margin, resamples, seed, fmt, output, samples_per_task):
+    """Export runs as json, csv, md, html or latex."""
+    from llmbench.console import err
+    from llmbench.report.export import export as render
+    from llmbench.report.export import format_for
+
+    fmt = format_for(output, fmt) if output != "-" else (fmt or "md")
+    merged, cmp = _build(runs, results_dir, ref, metric, margin, resamples, seed)
+    _warn_notes(cmp)
+    text = render(cmp, merged, fmt, samples_per_task=samples_per_task)
+    if output == "-":
+        click.echo(text, nl=False)
+        return
+    path = Path(output)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    err().print(f"wrote {fmt} to {output}", highlight=False)
+
+
+@click.command()
+@_comparison_options
+@click.option("-o", "--out-dir", type=click.Path(path_type=Path), default=Path("plots"), show_default=True,
+              help="Directory for <task>.png and <task>.svg.")
+@click.option("--format", "formats", type=click.Choice(["png", "svg"]), multiple=True,
+              help="Image formats (repeatable) [default: png and svg].")
+def plot(runs, results_dir, ref, metric, margin, resamples, seed, out_dir, formats):
+    """Plot quality against parameters, energy per sample and TTFT, with the Pareto frontier."""
+    from llmbench.console import out
+    from llmbench.errors import UserError
+
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise UserError("plotting needs matplotlib: pip install 'llmbench[plots]'") from None
+    from llmbench.report.plots import PLOT_FORMATS, write_plots
+
+    # significance marks are not drawn, so skip the bootstrap
+    merged, cmp = _build(runs, results_dir, ref, metric, margin, 0, seed)
+    _warn_notes(cmp)
+    for path in write_plots(cmp, out_dir, tuple(formats) or PLOT_FORMATS):
+        out().print(str(path), highlight=False)

@@ -1,0 +1,137 @@
+"""Per task: quality against parameters (log scale), energy per sample and TTFT, Pareto frontier drawn.
+
+Uses matplotlib's object API on the Agg canvas (no pyplot, no display): safe headless and in threads.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from pathlib import Path
+
+from llmbench.report.compare import Comparison, ModelResult, TaskComparison
+from llmbench.report.export import fmt_params
+
+PLOT_FORMATS = ("png", "svg")
+_AXES = (("parameters", "Parameters", "parameters"), ("joules_per_sample", "Energy per sample (J)", "energy"),
+         ("ttft_p50_s", "TTFT p50 (s)", "TTFT"))
+
+
+def pareto_front(points: list[tuple[float, float]], higher_is_better: bool = True) -> list[int]:
+    """Indices of the points no other point beats: cost (x) no higher and quality no worse, one strictly.
+
+    Lower x is always better (parameters, joules, seconds); quality follows ``higher_is_better``.
+    Returned in order of increasing x.
+    """
+    sign = 1 if higher_is_better else -1
+    front = []
+    for i, (x, q) in enumerate(points):
+        dominated = any(
+            x2 <= x and sign * q2 >= sign * q and (x2 < x or sign * q2 > sign * q)
+            for j, (x2, q2) in enumerate(points) if j != i)
+        if not dominated:
+            front.append(i)
+    return sorted(front, key=lambda i: (points[i][0], -sign * points[i][1]))
+
+
+def _points(tc: TaskComparison, attr: str) -> list[ModelResult]:
+    return [r for r in tc.results if r.ok and r.quality is not None and getattr(r, attr) is not None
+            and getattr(r, attr) > 0]
+
+
+def _panel(ax, tc: TaskComparison, attr: str, xlabel: str, what: str) -> None:
+    pts = _points(tc, attr)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(tc.metric_label)
+    ax.grid(True, which="major", alpha=0.3)
+    if not pts:
+        ax.text(0.5, 0.5, f"{what} not measured", ha="center", va="center", transform=ax.transAxes,
+                color="#666666")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        return
+    xs = [float(getattr(r, attr)) for r in pts]
+    qs = [float(r.quality) for r in pts]
+    lo = [q - r.quality_ci_low if r.quality_ci_low is not None else 0.0 for q, r in zip(qs, pts)]
+    hi = [r.quality_ci_high - q if r.quality_ci_high is not None else 0.0 for q, r in zip(qs, pts)]
+    ax.errorbar(xs, qs, yerr=[[max(v, 0) for v in lo], [max(v, 0) for v in hi]], fmt="o", color="#1f6feb",
+                ecolor="#9cc3ff", capsize=3, zorder=3)
+    front = pareto_front(list(zip(xs, qs)), tc.higher_is_better)
+    if len(front) > 1:
+        ax.step([xs[i] for i in front], [qs[i] for i in front], where="post", color="#d1242f", lw=1.5,
+                label="Pareto frontier", zorder=2)
+        ax.legend(loc="best", fontsize=8)
+    for r, x, q in zip(pts, xs, qs):
+        ax.annotate(r.model, (x, q), textcoords="offset points", xytext=(5, 6), fontsize=8)
+    if attr == "parameters" or (min(xs) > 0 and max(xs) / min(xs) > 20):
+        ax.set_xscale("log")
+    if attr == "parameters":  # ticks at the models' sizes, labelled 135M, 1.5B
+        from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+        ax.xaxis.set_major_locator(FixedLocator(sorted(set(xs))))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt_params(int(v))))
+        ax.xaxis.set_minor_locator(NullLocator())
+    if len(xs) > 1:  # room for the labels on the right
+        left, right = ax.get_xlim()
+        if ax.get_xscale() == "log":
+            ax.set_xlim(left, right * 10 ** (0.25 * math.log10(right / left)))
+        else:
+            ax.set_xlim(left, right + 0.25 * (right - left))
+    else:
+        x = xs[0]
+        ax.set_xlim(x / 2, x * 4) if ax.get_xscale() == "log" else ax.set_xlim(x * 0.5, x * 1.6)
+
+
+def task_figure(tc: TaskComparison):
+    """A three-panel matplotlib Figure for one task."""
+    from matplotlib.figure import Figure
+
+    # fixed margins: a layout engine triples the rendering time and the panels never change shape
+    fig = Figure(figsize=(15, 4.6), dpi=100)
+    fig.subplots_adjust(left=0.05, right=0.99, bottom=0.12, top=0.88, wspace=0.2)
+    axes = fig.subplots(1, 3)
+    for ax, (attr, xlabel, what) in zip(axes, _AXES):
+        _panel(ax, tc, attr, xlabel, what)
+    failed = [r.model for r in tc.results if not r.ok]
+    title = f"{tc.task}: {tc.metric_label} ({'higher' if tc.higher_is_better else 'lower'} is better)"
+    if failed:
+        title += f" — failed: {', '.join(failed)}"
+    fig.suptitle(title, fontsize=12)
+    return fig
+
+
+def _save(fig, fh, fmt: str) -> None:
+    # no creation dates in the files: the same records give the same bytes
+    metadata = {"Date": None} if fmt == "svg" else {"Software": None} if fmt == "png" else None
+    fig.savefig(fh, format=fmt, metadata=metadata)
+
+
+def task_png(tc: TaskComparison) -> bytes:
+    """The task figure as PNG bytes (for embedding in the HTML report)."""
+    buf = io.BytesIO()
+    _save(task_figure(tc), buf, "png")
+    return buf.getvalue()
+
+
+def safe_name(name: str) -> str:
+    """A task name as a file name: letters, digits, '-', '_' and '.' only."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.") or "task"
+
+
+def write_plots(cmp: Comparison, out_dir: str | Path, formats: tuple[str, ...] = PLOT_FORMATS) -> list[Path]:
+    """Write ``<task>.<fmt>`` per task and format under ``out_dir``; returns the paths written."""
+    import matplotlib
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    with matplotlib.rc_context({"svg.hashsalt": "llmbench"}):  # stable SVG ids
+        for tc in cmp.tasks:
+            fig = task_figure(tc)
+            for fmt in formats:
+                path = out / f"{safe_name(tc.task)}.{fmt}"
+                with open(path, "wb") as fh:
+                    _save(fig, fh, fmt)
+                paths.append(path)
+    return paths
