@@ -212,6 +212,16 @@ def _run_model(pm, tasks, task_examples, config, backend, device, sync, record, 
             progress.row_done(row)
             store.write_run(record, config.out_dir)
             store.write_samples(Path(config.out_dir) / record.run_id, samples)
+        if config.lm_eval_tasks:
+            from llmbench.lmeval.bridge import run_lm_eval
+
+            for row, row_samples in run_lm_eval(loaded, backend, config, device, sync, model_info, load_memory,
+                                                progress):
+                record.rows.append(row)
+                samples.extend(row_samples)
+                progress.row_done(row)
+                store.write_run(record, config.out_dir)
+                store.write_samples(Path(config.out_dir) / record.run_id, samples)
     finally:
         backend.unload(loaded)
 

@@ -165,3 +165,57 @@ def test_help_does_not_import_torch():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert "IMPORTED []" in proc.stdout, proc.stdout + proc.stderr
     assert "run" in proc.stdout and "compare" in proc.stdout
+
+
+def test_fake_rapl_joules_flow_to_record_and_table(tiny_model_dir, task_dir, tmp_path, monkeypatch, capsys):
+    """A temporary powercap tree stands in for RAPL: its counter advances 2.5 J per generate call."""
+    import llmbench.meters.energy as energy_mod
+    from llmbench.models.hf import HFBackend
+
+    zone = tmp_path / "powercap" / "intel-rapl:0"
+    zone.mkdir(parents=True)
+    (zone / "name").write_text("package-0\n")
+    (zone / "max_energy_range_uj").write_text("262143328850\n")
+    (zone / "energy_uj").write_text("1000000\n")
+    real_meter, real_generate = energy_mod.EnergyMeter, HFBackend.generate
+
+    def meter(device, **kw):
+        return real_meter(device, powercap_root=tmp_path / "powercap", **kw)
+
+    def generate(self, *a, **k):
+        out = real_generate(self, *a, **k)
+        value = int((zone / "energy_uj").read_text()) + 2_500_000
+        tmp = zone / "energy_uj.tmp"
+        tmp.write_text(f"{value}\n")
+        tmp.replace(zone / "energy_uj")
+        return out
+
+    monkeypatch.setattr(energy_mod, "EnergyMeter", meter)
+    monkeypatch.setattr(HFBackend, "generate", generate)
+    out = tmp_path / "r"
+    assert _run(["run", "-m", str(tiny_model_dir), "-t", "tiny-qa", "--tasks-dir", str(task_dir), "--out", str(out),
+                 "--warmup", "1"]) == 0
+    record, samples = _read(out)
+    energy = record["rows"][0]["energy"]
+    assert energy["available"] is True and energy["method"] == "rapl"
+    assert energy["joules"] == pytest.approx(5.0)  # two samples, warm-up outside the window
+    assert energy["joules_per_sample"] == pytest.approx(2.5)
+    tokens = sum(s["new_tokens"] for s in samples)
+    assert energy["joules_per_token"] == pytest.approx(5.0 / tokens)
+    assert "2.5" in capsys.readouterr().out
+
+
+def test_gate_passes_on_two_runs_of_a_deterministic_model(tiny_model_dir, task_dir, tmp_path):
+    """CI exercises the gate for real: two runs of the same tiny model, quality must not drop."""
+    out = tmp_path / "r"
+    for name in ("base", "cand"):
+        assert _run(["run", "-m", str(tiny_model_dir), "-t", "tiny-translation", "-t", "tiny-qa",
+                     "--tasks-dir", str(task_dir), "--out", str(out), "--name", name, "--warmup", "0"]) == 0
+    base, cand = sorted(out.iterdir())
+    junit = tmp_path / "junit.xml"
+    code = _run(["gate", "--baseline", str(base), "--candidate", str(cand), "--rule", "quality.*:0",
+                 "--junit", str(junit)])
+    assert code == 0
+    import xml.etree.ElementTree as ET
+
+    assert len(ET.parse(junit).getroot().iter("testcase").__next__().attrib) > 0

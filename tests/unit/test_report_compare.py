@@ -1,0 +1,175 @@
+"""The comparison model: reference choice, ratios, failed rows, energy n/a and significance marks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from llmbench.errors import UserError
+from llmbench.records import ResultRow
+from llmbench.report.compare import (
+    build_comparison,
+    compare_task,
+    metric_label,
+    peak_memory,
+    relative_quality,
+)
+from llmbench.report.merge import MergedRow, MergedRuns
+
+TASK = "qa"
+
+
+def _row(model: str, params: int | None, quality: dict | None = None, status: str = "ok", tpot: float = 0.01,
+         ttft: float = 0.05, energy: float | None = 1.0, rss: float = 1e9, cuda: float | None = None) -> ResultRow:
+    return ResultRow(
+        model={"name": model, "parameters": params, "device": "cpu"},
+        task={"name": TASK},
+        quality=quality if quality is not None else
+        {"exact_match": {"value": 50.0, "ci_low": 40.0, "ci_high": 60.0, "higher_is_better": True,
+                         "scale": "0-100"}},
+        latency={} if status == "failed" else {"ttft_s": {"p50": ttft}, "tpot_s": {"p50": tpot},
+                                                "tokens_per_s": 1 / tpot},
+        memory={} if status == "failed" else {"peak_rss_bytes": rss, "cuda_peak_allocated_bytes": cuda},
+        energy={"available": energy is not None, "joules_per_sample": energy,
+                "reason": None if energy is not None else "no sensor"},
+        status=status, error="out of memory" if status == "failed" else None)
+
+
+def _samples(model: str, correct: list[bool], ttft: list[float] | None = None) -> dict[int, dict]:
+    """exact_match samples: a correct answer or a wrong one per index; optional per-sample TTFT."""
+    out = {}
+    for i, ok in enumerate(correct):
+        out[i] = {"model": model, "task": TASK, "index": i, "prediction": f"answer {i}" if ok else "wrong",
+                  "references": [f"answer {i}"], "ttft_s": ttft[i] if ttft else None,
+                  "tpot_s": None, "e2e_s": None, "new_tokens": 8}
+    return out
+
+
+def _m(row: ResultRow, samples: dict | None = None, run: str = "r1") -> MergedRow:
+    return MergedRow(row, run, {"hostname": "h"}, samples or {})
+
+
+def test_reference_defaults_to_largest_finished_model():
+    rows = [_m(_row("small", 100)), _m(_row("mid", 400)), _m(_row("huge", 1600, status="failed"))]
+    tc = compare_task(TASK, rows)
+    assert tc.ref == "mid"
+    assert [r.model for r in tc.results] == ["small", "mid", "huge"]  # by size
+    assert tc.result("mid").is_ref and not tc.result("small").is_ref
+
+
+def test_ratios_against_reference():
+    rows = [_m(_row("small", 100, tpot=0.01, energy=0.5, rss=1e9)),
+            _m(_row("big", 400, tpot=0.03, energy=2.0, rss=4e9,
+                    quality={"exact_match": {"value": 80.0, "higher_is_better": True}}))]
+    small = compare_task(TASK, rows).result("small")
+    assert small.quality_rel == pytest.approx(50 / 80)
+    assert small.speed_ratio == pytest.approx(3.0)  # 3x faster
+    assert small.memory_ratio == pytest.approx(0.25)
+    assert small.energy_ratio == pytest.approx(0.25)
+
+
+def test_explicit_ref():
+    rows = [_m(_row("small", 100, tpot=0.01)), _m(_row("big", 400, tpot=0.02))]
+    tc = compare_task(TASK, rows, ref="small")
+    assert tc.ref == "small" and tc.result("big").speed_ratio == pytest.approx(0.5)
+
+
+def test_failed_rows_have_no_numbers():
+    rows = [_m(_row("small", 100)), _m(_row("big", 400, status="failed"))]
+    tc = compare_task(TASK, rows)
+    big = tc.result("big")
+    assert big.status == "failed" and big.error == "out of memory"
+    assert big.quality is None and big.ttft_p50_s is None and big.speed_ratio is None
+    assert big.joules_per_sample is None and big.peak_memory_bytes is None
+    assert tc.ref == "small"
+
+
+def test_energy_unavailable_gives_no_ratio():
+    rows = [_m(_row("small", 100, energy=None)), _m(_row("big", 400, energy=3.0))]
+    small = compare_task(TASK, rows).result("small")
+    assert small.joules_per_sample is None and small.energy_ratio is None
+    assert small.energy_reason == "no sensor"
+
+
+def test_memory_ratio_needs_the_same_kind():
+    rows = [_m(_row("small", 100, cuda=2e9)), _m(_row("big", 400))]
+    small = compare_task(TASK, rows).result("small")
+    assert small.memory_kind == "cuda" and small.memory_ratio is None
+    assert peak_memory(_row("x", 1, rss=5.0)) == (5.0, "rss")
+
+
+def test_relative_quality_reads_direction():
+    assert relative_quality(90, 100, True) == pytest.approx(0.9)
+    assert relative_quality(50, 40, False) == pytest.approx(0.8)  # TER 50 vs reference 40: worse
+    assert relative_quality(None, 1, True) is None and relative_quality(1, 0, True) is None
+
+
+def test_large_quality_difference_is_significant():
+    n = 40
+    small = _m(_row("small", 100), _samples("small", [i % 4 == 0 for i in range(n)]))  # 25% right
+    big = _m(_row("big", 400), _samples("big", [i % 10 != 0 for i in range(n)]))  # 90% right
+    assert compare_task(TASK, [small, big]).result("small").quality_significant is True
+
+
+def test_quality_difference_inside_noise_is_not_significant():
+    n = 40
+    small = _m(_row("small", 100), _samples("small", [i % 2 == 0 for i in range(n)]))  # 50%, even ones
+    big = _m(_row("big", 400), _samples("big", [i % 2 == 1 or i == 0 for i in range(n)]))  # 52.5%, odd ones
+    assert compare_task(TASK, [small, big]).result("small").quality_significant is False
+
+
+def test_latency_significance():
+    rng = np.random.default_rng(0)
+    n = 30
+    fast = (0.05 * rng.lognormal(0, 0.1, n)).tolist()
+    slow = (0.50 * rng.lognormal(0, 0.1, n)).tolist()
+    same = (0.05 * rng.lognormal(0, 0.1, n)).tolist()
+    ok = [True] * n
+    ref = _m(_row("big", 400), _samples("big", ok, fast))
+    far = _m(_row("small", 100), _samples("small", ok, slow))
+    near = _m(_row("tiny", 50), _samples("tiny", ok, same))
+    tc = compare_task(TASK, [ref, far, near])
+    assert tc.result("small").ttft_significant is True
+    assert tc.result("tiny").ttft_significant is False
+
+
+def test_untested_without_samples():
+    tc = compare_task(TASK, [_m(_row("small", 100)), _m(_row("big", 400))])
+    small = tc.result("small")
+    assert small.quality_significant is None and small.ttft_significant is None
+    assert any("untested" in n for n in tc.notes)
+
+
+def _merged(rows: list[MergedRow]) -> MergedRuns:
+    return MergedRuns([], rows, [])
+
+
+def test_build_comparison_validates_options():
+    merged = _merged([_m(_row("small", 100)), _m(_row("big", 400))])
+    with pytest.raises(UserError, match="--ref"):
+        build_comparison(merged, ref="nope")
+    with pytest.raises(UserError, match="--metric"):
+        build_comparison(merged, metric="bleu")
+    with pytest.raises(UserError, match="--margin"):
+        build_comparison(merged, margin=1.5)
+
+
+def test_metric_option_picks_the_primary_metric():
+    q = {"exact_match": {"value": 50.0, "higher_is_better": True},
+         "f1": {"value": 70.0, "higher_is_better": True}}
+    merged = _merged([_m(_row("small", 100, quality=q)), _m(_row("big", 400, quality=q))])
+    assert build_comparison(merged, resamples=0).tasks[0].metric == "exact_match"  # first listed
+    cmp = build_comparison(merged, metric="f1", resamples=0)
+    assert cmp.tasks[0].metric == "f1" and cmp.tasks[0].result("small").quality == 70.0
+
+
+def test_resamples_zero_skips_tests():
+    n = 20
+    small = _m(_row("small", 100), _samples("small", [False] * n))
+    big = _m(_row("big", 400), _samples("big", [True] * n))
+    cmp = build_comparison(_merged([small, big]), resamples=0)
+    assert cmp.tasks[0].result("small").quality_significant is None
+
+
+def test_metric_label():
+    assert metric_label("rougeL") == "ROUGE-L" and metric_label("custom") == "custom"

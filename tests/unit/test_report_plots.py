@@ -1,0 +1,43 @@
+"""Plots: the Pareto frontier and the files written (headless Agg)."""
+
+from __future__ import annotations
+
+import pytest
+from report_fixtures import two_runs
+
+from llmbench.report import build_comparison, load_runs
+from llmbench.report.plots import pareto_front, safe_name, write_plots
+
+
+def test_pareto_front_higher_is_better():
+    # (cost, quality): c is dominated by b (costs more, scores less)
+    pts = [(1, 0.5), (2, 0.8), (3, 0.7), (4, 0.9)]
+    assert pareto_front(pts, True) == [0, 1, 3]
+
+
+def test_pareto_front_lower_is_better():
+    pts = [(1, 60.0), (2, 50.0), (3, 55.0)]  # TER: lower is better
+    assert pareto_front(pts, False) == [0, 1]
+
+
+def test_pareto_front_ties():
+    assert pareto_front([(1, 0.5), (1, 0.5)], True) == [0, 1]
+    assert pareto_front([(1, 0.5), (1, 0.6)], True) == [1]
+
+
+def test_safe_name():
+    assert safe_name("mmlu/abstract algebra") == "mmlu-abstract-algebra"
+    assert safe_name("../..") == "task"
+
+
+def test_write_plots_png_and_svg(tmp_path):
+    pytest.importorskip("matplotlib")
+    merged = load_runs([str(p) for p in two_runs(tmp_path / "runs", energy=False)])
+    paths = write_plots(build_comparison(merged, resamples=0), tmp_path / "plots")
+    names = sorted(p.name for p in paths)
+    assert names == ["summarization.png", "summarization.svg", "translation-en-fr.png",
+                     "translation-en-fr.svg"]
+    png = (tmp_path / "plots" / "summarization.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
+    svg = (tmp_path / "plots" / "translation-en-fr.svg").read_text()
+    assert "<svg" in svg and "smollm2-135m" in svg and "energy not measured" in svg
