@@ -59,7 +59,10 @@ class HFBackend:
     def load(self, spec: ModelSpec, device: str, source: str | None = None) -> LoadedModel:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
 
+        hf_logging.disable_progress_bar()  # our own progress bar is on stderr; theirs would interleave
+        hf_logging.set_verbosity_error()
         source = source or spec.source
         kwargs: dict = {"revision": spec.revision, "trust_remote_code": spec.trust_remote_code}
         if spec.gguf_file:

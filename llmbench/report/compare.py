@@ -130,8 +130,9 @@ def peak_memory(row) -> tuple[float | None, str | None]:
     return None, None
 
 
-def _summary(row, name: str) -> float | None:
-    value = (row.latency.get(name) or {}).get("p50") if isinstance(row.latency.get(name), dict) else None
+def _p50(row, name: str) -> float | None:
+    summary = row.latency.get(name)
+    value = summary.get("p50") if isinstance(summary, dict) else None
     return float(value) if value is not None else None
 
 
@@ -161,7 +162,7 @@ def model_result(m: MergedRow, metric: str | None) -> ModelResult:
     q = row.quality.get(metric) if metric else None
     if isinstance(q, dict):
         res.quality, res.quality_ci_low, res.quality_ci_high = q.get("value"), q.get("ci_low"), q.get("ci_high")
-    res.ttft_p50_s, res.tpot_p50_s = _summary(row, "ttft_s"), _summary(row, "tpot_s")
+    res.ttft_p50_s, res.tpot_p50_s = _p50(row, "ttft_s"), _p50(row, "tpot_s")
     res.tokens_per_s = row.latency.get("tokens_per_s")
     res.peak_memory_bytes, res.memory_kind = peak_memory(row)
     energy = row.energy or {}
@@ -274,7 +275,7 @@ def build_comparison(merged: MergedRuns, ref: str | None = None, metric: str | N
         tc = compare_task(task, merged.rows_for(task), ref, metric, tester)
         if metric and tc.metric != metric:
             tc.notes.append(f"no {metric} for this task; using {tc.metric}")
-        tc.verdict = task_verdict(tc, margin, lambda a, b: tester.quality(tc.metric, a, b),
+        tc.verdict = task_verdict(tc, margin, lambda a, b, m=tc.metric: tester.quality(m, a, b),
                                   {r.model: r for r in merged.rows_for(task)})
         tasks.append(tc)
     return Comparison(merged.run_ids, tasks, list(merged.notes) + sorted(tester.untested), margin, resamples)

@@ -192,8 +192,8 @@ def to_markdown(cmp: Comparison) -> str:
             lines.append(f"**Verdict:** {_md_cell(t.verdict.text)}.")
             if t.verdict.scaling_text:
                 lines += ["", f"Scaling: {_md_cell(t.verdict.scaling_text)}."]
-        lines += [f"- failed: {_md_cell(f)}" for f in failures(t)]
-        lines += [f"- note: {_md_cell(n)}" for n in t.notes]
+        items = [f"- failed: {_md_cell(f)}" for f in failures(t)] + [f"- note: {_md_cell(n)}" for n in t.notes]
+        lines += [""] + items if items else []
     lines += ["", SIGNIFICANCE_NOTE + "."]
     return "\n".join(lines).replace("\n\n\n", "\n\n") + "\n"
 
@@ -239,7 +239,10 @@ def sample_examples(tc: TaskComparison, n: int = 3, max_chars: int = 600) -> lis
     sets = [set(tc.samples[m]) for m in models]
     shared, union = sorted(set.intersection(*sets)), sorted(set.union(*sets))
     chosen = (shared + [i for i in union if i not in shared])[:n]
-    clip = (lambda s: s if len(s) <= max_chars else s[:max_chars] + " …")
+
+    def clip(s: str) -> str:
+        return s if len(s) <= max_chars else s[:max_chars] + " …"
+
     examples = []
     for i in chosen:
         first = next(tc.samples[m][i] for m in models if i in tc.samples[m])
@@ -275,8 +278,10 @@ def to_html(cmp: Comparison, merged: MergedRuns, samples_per_task: int = 3, char
     chart_uris: dict[str, str] = {}
     if charts:
         try:
+            import matplotlib  # noqa: F401  (an optional extra: without it the report has no charts)
+
             from llmbench.report.plots import task_png
-        except ImportError:  # matplotlib is an optional extra
+        except ImportError:
             task_png = None
         for t in cmp.tasks if task_png else []:
             chart_uris[t.task] = "data:image/png;base64," + base64.b64encode(task_png(t)).decode("ascii")
