@@ -36,9 +36,10 @@ def main() -> int:
     source = str(ensure_converted(spec.source)) if spec.source in EMBEDDED else spec.source
     backend = HFBackend()
     loaded = backend.load(spec, "cpu", source=source)
+    loaded.use_chat_template = loaded.has_chat_template
     task = load_catalog([]).resolve([args.task], args.limit)[0]
     examples = task.examples()
-    prompts = [backend.render(loaded, ex.messages, ex.prompt, True) for ex in examples]
+    prompts = [backend.render(loaded, ex.messages, ex.prompt) for ex in examples]
 
     def bare() -> tuple[float, list[str]]:
         import torch

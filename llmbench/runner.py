@@ -206,6 +206,7 @@ def _run_model(pm, tasks, task_examples, config, backend, device, sync, record, 
             (spec.chat_template if spec.chat_template is not None else config.generation.use_chat_template)
             and loaded.has_chat_template),
     )
+    loaded.use_chat_template = bool(model_info["chat_template"])
     try:
         for task in tasks:
             row, rows_samples = _run_task(loaded, task, task_examples[task.name], config, backend, device,
@@ -235,9 +236,8 @@ def _run_task(loaded, task, examples, config, backend, device, sync, model_info,
     from llmbench.metrics import evaluate
 
     gen = config.generation
-    use_chat = bool(model_info.get("chat_template"))
     max_new = min(gen.max_new_tokens, task.max_new_tokens) if gen.max_new_tokens else task.max_new_tokens
-    prompts = [backend.render(loaded, ex.messages, ex.prompt, use_chat) for ex in examples]
+    prompts = [backend.render(loaded, ex.messages, ex.prompt) for ex in examples]
     progress.task_started(loaded.name, task.name, len(prompts))
     try:
         # warm-up on the task's own first prompts: same shapes, not counted

@@ -82,6 +82,23 @@ def bare_cuda_events(path: Path, prompts: list[str]) -> dict:
             "tokens_per_s": sum(n - 1 for n in ntok) / sum(e - t for e, t in zip(e2e, ttft))}
 
 
+def _write_task(root: Path) -> Path:
+    """Real English prompts (from translation-en-fr) with no stop sequence: random weights never stop early."""
+    from llmbench.tasks import load_catalog
+
+    examples = load_catalog([]).resolve(["translation-en-fr"], N_PROMPTS)[0].examples()
+    d = root / "tasks"
+    (d / "data").mkdir(parents=True)
+    (d / "data" / "gpu-check.jsonl").write_text(
+        "".join(json.dumps({"source": e.record["source"], "target": e.references[0]}) + "\n" for e in examples))
+    (d / "gpu-check.yaml").write_text(
+        "name: gpu-check\nkind: translation\ndescription: translation prompts, no stop sequence\n"
+        "source: {type: jsonl, path: data/gpu-check.jsonl}\n"
+        "prompt: \"Translate into French: {{ source }}\\nFrench:\"\nreferences: target\nmetrics: [chrf]\n"
+        f"generation: {{max_new_tokens: {MAX_NEW}, stop: []}}\n")
+    return d
+
+
 def main() -> int:
     import torch
 
@@ -92,7 +109,8 @@ def main() -> int:
     root = Path(tempfile.mkdtemp(prefix="llmbench-gpu-"))
     out = root / "results"
     paths = {name: build(name, root) for name in CONFIGS}
-    cmd = [sys.executable, "-m", "llmbench", "run", "--device", "cuda", "-t", "translation-en-fr",
+    tasks_dir = _write_task(root)
+    cmd = [sys.executable, "-m", "llmbench", "run", "--device", "cuda", "-t", "gpu-check", "--tasks-dir", str(tasks_dir),
            "--limit", str(N_PROMPTS), "--max-new-tokens", str(MAX_NEW), "--out", str(out), "--name", "gpu-check",
            "--no-chat-template", "--json"]
     for name, path in paths.items():

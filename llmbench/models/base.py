@@ -39,6 +39,7 @@ class LoadedModel:
     source: str  # resolved path or hub id actually loaded
     has_chat_template: bool
     handle: Any = field(repr=False, default=None)
+    use_chat_template: bool = False  # set by the runner: the template is applied to every prompt when True
 
 
 class Backend(Protocol):

@@ -93,10 +93,10 @@ class HFBackend:
             handle=(model, tokenizer),
         )
 
-    def render(self, model: LoadedModel, messages: list[dict], plain: str, use_chat_template: bool) -> str:
-        """The exact prompt text: the chat template when the model has one and it is wanted."""
+    def render(self, model: LoadedModel, messages: list[dict], plain: str) -> str:
+        """The exact prompt text: the chat template when ``model.use_chat_template``, else the plain prompt."""
         _, tokenizer = model.handle
-        if use_chat_template and model.has_chat_template:
+        if model.use_chat_template:
             return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         return plain
 
@@ -116,7 +116,7 @@ class HFBackend:
     def encode(self, model: LoadedModel, prompts: Sequence[str]):
         """Tokenise prompts (left-padded); templated prompts already carry their special tokens."""
         hf_model, tokenizer = model.handle
-        templated = model.has_chat_template
+        templated = model.use_chat_template
         enc = tokenizer(
             list(prompts), return_tensors="pt", padding=True,
             add_special_tokens=not templated or tokenizer.bos_token is None,
