@@ -4,20 +4,31 @@ Quality: paired bootstrap over the samples both rows share (same task, same indi
 corpus metric from per-sample sufficient statistics, so BLEU is resampled as corpus BLEU, not as a mean
 of sentence scores. Latency: each side's per-sample values resampled independently (timings of two runs
 are separate draws, not pairs).
+
+The per-sample statistics are taken from the scores stored in samples.jsonl when they determine them
+(ROUGE, EM, F1: the statistic is the per-sample score, rescaled), else computed from the prediction and
+references and kept for the rest of the process (keyed on the metric and that text), so a row compared
+against many others is scored once.
 """
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 
 import numpy as np
 
 from llmbench.records import RunRecord
-from llmbench.stats import PairedDelta, paired_bootstrap, unpaired_bootstrap
+from llmbench.stats import PairedDelta, Quantile, paired_bootstrap, paired_bootstrap_sums, unpaired_bootstrap
 
 LATENCY_FIELDS = ("ttft_s", "tpot_s", "e2e_s")
-_STATISTICS = {"mean": np.mean, "p50": np.median,
-               "p90": lambda a: np.percentile(a, 90), "p99": lambda a: np.percentile(a, 99)}
+# each takes ``axis`` like a numpy reduction, so the bootstrap evaluates all resamples in one call;
+# Quantile gives np.median / np.percentile's values, sorting each resample once
+_STATISTICS = {"mean": np.mean, "p50": Quantile(), "p90": Quantile(90), "p99": Quantile(99)}
+
+# (metric, prediction, references) -> that sample's row of sufficient statistics
+_STATS_CACHE: dict[tuple, np.ndarray] = {}
+_STATS_CACHE_MAX = 200_000
 
 
 def index_samples(samples: list[dict]) -> dict[tuple[str, str], dict[int, dict]]:
@@ -43,9 +54,59 @@ def quality_delta(
         return None
     m = get_metric(metric)
     refs = [list(baseline[i]["references"]) for i in shared]
-    a = m.sample_stats([baseline[i]["prediction"] for i in shared], refs)
-    b = m.sample_stats([candidate[i]["prediction"] for i in shared], refs)
+    a = shared_stats(m, [baseline[i] for i in shared], refs)
+    b = shared_stats(m, [candidate[i] for i in shared], refs)
+    if m.additive:
+        return paired_bootstrap_sums(a, b, m.aggregate_many, statistic=m.aggregate, seed=seed,
+                                     resamples=resamples)
     return paired_bootstrap(a, b, statistic=m.aggregate, seed=seed, resamples=resamples)
+
+
+def _stored_stats(metric, lines: list[dict], references: list[list[str]]) -> np.ndarray | None:
+    """The statistics rebuilt from the scores stored with the samples, when every line has a usable one.
+
+    Only when the line's references are the ones scored against (a score measured against other
+    references says nothing here)."""
+    scores = []
+    for line, refs in zip(lines, references):
+        score = (line.get("scores") or {}).get(metric.name)
+        if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score):
+            return None
+        if list(line.get("references", ())) != refs:
+            return None
+        scores.append(float(score))
+    return metric.stats_from_scores(scores)
+
+
+def shared_stats(metric, lines: list[dict], references: list[list[str]]) -> np.ndarray:
+    """``metric.sample_stats`` of the lines' predictions against ``references`` (one list per line).
+
+    From the stored per-sample scores when they determine the statistics, else computed, each sample once
+    per process: later calls with the same metric, prediction and references reuse the row."""
+    stored = _stored_stats(metric, lines, references)
+    if stored is not None:
+        return stored
+    predictions = [line["prediction"] for line in lines]
+    if not all(_hashable_text(p) for p in predictions) or not all(
+            _hashable_text(r) for refs in references for r in refs):
+        return metric.sample_stats(predictions, references)  # its own input checks say what is wrong
+    keys = [(metric.name, p, tuple(refs)) for p, refs in zip(predictions, references)]
+    found = [_STATS_CACHE.get(key) for key in keys]
+    missing = [j for j, row in enumerate(found) if row is None]
+    if missing:
+        rows = np.asarray(metric.sample_stats([predictions[j] for j in missing],
+                                              [references[j] for j in missing]), dtype=float)
+        if len(_STATS_CACHE) + len(missing) > _STATS_CACHE_MAX:
+            _STATS_CACHE.clear()
+        for j, row in zip(missing, rows):
+            row = row.copy()
+            row.flags.writeable = False
+            _STATS_CACHE[keys[j]] = found[j] = row
+    return np.array(found, dtype=float)
+
+
+def _hashable_text(value) -> bool:
+    return value is None or isinstance(value, str)
 
 
 def latency_values(samples: dict[int, dict], field: str) -> list[float]:

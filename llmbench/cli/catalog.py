@@ -36,6 +36,32 @@ def tasks(ctx, tasks_dirs):
     out().print(suites)
 
 
+@tasks.command("export-lm-eval")
+@click.argument("task")
+@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder to write the lm-eval task into (created if missing).")
+@click.option("--limit", type=int, default=None, help="Export only the first N examples.")
+@click.option("--name", "lm_eval_name", default=None, help="Task name for lm-eval (default: the same name).")
+@click.pass_context
+def export_lm_eval(ctx, task, out_dir, limit, lm_eval_name):
+    """Write TASK as an lm-eval task (YAML, data, metric functions) runnable with the lm_eval CLI."""
+    from llmbench.console import err
+    from llmbench.errors import UserError
+    from llmbench.lmeval.export import export_task
+
+    if limit is not None and limit < 1:
+        raise UserError("--limit must be at least 1")
+    tasks_dirs = ctx.parent.params.get("tasks_dirs", ()) if ctx.parent else ()
+    done = export_task(task, out_dir, tasks_dirs=tasks_dirs, limit=limit, lm_eval_name=lm_eval_name)
+    err().print(f"wrote {done.yaml}, {done.data.name} ({done.n} examples), {done.module.name}", highlight=False)
+    err().print(
+        f"run: lm_eval run --model hf --model_args pretrained=MODEL --include_path {out_dir} "
+        f"--tasks {done.task} --batch_size 1\n"
+        f"  or: llmbench run -m MODEL --lm-eval {done.task} --lm-eval-include {out_dir}",
+        highlight=False, soft_wrap=True,
+    )
+
+
 def _n(v) -> str:
     return "?" if v is None else str(v)
 

@@ -129,6 +129,27 @@ _FORMULAS = {
 }
 
 
+def _ratio(num: np.ndarray, denom: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+    """num / denom where denom is non-zero, else ``fallback``: the three formulas above on arrays."""
+    safe = np.where(denom != 0, denom, 1.0)
+    return np.where(denom != 0, num / safe, fallback)
+
+
+def _many_precision(tp, fp, fn):
+    return _ratio(tp, tp + fp, np.where(fn == 0, 1.0, 0.0))
+
+
+def _many_recall(tp, fp, fn):
+    return _ratio(tp, tp + fn, np.where(fp == 0, 1.0, 0.0))
+
+
+def _many_f1(tp, fp, fn):
+    return _ratio(2 * tp, 2 * tp + fp + fn, np.ones_like(tp))
+
+
+_MANY_FORMULAS = {"json_precision": _many_precision, "json_recall": _many_recall, "json_f1": _many_f1}
+
+
 class JsonFieldMetric(Metric):
     """One of json_precision / json_recall / json_f1 / json_parse_failure_rate (all share the stats)."""
 
@@ -150,6 +171,12 @@ class JsonFieldMetric(Metric):
             return float(stats[:, FAILED].sum() / stats.shape[0])
         tp, fp, fn = stats[:, :3].sum(axis=0)
         return float(_FORMULAS[self.name](tp, fp, fn))
+
+    def aggregate_many(self, summed: np.ndarray, n: int) -> np.ndarray:
+        summed = np.atleast_2d(np.asarray(summed, dtype=float))
+        if self.name == "json_parse_failure_rate":
+            return summed[:, FAILED] / n
+        return _MANY_FORMULAS[self.name](summed[:, TP], summed[:, FP], summed[:, FN])
 
     def row_scores(self, stats: np.ndarray) -> list[float]:
         scores = []

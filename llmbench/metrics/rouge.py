@@ -66,5 +66,15 @@ class Rouge(Metric):
     def aggregate(self, stats: np.ndarray) -> float:
         return float(np.mean(np.asarray(stats)[:, 0]))
 
+    def aggregate_many(self, summed: np.ndarray, n: int) -> np.ndarray:
+        return np.atleast_2d(np.asarray(summed, dtype=float))[:, 0] / n
+
+    def stats_from_scores(self, scores) -> np.ndarray | None:
+        # row_scores are the F-measures themselves (0-1), written to samples.jsonl exactly
+        values = np.asarray(scores, dtype=float)
+        if values.size and (values.min() < 0 or values.max() > 1):
+            return None
+        return values.reshape(-1, 1)
+
     def row_scores(self, stats: np.ndarray) -> list[float]:
         return [float(v) for v in np.asarray(stats)[:, 0]]

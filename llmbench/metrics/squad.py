@@ -13,20 +13,22 @@ from __future__ import annotations
 import re
 import string
 from collections import Counter
+from functools import lru_cache
 
 import numpy as np
 
 import llmbench
 from llmbench.metrics.base import Metric, Predictions, References, check_inputs
 
-_PUNCTUATION = frozenset(string.punctuation)
+_DELETE_PUNCTUATION = str.maketrans("", "", string.punctuation)
 _ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
 
 
+@lru_cache(maxsize=1 << 16)
 def normalize_answer(text: str) -> str:
     """SQuAD answer normalisation: lowercase, drop punctuation, drop articles, collapse whitespace."""
     text = text.lower()
-    text = "".join(ch for ch in text if ch not in _PUNCTUATION)
+    text = text.translate(_DELETE_PUNCTUATION)  # every character of string.punctuation deleted
     text = _ARTICLES.sub(" ", text)
     return " ".join(text.split())
 
@@ -79,6 +81,18 @@ class _SquadMetric(Metric):
     def aggregate(self, stats: np.ndarray) -> float:
         column = np.asarray(stats)[:, 0]
         return float(100.0 * column.sum() / column.size)
+
+    def aggregate_many(self, summed: np.ndarray, n: int) -> np.ndarray:
+        return 100.0 * np.atleast_2d(np.asarray(summed, dtype=float))[:, 0] / n
+
+    def stats_from_scores(self, scores) -> np.ndarray | None:
+        # row_scores are 100 x the 0-1 statistic; EM scores must be exactly 0 or 100
+        values = np.asarray(scores, dtype=float)
+        if values.size and (values.min() < 0 or values.max() > 100):
+            return None
+        if self._column == 0 and not np.isin(values, (0.0, 100.0)).all():
+            return None
+        return (values / 100.0).reshape(-1, 1)
 
     def row_scores(self, stats: np.ndarray) -> list[float]:
         # per-sample on the same 0-100 scale as the corpus value
