@@ -52,16 +52,19 @@ class Summary:
 # ---------------------------------------------------------------- seeded resampling
 
 
-# Index and count matrices up to this many entries (8 bytes each) are cached and evaluated in one piece;
-# larger ones are drawn afresh and evaluated in blocks of rows of about this size.
+# Resampled arrays (indices, counts, gathered values) are evaluated in blocks of rows of about _BLOCK
+# entries; index and count matrices up to _CACHE entries (8 bytes each) are kept for reuse, a few at a time.
 _BLOCK = 1 << 20
+_CACHE = 1 << 18
+# resampled values of one side are kept, keyed on the side's data, when it has at most this many numbers
+_CACHED_INPUT = 1 << 14
 
 
 def _draw_indices(n: int, resamples: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
 
 
-@lru_cache(maxsize=32)
+@lru_cache(maxsize=16)
 def _cached_indices(n: int, resamples: int, seed: int) -> np.ndarray:
     idx = _draw_indices(n, resamples, seed)
     idx.flags.writeable = False
@@ -74,7 +77,7 @@ def _resample_indices(n: int, resamples: int, seed: int) -> np.ndarray:
     Comparisons ask again and again for the same (n, resamples, seed), so small (read-only) arrays are cached.
     """
     n, resamples, seed = int(n), int(resamples), int(seed)
-    if n * resamples <= _BLOCK:
+    if n * resamples <= _CACHE:
         return _cached_indices(n, resamples, seed)
     return _draw_indices(n, resamples, seed)
 
@@ -90,7 +93,7 @@ def resample_counts(indices: np.ndarray, n: int) -> np.ndarray:
     return np.bincount(flat, minlength=r * n).reshape(r, n).astype(float)
 
 
-@lru_cache(maxsize=32)
+@lru_cache(maxsize=16)
 def _cached_counts(n: int, resamples: int, seed: int) -> np.ndarray:
     counts = resample_counts(_resample_indices(n, resamples, seed), n)
     counts.flags.writeable = False
@@ -108,7 +111,7 @@ def resampled_sums(stats: np.ndarray, resamples: int = DEFAULT_RESAMPLES,
     """(R, k) column sums of the R seeded resamples of the rows of ``stats`` (n, k): ``counts @ stats``."""
     arr = _as_rows(stats)
     n, resamples, seed = int(arr.shape[0]), int(resamples), int(seed)
-    if n * resamples <= _BLOCK:
+    if n * resamples <= _CACHE:
         return _cached_counts(n, resamples, seed) @ arr
     idx = _draw_indices(n, resamples, seed)
     out = np.empty((resamples, arr.shape[1]))
@@ -125,12 +128,12 @@ def resampled_values(stats: Sequence | np.ndarray, aggregate_many: AggregateMany
     ``stats``, ``resamples`` and ``seed``): a reference row compared with many others is resampled once.
     """
     arr = _as_rows(stats)
-    if arr.size * resamples <= _BLOCK and _is_hashable(aggregate_many):
+    if arr.size <= _CACHED_INPUT and resamples <= _CACHE and _is_hashable(aggregate_many):
         return _cached_values(aggregate_many, arr.tobytes(), arr.shape, int(resamples), int(seed))
     return np.asarray(aggregate_many(resampled_sums(arr, resamples, seed), arr.shape[0]), dtype=float)
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=128)
 def _cached_values(aggregate_many: AggregateMany, data: bytes, shape: tuple[int, ...], resamples: int,
                    seed: int) -> np.ndarray:
     arr = np.frombuffer(data, dtype=float).reshape(shape)
@@ -375,7 +378,7 @@ def _draw_unpaired(na: int, nb: int, resamples: int, seed: int) -> tuple[np.ndar
     return ia, ib
 
 
-@lru_cache(maxsize=32)
+@lru_cache(maxsize=16)
 def _cached_unpaired(na: int, nb: int, resamples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     ia, ib = _draw_unpaired(na, nb, resamples, seed)
     ia.flags.writeable = ib.flags.writeable = False
@@ -385,7 +388,7 @@ def _cached_unpaired(na: int, nb: int, resamples: int, seed: int) -> tuple[np.nd
 def _unpaired_indices(na: int, nb: int, resamples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """The baseline's (resamples, na) and the candidate's (resamples, nb) indices, drawn in that order."""
     na, nb, resamples, seed = int(na), int(nb), int(resamples), int(seed)
-    if (na + nb) * resamples <= _BLOCK:
+    if (na + nb) * resamples <= _CACHE:
         return _cached_unpaired(na, nb, resamples, seed)
     return _draw_unpaired(na, nb, resamples, seed)
 
@@ -417,7 +420,7 @@ def _is_hashable(value) -> bool:
 _FAST_EQUIVALENT: dict = {np.median: Quantile()}
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=128)
 def _baseline_side(statistic: Callable, data: bytes, resamples: int, seed: int) -> np.ndarray:
     a = np.frombuffer(data, dtype=float)
     out = _resampled_statistic(statistic, a, _resample_indices(a.size, resamples, seed))
@@ -431,7 +434,7 @@ def _resampled_baseline(statistic: Callable, a: np.ndarray, nb: int, resamples: 
     Its indices are the generator's first draw, ``_resample_indices(na, resamples, seed)`` whatever the
     candidate, so a baseline compared with many candidates (a reference row) is resampled once and kept.
     """
-    if a.ndim == 1 and a.size * resamples <= _BLOCK and _is_hashable(statistic):
+    if a.ndim == 1 and a.size <= _CACHED_INPUT and resamples <= _CACHE and _is_hashable(statistic):
         return _baseline_side(statistic, a.tobytes(), int(resamples), int(seed))
     ia, _ = _unpaired_indices(a.size, nb, resamples, seed)
     return _resampled_statistic(statistic, a, ia)

@@ -78,7 +78,7 @@ def test_export_files_and_lm_eval_reads_the_same_prompts(tmp_path):
     cfg = lm_task.config
     assert cfg.output_type == "generate_until" and cfg.num_fewshot == 0
     assert cfg.generation_kwargs == {"until": ["\n"], "do_sample": False, "max_gen_toks": 24}
-    assert [m["metric"] for m in cfg.metric_list] == ["exact_match", "f1"]
+    assert [m["metric"] for m in cfg.metric_list] == list(task.metrics)
 
 
 def test_export_errors_are_one_line(tmp_path):
@@ -152,7 +152,7 @@ def test_exported_metrics_equal_llmbench_metrics(task, tmp_path):
     export_task(task, tmp_path)
     ours, _ = evaluate(list(spec.metrics), preds, refs)
     theirs = _lm_eval_scores(tmp_path, task, preds)
-    assert set(theirs) == set(ours)
+    assert list(theirs) == list(ours) == list(spec.metrics)  # same order: the first is the primary metric
     for metric in ours:
         assert theirs[metric] == pytest.approx(ours[metric]["value"], abs=1e-9), metric
 
@@ -286,6 +286,7 @@ def test_fake_rapl_energy_covers_requests_only(tiny_model_dir, tmp_path, monkeyp
                  str(tmp_path / "exp"), "--limit", "3", "--max-new-tokens", "3", "--warmup", "1",
                  "--out", str(out)]) == 0
     record, samples = _read(out)
+    assert list(record["rows"][0]["quality"]) == ["f1", "exact_match"]  # the task's order, primary first
     energy = record["rows"][0]["energy"]
     assert energy["available"] is True and energy["method"] == "rapl"
     assert energy["joules"] == pytest.approx(7.5) and energy["joules_per_sample"] == pytest.approx(2.5)

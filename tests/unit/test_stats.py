@@ -139,8 +139,14 @@ def test_large_inputs_take_the_blocked_path(monkeypatch):
     small = resampled_sums(values, 100, 3)
     a, b = rng.lognormal(size=40), rng.lognormal(size=35)
     expected = {name: unpaired_bootstrap(a, b, statistic=f, resamples=100, seed=3) for name, f in _STATISTICS.items()}
-    monkeypatch.setattr(stats, "_BLOCK", 50)  # nothing cached, evaluated a few rows at a time
+    # nothing cached, everything evaluated a few rows at a time
+    monkeypatch.setattr(stats, "_BLOCK", 50)
+    monkeypatch.setattr(stats, "_CACHE", 10)
+    calls = []
+    original = stats.resample_counts
+    monkeypatch.setattr(stats, "resample_counts", lambda idx, n: calls.append(len(idx)) or original(idx, n))
     assert np.array_equal(resampled_sums(values, 100, 3), small)
+    assert calls == [2] * 50  # 50 // 23 rows a block
     for name, f in _STATISTICS.items():
         assert unpaired_bootstrap(a, b, statistic=f, resamples=100, seed=3) == expected[name]
 
