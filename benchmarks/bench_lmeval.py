@@ -14,7 +14,7 @@ bootstrap CIs, lm-eval's stderr) and writing results. The outputs are checked to
 prediction for every example) before any time is reported. Prints the median wall time of each command and
 the ratio llmbench / lm_eval (target: at most 0.7).
 
-    python benchmarks/bench_lmeval.py [--model smollm2-135m] [--limit 10] [--reps 3] [--no-bridge]
+    python benchmarks/bench_lmeval.py [--model smollm2-135m] [--limit 10] [--reps 3] [--warmup 1] [--no-bridge]
 """
 
 from __future__ import annotations
@@ -71,6 +71,9 @@ def main() -> int:
     ap.add_argument("--limit", type=int, default=10, help="examples per task")
     ap.add_argument("--reps", type=int, default=3, help="runs of each command (interleaved)")
     ap.add_argument("--no-bridge", action="store_true", help="skip the `llmbench run --lm-eval` command")
+    ap.add_argument("--warmup", type=int, default=1,
+                    help="llmbench's warm-up generations per task (default 1, llmbench's own default; "
+                         "lm_eval does none)")
     args = ap.parse_args()
 
     from llmbench.lmeval.export import export_task
@@ -83,7 +86,7 @@ def main() -> int:
         for task in TASKS:
             export_task(task, export)
         task_args = [a for t in TASKS for a in ("-t", t)]
-        common = ["--limit", str(args.limit), "--device", "cpu", "--no-chat-template"]
+        common = ["--limit", str(args.limit), "--device", "cpu", "--no-chat-template", "--warmup", str(args.warmup)]
         commands = {
             "llmbench": lambda out: [str(BIN / "llmbench"), "run", "-m", args.model, *task_args, *common,
                                      "--out", str(out)],
@@ -100,7 +103,8 @@ def main() -> int:
         walls: dict[str, list[float]] = {n: [] for n in names}
         reference: dict[str, list[str]] | None = None
         print(f"model {args.model} ({model_dir}), tasks {', '.join(TASKS)}, {args.limit} examples each, "
-              f"{args.reps} interleaved runs of {', '.join(names)} on {os.cpu_count()} CPUs", flush=True)
+              f"{args.reps} interleaved runs of {', '.join(names)} on {os.cpu_count()} CPUs; llmbench warm-up "
+              f"{args.warmup} per task", flush=True)
         for rep in range(args.reps):
             order = names if rep % 2 == 0 else names[::-1]  # alternate who goes first
             for name in order:

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from llmbench import store
 from llmbench.config import ModelSpec, RunConfig
 from llmbench.errors import UserError
 from llmbench.records import ResultRow, RunRecord, capture_environment, new_run_id, now_iso
 from llmbench.stats import Summary
-from llmbench import store
 
 
 class Progress(Protocol):
@@ -118,13 +118,17 @@ def run(config: RunConfig, backend=None, progress: Progress | None = None) -> Ru
     tasks = catalog.resolve(list(config.tasks), config.limit) if config.tasks else []
     task_examples = {t.name: t.examples() for t in tasks}  # loads data now: a missing file fails early
     prepared = [preflight_model(spec) for spec in config.models]
+    if config.lm_eval_tasks:  # lm-eval installed and every task known, before any model is loaded
+        from llmbench.lmeval.bridge import preflight as lm_eval_preflight
+
+        lm_eval_preflight(config)
 
     if backend is None:
         from llmbench.models.hf import HFBackend
 
         backend = HFBackend()
-    from llmbench.models.hf import resolve_device
     from llmbench.meters.gpu import cuda_sync, gpu_info
+    from llmbench.models.hf import resolve_device
 
     device = resolve_device(config.device)
     gen = config.generation
