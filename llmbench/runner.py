@@ -245,7 +245,7 @@ def _run_task(loaded, task, examples, config, backend, device, sync, model_info,
     progress.task_started(loaded.name, task.name, len(prompts))
     try:
         # warm-up on the task's own first prompts: same shapes, not counted
-        for w in range(config.warmup):
+        for _ in range(config.warmup):
             backend.generate(loaded, prompts[: gen.batch_size], max_new, task.stop, gen.batch_size, gen.seed,
                              sync=sync)
         mem, energy = MemoryMeter(device), EnergyMeter(device, sync=sync)

@@ -110,8 +110,9 @@ def main() -> int:
     out = root / "results"
     paths = {name: build(name, root) for name in CONFIGS}
     tasks_dir = _write_task(root)
-    cmd = [sys.executable, "-m", "llmbench", "run", "--device", "cuda", "-t", "gpu-check", "--tasks-dir", str(tasks_dir),
-           "--limit", str(N_PROMPTS), "--max-new-tokens", str(MAX_NEW), "--out", str(out), "--name", "gpu-check",
+    cmd = [sys.executable, "-m", "llmbench", "run", "--device", "cuda", "-t", "gpu-check",
+           "--tasks-dir", str(tasks_dir), "--limit", str(N_PROMPTS), "--max-new-tokens", str(MAX_NEW),
+           "--out", str(out), "--name", "gpu-check",
            "--no-chat-template", "--json"]
     for name, path in paths.items():
         cmd += ["-m", f"{path},dtype=bfloat16,name={name}"]

@@ -44,8 +44,8 @@ def _energy(energy: dict) -> str:
 def run_table(record: RunRecord) -> Table:
     """One row per task x model, models side by side within each task."""
     setting = record.settings.get("setting", "latency")
-    table = Table(title=f"llmbench run {record.run_id}  ({setting} setting, batch {record.settings.get('batch_size', 1)})",
-                  show_lines=False)
+    batch = record.settings.get("batch_size", 1)
+    table = Table(title=f"llmbench run {record.run_id}  ({setting} setting, batch {batch})")
     for col, just in (("task", "left"), ("model (params)", "left"), ("quality [95% CI]", "left"),
                       ("TTFT p50 ms", "right"), ("TPOT p50 ms", "right"), ("tok/s", "right"),
                       ("peak mem", "right"), ("J/sample", "right")):

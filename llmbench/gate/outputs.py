@@ -51,7 +51,8 @@ def to_markdown(report: GateReport) -> str:
     ]
     for c in report.checks:
         cells = [c.model, c.task, f"`{c.rule}`", f"`{c.metric}`", format_value(c.metric, c.baseline),
-                 format_value(c.metric, c.candidate), format_change(c), format_limit(c), format_p(c.p_value), _ICON[c.status]]
+                 format_value(c.metric, c.candidate), format_change(c), format_limit(c), format_p(c.p_value),
+                 _ICON[c.status]]
         lines.append("| " + " | ".join(_cell(x) for x in cells) + " |")
     failures = report.failures
     if failures:

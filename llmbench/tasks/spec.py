@@ -372,7 +372,7 @@ def parse_task_file(path: Path) -> TaskSpec:
     try:
         template = _JINJA.from_string(prompt)
     except jinja2.TemplateSyntaxError as exc:
-        raise doc.error(f"prompt template error on its line {exc.lineno}: {one_line(exc.message)}", "prompt")
+        raise doc.error(f"prompt template error on its line {exc.lineno}: {one_line(exc.message)}", "prompt") from None
 
     references_from = _str_list(doc, "references", data["references"], allow_single=True)
     metrics = _str_list(doc, "metrics", data["metrics"], allow_single=False)
