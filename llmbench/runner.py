@@ -183,12 +183,12 @@ def _run_model(pm, tasks, task_examples, config, backend, device, sync, record, 
             source = pm.source
             prepare_s = 0.0
             if pm.embedded:
-                from llmbench.models.embedded import converted_dir, ensure_converted, is_converted
+                from llmbench.models.embedded import convert_in_subprocess, converted_dir, is_converted
 
                 if not is_converted(pm.source):
                     progress.note(f"{pm.source}: first use, converting the packaged GGUF once into "
                                   f"{converted_dir(pm.source)} (later runs load it in seconds)")
-                source = str(ensure_converted(pm.source))
+                source = str(convert_in_subprocess(pm.source))
                 prepare_s = time.perf_counter() - t0
             loaded = backend.load(spec, device, source=source)
     except KeyboardInterrupt:

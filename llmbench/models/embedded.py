@@ -77,6 +77,21 @@ def gguf_path(alias: str) -> Path:
     return g.assemble(cache_dir() / "gguf" / g.MODEL_NAME)
 
 
+def convert_in_subprocess(alias: str) -> Path:
+    """Convert in a child process, so the dequantisation's memory never counts in this process's peak RSS."""
+    import subprocess
+    import sys
+
+    if is_converted(alias):
+        return converted_dir(alias)
+    code = f"from llmbench.models.embedded import ensure_converted; ensure_converted({alias!r})"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if proc.returncode != 0 or not is_converted(alias):
+        lines = [x for x in proc.stderr.strip().splitlines() if x.strip()]
+        raise RuntimeError(f"converting {alias} failed: {lines[-1] if lines else f'exit code {proc.returncode}'}")
+    return converted_dir(alias)
+
+
 def ensure_converted(alias: str) -> Path:
     """Convert the packaged GGUF into a float32 safetensors directory once; return that directory."""
     target = converted_dir(alias)
