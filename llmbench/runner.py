@@ -22,6 +22,9 @@ from llmbench.records import ResultRow, RunRecord, capture_environment, new_run_
 from llmbench.stats import Summary
 
 
+WARMUP_NEW_TOKENS = 8  # decode steps per warm-up generation
+
+
 class Progress(Protocol):
     """What the runner reports while it works (the CLI draws it with rich)."""
 
@@ -244,10 +247,11 @@ def _run_task(loaded, task, examples, config, backend, device, sync, model_info,
     prompts = [backend.render(loaded, ex.messages, ex.prompt) for ex in examples]
     progress.task_started(loaded.name, task.name, len(prompts))
     try:
-        # warm-up on the task's own first prompts: same shapes, not counted
+        # warm-up on the task's own first prompts (same prefill shapes) with a few decode steps: it primes
+        # allocators and kernels; the measured generations that follow are full length. Not counted.
         for _ in range(config.warmup):
-            backend.generate(loaded, prompts[: gen.batch_size], max_new, task.stop, gen.batch_size, gen.seed,
-                             sync=sync)
+            backend.generate(loaded, prompts[: gen.batch_size], min(max_new, WARMUP_NEW_TOKENS), task.stop,
+                             gen.batch_size, gen.seed, sync=sync)
         mem, energy = MemoryMeter(device), EnergyMeter(device, sync=sync)
         generations = []
         window_start = time.perf_counter()
