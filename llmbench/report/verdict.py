@@ -80,15 +80,20 @@ class Verdict:
             if self.smallest:
                 return head + " and is the smallest model"
             return head + f"; no smaller model is within {self.margin:.0%} of it"
-        parts = [f"{_pct(self.energy_frac)} of the energy" if self.energy_frac is not None else "energy n/a",
-                 f"{self.speed_ratio:.1f}× the speed" if self.speed_ratio is not None else "speed n/a"]
+        parts = []
+        if self.energy_frac is not None:
+            parts.append(f"{_pct(self.energy_frac)} of the energy")
+        if self.speed_ratio is not None:
+            parts.append(f"{self.speed_ratio:.1f}× the speed")
         if self.memory_frac is not None:
             parts.append(f"{_pct(self.memory_frac)} of the memory")
-        costs = ", ".join(parts[:-1]) + " and " + parts[-1]
-        sentence = f"{self.chosen} reaches {_pct(self.quality_rel)} of {self.best}'s {label} at {costs}"
+        sentence = f"{self.chosen} reaches {_pct(self.quality_rel)} of {self.best}'s {label}"
+        if parts:
+            sentence += " at " + (", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0])
+        notes = ["energy not measured"] if self.energy_frac is None else []
         if self.quality_significant is False:
-            sentence += " (the quality difference is not significant at 95%)"
-        return sentence
+            notes.append("the quality difference is not significant at 95%")
+        return sentence + (f" ({'; '.join(notes)})" if notes else "")
 
     @property
     def scaling_text(self) -> str:

@@ -102,7 +102,7 @@ def test_energy_unavailable_is_na(tmp_path):
     for t in cmp.tasks:
         for r in t.results:
             assert r.joules_per_sample is None and r.energy_ratio is None
-    assert "| n/a |" in md and "energy n/a" in md and " 0 J" not in md
+    assert "| n/a |" in md and "energy not measured" in md and " 0 J" not in md
 
 
 def test_html_escapes_model_text(tmp_path):

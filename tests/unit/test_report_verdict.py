@@ -56,7 +56,7 @@ def test_best_is_chosen_when_nothing_smaller_is_close():
 def test_energy_unavailable_in_text():
     tc = _task([_res("a", 1e8, 0.99, joules=None), _res("b", 2e8, 1.0, joules=None)])
     v = task_verdict(tc, 0.95)
-    assert v.energy_frac is None and "energy n/a" in v.text
+    assert v.energy_frac is None and "energy not measured" in v.text and "0 J" not in v.text
 
 
 def test_failed_rows_are_ignored():
