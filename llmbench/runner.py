@@ -21,7 +21,6 @@ from llmbench.errors import UserError
 from llmbench.records import ResultRow, RunRecord, capture_environment, new_run_id, now_iso
 from llmbench.stats import Summary
 
-
 WARMUP_NEW_TOKENS = 8  # decode steps per warm-up generation
 
 

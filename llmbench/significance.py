@@ -18,6 +18,7 @@ from collections import defaultdict
 
 import numpy as np
 
+from llmbench.models.base import time_per_output_token
 from llmbench.records import RunRecord
 from llmbench.stats import PairedDelta, Quantile, paired_bootstrap, paired_bootstrap_sums, unpaired_bootstrap
 
@@ -115,8 +116,7 @@ def latency_values(samples: dict[int, dict], field: str) -> list[float]:
     for s in samples.values():
         v = s.get(field)
         if v is None and field == "tpot_s":
-            ttft, e2e, n = s.get("ttft_s"), s.get("e2e_s"), s.get("new_tokens") or 0
-            v = (e2e - ttft) / (n - 1) if ttft is not None and e2e is not None and n > 1 else None
+            v = time_per_output_token(s.get("ttft_s"), s.get("e2e_s"), s.get("new_tokens") or 0)
         if v is not None:
             vals.append(float(v))
     return vals

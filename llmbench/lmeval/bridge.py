@@ -124,9 +124,9 @@ class Timing:
 
     @property
     def tpot_s(self) -> float | None:
-        if self.ttft_s is None or self.new_tokens < 2:
-            return None
-        return (self.e2e_s - self.ttft_s) / (self.new_tokens - 1)
+        from llmbench.models.base import time_per_output_token
+
+        return time_per_output_token(self.ttft_s, self.e2e_s, self.new_tokens)
 
 
 @dataclass

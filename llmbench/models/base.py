@@ -8,6 +8,13 @@ from typing import Any, Protocol, Sequence
 from llmbench.config import ModelSpec
 
 
+def time_per_output_token(ttft_s: float | None, e2e_s: float | None, new_tokens: int) -> float | None:
+    """TPOT = (e2e - TTFT) / (new_tokens - 1); None when it is undefined (no TTFT, fewer than 2 tokens)."""
+    if ttft_s is None or e2e_s is None or new_tokens < 2:
+        return None
+    return (e2e_s - ttft_s) / (new_tokens - 1)
+
+
 @dataclass
 class Generation:
     """One generated answer with its own timings (seconds, perf_counter clock)."""
@@ -20,10 +27,8 @@ class Generation:
 
     @property
     def tpot_s(self) -> float | None:
-        """Time per output token after the first: (e2e - TTFT) / (new_tokens - 1)."""
-        if self.ttft_s is None or self.new_tokens < 2:
-            return None
-        return (self.e2e_s - self.ttft_s) / (self.new_tokens - 1)
+        """Time per output token after the first."""
+        return time_per_output_token(self.ttft_s, self.e2e_s, self.new_tokens)
 
 
 @dataclass

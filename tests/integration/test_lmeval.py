@@ -19,7 +19,8 @@ import pytest
 pytest.importorskip("lm_eval")
 pytestmark = pytest.mark.integration
 
-from llmbench.cli import main  # noqa: E402
+from cli_helpers import read_single_run, run_cli  # noqa: E402
+
 from llmbench.errors import UserError  # noqa: E402
 from llmbench.lmeval import INSTALL_HINT  # noqa: E402
 from llmbench.lmeval.export import SCALES, export_task  # noqa: E402
@@ -28,18 +29,8 @@ CROSS_TASKS = ("translation-en-fr", "extraction-qa")  # translation and extracti
 LM_EVAL_BIN = Path(sys.executable).with_name("lm_eval")
 
 
-def _run(args) -> int:
-    with pytest.raises(SystemExit) as exc:
-        main(args)
-        raise SystemExit(0)
-    return exc.value.code
-
-
-def _read(out: Path):
-    [run_dir] = [p for p in out.iterdir() if p.is_dir()]
-    record = json.loads((run_dir / "run.json").read_text())
-    samples = [json.loads(x) for x in (run_dir / "samples.jsonl").read_text().splitlines()]
-    return record, samples
+_run = run_cli
+_read = read_single_run
 
 
 def _rows(record) -> dict:

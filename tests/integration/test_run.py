@@ -2,31 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 pytest.importorskip("torch")
 pytestmark = pytest.mark.integration
 
-from llmbench.cli import main  # noqa: E402
+from cli_helpers import read_single_run, run_cli  # noqa: E402
 
-
-def _run(args, capsys=None):
-    with pytest.raises(SystemExit) as exc:
-        main(args)
-        raise SystemExit(0)
-    return exc.value.code
-
-
-def _read(out: Path):
-    [run_dir] = [p for p in out.iterdir() if p.is_dir()]
-    record = json.loads((run_dir / "run.json").read_text())
-    samples = [json.loads(x) for x in (run_dir / "samples.jsonl").read_text().splitlines()]
-    return record, samples
+_run = run_cli
+_read = read_single_run
 
 
 def test_run_two_models_writes_record_and_samples(tiny_model_dir, tiny_model_dir_b, task_dir, tmp_path, capsys):
