@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -24,3 +26,14 @@ def read_single_run(out: Path):
     record = json.loads((run_dir / "run.json").read_text())
     samples = [json.loads(x) for x in (run_dir / "samples.jsonl").read_text().splitlines()]
     return record, samples
+
+
+def modules_imported_by_cli(argv: list[str], modules: tuple[str, ...], prelude: str = "") -> tuple[list[str], str]:
+    """Run `llmbench ARGV` in a fresh interpreter; return which of ``modules`` it imported, and its stdout."""
+    code = (f"import sys\n{prelude}\nfrom llmbench.cli import main\n"
+            f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
+            f"print('IMPORTED', [m for m in {modules!r} if m in sys.modules])")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    marker = [line for line in proc.stdout.splitlines() if line.startswith("IMPORTED ")]
+    assert marker, proc.stdout + proc.stderr
+    return eval(marker[-1].removeprefix("IMPORTED ")), proc.stdout  # a list literal printed by the child

@@ -19,7 +19,7 @@ import pytest
 pytest.importorskip("lm_eval")
 pytestmark = pytest.mark.integration
 
-from cli_helpers import read_single_run, run_cli  # noqa: E402
+from cli_helpers import modules_imported_by_cli, read_single_run, run_cli  # noqa: E402
 
 from llmbench.errors import UserError  # noqa: E402
 from llmbench.lmeval import INSTALL_HINT  # noqa: E402
@@ -303,12 +303,10 @@ def test_missing_lm_eval_says_how_to_install(tiny_model_dir, tmp_path, monkeypat
 
 
 def test_importing_the_package_imports_neither_torch_nor_lm_eval():
-    code = ("import sys, llmbench.lmeval, llmbench.lmeval.export, llmbench.lmeval.bridge\n"
-            "from llmbench.cli import main\n"
-            "try:\n    main(['tasks', 'export-lm-eval', '--help'])\nexcept SystemExit:\n    pass\n"
-            "print('IMPORTED', [m for m in ('torch', 'lm_eval', 'transformers') if m in sys.modules])")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert "IMPORTED []" in proc.stdout, proc.stdout + proc.stderr
+    imported, _ = modules_imported_by_cli(
+        ["tasks", "export-lm-eval", "--help"], ("torch", "lm_eval", "transformers"),
+        prelude="import llmbench.lmeval, llmbench.lmeval.export, llmbench.lmeval.bridge")
+    assert imported == []
 
 
 # ---------------------------------------------------------------------------------------------------------

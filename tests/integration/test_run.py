@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("torch")
 pytestmark = pytest.mark.integration
 
-from cli_helpers import read_single_run, run_cli  # noqa: E402
+from cli_helpers import modules_imported_by_cli, read_single_run, run_cli  # noqa: E402
 
 _run = run_cli
 _read = read_single_run
@@ -145,13 +145,9 @@ def test_bad_input_one_line_exit_2(args, message, tiny_model_dir, task_dir, tmp_
 
 
 def test_help_does_not_import_torch():
-    code = ("import sys; from llmbench.cli import main\n"
-            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-            "bad = [m for m in ('torch', 'transformers', 'numpy', 'rich.progress') if m in sys.modules]\n"
-            "print('IMPORTED', bad)")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert "IMPORTED []" in proc.stdout, proc.stdout + proc.stderr
-    assert "run" in proc.stdout and "compare" in proc.stdout
+    imported, stdout = modules_imported_by_cli(["--help"], ("torch", "transformers", "numpy", "rich.progress"))
+    assert imported == []
+    assert "run" in stdout and "compare" in stdout
 
 
 def test_fake_rapl_joules_flow_to_record_and_table(tiny_model_dir, task_dir, tmp_path, monkeypatch, capsys):
