@@ -24,18 +24,20 @@ def main() -> int:
     ap.add_argument("--task", default="translation-en-fr")
     ap.add_argument("--limit", type=int, default=4)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--device", default="cpu", help="cpu | cuda[:i] (CUDA: both sides synchronise the device)")
     args = ap.parse_args()
 
     from llmbench import runner
     from llmbench.config import GenerationConfig, ModelSpec, RunConfig
     from llmbench.models.embedded import EMBEDDED, ensure_converted
-    from llmbench.models.hf import HFBackend
+    from llmbench.models.hf import HFBackend, resolve_device
     from llmbench.tasks import load_catalog
 
     spec = ModelSpec.parse(args.model)
     source = str(ensure_converted(spec.source)) if spec.source in EMBEDDED else spec.source
     backend = HFBackend()
-    loaded = backend.load(spec, "cpu", source=source)
+    device = resolve_device(args.device)
+    loaded = backend.load(spec, device, source=source)
     loaded.use_chat_template = loaded.has_chat_template
     task = load_catalog([]).resolve([args.task], args.limit)[0]
     examples = task.examples()
@@ -47,12 +49,15 @@ def main() -> int:
         hf_model, tokenizer = loaded.handle
         kw = backend.generate_kwargs(loaded, task.max_new_tokens, task.stop)
         texts = []
+        sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+        sync()
         t0 = time.perf_counter()
         for p in prompts:
             enc = backend.encode(loaded, [p])
             with torch.inference_mode():
                 ids = hf_model.generate(**enc, **kw)
             texts.append(tokenizer.decode(ids[0, enc["input_ids"].shape[1]:], skip_special_tokens=True))
+        sync()
         return time.perf_counter() - t0, texts
 
     class Preloaded:
@@ -68,7 +73,7 @@ def main() -> int:
             pass
 
     out = Path(tempfile.mkdtemp(prefix="llmbench-bench-"))
-    config = RunConfig(models=(spec,), tasks=(args.task,), limit=args.limit, device="cpu", warmup=0,
+    config = RunConfig(models=(spec,), tasks=(args.task,), limit=args.limit, device=device, warmup=0,
                        out_dir=out, generation=GenerationConfig())
 
     def metered() -> tuple[float, list[str]]:
@@ -87,7 +92,7 @@ def main() -> int:
         met_t.append(t)
     same = [b.strip() == m.strip() or m.strip() in b for b, m in zip(bare_texts, met_texts)]
     ratio = statistics.median(met_t) / statistics.median(bare_t)
-    print(f"metering overhead ({args.model}, {args.task}, {len(prompts)} prompts, {args.reps} reps, CPU)")
+    print(f"metering overhead ({args.model}, {args.task}, {len(prompts)} prompts, {args.reps} reps, {device})")
     print(f"  bare generate loop : median {statistics.median(bare_t):.3f} s  {[round(x, 3) for x in bare_t]}")
     print(f"  llmbench, all meters: median {statistics.median(met_t):.3f} s  {[round(x, 3) for x in met_t]}")
     print(f"  ratio (metered / bare): {ratio:.3f}   target <= 1.02   outputs identical: {all(same)}")

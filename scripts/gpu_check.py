@@ -4,6 +4,11 @@ TTFT / TPOT / tokens/s, peak memory and NVML energy per model next to a bare gen
 CUDA events on the same prompts, so the meters can be checked against an independent timer.
 
 Cost depends on shapes, not weight values, so random weights give honest latency, memory and energy.
+
+Knobs (environment): GPU_CHECK_PROMPTS (5), GPU_CHECK_NEW_TOKENS (64), GPU_CHECK_DIR (where the models
+are built; default a temporary folder), GPU_CHECK_MODELS (a comma-separated subset of the two),
+GPU_CHECK_JSON (write every figure there as JSON), GPU_CHECK_DRY_RUN=1 (tiny shapes on the CPU, perf_counter
+instead of CUDA events: checks the script itself on a machine without a GPU; its figures mean nothing).
 """
 
 from __future__ import annotations
@@ -14,10 +19,14 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
 
 # published configs (mistralai/Mistral-7B-v0.3, google/gemma-2b), the fields that set the shapes
 CONFIGS = {
@@ -30,8 +39,17 @@ CONFIGS = {
         num_attention_heads=8, num_key_value_heads=1, head_dim=256, max_position_embeddings=8192,
         tie_word_embeddings=True)),
 }
+DRY_SHAPES = dict(vocab_size=1024, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                  num_attention_heads=4, num_key_value_heads=2, head_dim=16)
+DRY_RUN = os.environ.get("GPU_CHECK_DRY_RUN") == "1"
 N_PROMPTS = int(os.environ.get("GPU_CHECK_PROMPTS", "5"))
 MAX_NEW = int(os.environ.get("GPU_CHECK_NEW_TOKENS", "64"))
+DEVICE = "cpu" if DRY_RUN else "cuda"
+MODELS = [m for m in os.environ.get("GPU_CHECK_MODELS", ",".join(CONFIGS)).split(",") if m]
+
+
+def log(msg: str) -> None:
+    print(msg, flush=True)
 
 
 def build(name: str, root: Path) -> Path:
@@ -42,43 +60,72 @@ def build(name: str, root: Path) -> Path:
     path = root / name
     build_tiny_model(path)  # tokenizer (byte-level BPE, 512 tokens) + a throwaway tiny model, replaced below
     cls_name, kw = CONFIGS[name]
+    if DRY_RUN:
+        kw = dict(kw, **DRY_SHAPES)
     config = getattr(transformers, cls_name)(**kw, bos_token_id=1, eos_token_id=2, pad_token_id=0)
     torch.manual_seed(0)
-    with torch.device("cuda"):
+    with torch.device(DEVICE):
         model = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
-    model.generation_config.eos_token_id = None  # random weights: always generate MAX_NEW tokens
+    model.generation_config.eos_token_id = None  # random weights: never stop early
     model.save_pretrained(path)
     del model
-    torch.cuda.empty_cache()
+    if DEVICE == "cuda":
+        torch.cuda.empty_cache()
     return path
 
 
-def bare_cuda_events(path: Path, prompts: list[str]) -> dict:
-    """Independent timer: CUDA events around each generate; TTFT from a 1-token generate."""
+class _Timer:
+    """CUDA events on the GPU (the independent timer); perf_counter in a dry run."""
+
+    def __init__(self) -> None:
+        import torch
+
+        self.torch = torch
+
+    def __enter__(self):
+        if DEVICE == "cuda":
+            self.start = self.torch.cuda.Event(enable_timing=True)
+            self.end = self.torch.cuda.Event(enable_timing=True)
+            self.start.record()
+        else:
+            self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if DEVICE == "cuda":
+            self.end.record()
+            self.torch.cuda.synchronize()
+            self.seconds = self.start.elapsed_time(self.end) / 1000
+        else:
+            self.seconds = time.perf_counter() - self.t0
+
+
+def bare_generate(path: Path, prompts: list[str]) -> dict:
+    """Independent timer around a bare generate loop: TTFT from a 1-token generate, end-to-end from a full one."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16).to("cuda").eval()
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16).to(DEVICE).eval()
+    kw = dict(do_sample=False, pad_token_id=tok.pad_token_id)
     ttft, e2e, ntok = [], [], []
-    kw = dict(do_sample=False, pad_token_id=tok.pad_token_id, min_new_tokens=MAX_NEW)
     with torch.inference_mode():
-        enc = tok(prompts[0], return_tensors="pt").to("cuda")
-        model.generate(**enc, max_new_tokens=MAX_NEW, **{k: v for k, v in kw.items() if k != "min_new_tokens"})
+        model.generate(**tok(prompts[0], return_tensors="pt").to(DEVICE), max_new_tokens=MAX_NEW, **kw)  # warm-up
         for p in prompts:
-            enc = tok(p, return_tensors="pt").to("cuda")
-            for n, sink in ((1, ttft), (MAX_NEW, e2e)):
-                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                start.record()
-                ids = model.generate(**enc, max_new_tokens=n, do_sample=False, pad_token_id=tok.pad_token_id)
-                end.record()
-                torch.cuda.synchronize()
-                sink.append(start.elapsed_time(end) / 1000)
+            enc = tok(p, return_tensors="pt").to(DEVICE)
+            with _Timer() as t1:
+                model.generate(**enc, max_new_tokens=1, **kw)
+            with _Timer() as tn:
+                ids = model.generate(**enc, max_new_tokens=MAX_NEW, **kw)
+            ttft.append(t1.seconds)
+            e2e.append(tn.seconds)
             ntok.append(ids.shape[1] - enc["input_ids"].shape[1])
-    tpot = [(e - t) / (n - 1) for e, t, n in zip(e2e, ttft, ntok)]
     del model
-    torch.cuda.empty_cache()
-    return {"ttft_p50_s": statistics.median(ttft), "tpot_p50_s": statistics.median(tpot),
+    if DEVICE == "cuda":
+        torch.cuda.empty_cache()
+    tpot = [(e - t) / (n - 1) for e, t, n in zip(e2e, ttft, ntok)]
+    return {"ttft_s": ttft, "e2e_s": e2e, "ttft_p50_s": statistics.median(ttft), "tpot_p50_s": statistics.median(tpot),
+            "e2e_p50_s": statistics.median(e2e), "new_tokens": ntok,
             "tokens_per_s": sum(n - 1 for n in ntok) / sum(e - t for e, t in zip(e2e, ttft))}
 
 
@@ -99,48 +146,77 @@ def _write_task(root: Path) -> Path:
     return d
 
 
+def _fmt(x, nd=2, unit="") -> str:
+    return "n/a" if x is None else f"{x:.{nd}f}{unit}"
+
+
+def _gib(n) -> float | None:
+    return None if n is None else n / 2**30
+
+
 def main() -> int:
     import torch
 
-    if not torch.cuda.is_available():
-        print("gpu-check: no CUDA device here; run it on a GPU machine")
+    if not DRY_RUN and not torch.cuda.is_available():
+        log("gpu-check: no CUDA device here; run it on a GPU machine (or GPU_CHECK_DRY_RUN=1 to test the script)")
         return 2
-    print(f"device: {torch.cuda.get_device_name(0)}, torch {torch.__version__}")
-    root = Path(tempfile.mkdtemp(prefix="llmbench-gpu-"))
+    card = torch.cuda.get_device_name(0) if DEVICE == "cuda" else "cpu (dry run)"
+    log(f"device: {card}, torch {torch.__version__}")
+    root = Path(os.environ.get("GPU_CHECK_DIR") or tempfile.mkdtemp(prefix="llmbench-gpu-"))
     out = root / "results"
-    paths = {name: build(name, root) for name in CONFIGS}
+    paths = {}
+    unknown = set(MODELS) - set(CONFIGS)
+    if unknown:
+        log(f"gpu-check: unknown model(s) in GPU_CHECK_MODELS: {', '.join(sorted(unknown))}; "
+            f"choose from {', '.join(CONFIGS)}")
+        return 2
+    for name in MODELS:
+        t0 = time.perf_counter()
+        paths[name] = build(name, root)
+        log(f"built {name} in {time.perf_counter() - t0:.1f} s")
     tasks_dir = _write_task(root)
-    cmd = [sys.executable, "-m", "llmbench", "run", "--device", "cuda", "-t", "gpu-check",
+    cmd = [sys.executable, "-m", "llmbench", "run", "--device", DEVICE, "-t", "gpu-check",
            "--tasks-dir", str(tasks_dir), "--limit", str(N_PROMPTS), "--max-new-tokens", str(MAX_NEW),
-           "--out", str(out), "--name", "gpu-check",
-           "--no-chat-template", "--json"]
+           "--out", str(out), "--name", "gpu-check", "--no-chat-template", "--json"]
     for name, path in paths.items():
         cmd += ["-m", f"{path},dtype=bfloat16,name={name}"]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    log(f"llmbench run took {time.perf_counter() - t0:.1f} s (exit {proc.returncode})")
     if proc.returncode != 0:
-        print(proc.stderr[-3000:])
-        return proc.returncode
+        log(proc.stderr[-3000:])
+        return proc.returncode or 1
     record = json.loads(proc.stdout)
+    env = record["environment"]
+    log(f"gpu: {env.get('gpu_name')}, driver {env.get('gpu_driver')}, cuda {env.get('cuda')}, "
+        f"transformers {env.get('transformers')}")
     samples = [json.loads(x) for x in (out / record["run_id"] / "samples.jsonl").read_text().splitlines()]
-    print(f"{'model':20} {'meter':10} {'TTFT p50 ms':>12} {'TPOT p50 ms':>12} {'tok/s':>8} {'peak GPU':>10} "
-          f"{'J/sample':>9} {'J/token':>8}  method")
+    figures = {"device": card, "environment": env, "prompts": N_PROMPTS, "max_new_tokens": MAX_NEW, "models": {}}
+    log(f"{'model':20} {'timer':10} {'TTFT p50 ms':>12} {'TPOT p50 ms':>12} {'tok/s':>8} {'weights':>8} "
+        f"{'peak alloc':>10} {'NVML used':>9} {'J/sample':>9} {'J/token':>8}  energy method")
     for row in record["rows"]:
         name = row["model"]["name"]
         if row["status"] != "ok":
-            print(f"{name:20} failed: {row['error']}")
+            log(f"{name:20} failed: {row['error']}")
+            figures["models"][name] = {"status": "failed", "error": row["error"]}
             continue
         lat, mem, en = row["latency"], row["memory"], row["energy"]
         prompts = [s["prompt"] for s in samples if s["model"] == name]
-        ref = bare_cuda_events(paths[name], prompts)
-        gib = (mem.get("cuda_peak_allocated_bytes") or 0) / 2**30
-        jps = en.get("joules_per_sample")
-        jpt = en.get("joules_per_token")
-        print(f"{name:20} {'llmbench':10} {lat['ttft_s']['p50']*1e3:12.2f} {lat['tpot_s']['p50']*1e3:12.2f} "
-              f"{lat['tokens_per_s']:8.1f} {gib:9.2f}G {jps if jps is None else round(jps, 2)!s:>9} "
-              f"{jpt if jpt is None else round(jpt, 3)!s:>8}  {en.get('method') or en.get('reason')}")
-        print(f"{'':20} {'cuda-event':10} {ref['ttft_p50_s']*1e3:12.2f} {ref['tpot_p50_s']*1e3:12.2f} "
-              f"{ref['tokens_per_s']:8.1f}")
-    print(f"record: {out / record['run_id']}")
+        ref = bare_generate(paths[name], prompts)
+        gib = [_fmt(_gib(mem.get(k)), unit="G") for k in ("weights_bytes", "cuda_peak_allocated_bytes",
+                                                            "nvml_used_bytes")]
+        log(f"{name:20} {'llmbench':10} {lat['ttft_s']['p50'] * 1e3:12.2f} {lat['tpot_s']['p50'] * 1e3:12.2f} "
+            f"{lat['tokens_per_s']:8.1f} {gib[0]:>8} {gib[1]:>10} {gib[2]:>9} "
+            f"{_fmt(en.get('joules_per_sample')):>9} {_fmt(en.get('joules_per_token'), 3):>8}  "
+            f"{en.get('method') or en.get('reason')}")
+        log(f"{'':20} {'cuda-event' if DEVICE == 'cuda' else 'perf-ctr':10} {ref['ttft_p50_s'] * 1e3:12.2f} "
+            f"{ref['tpot_p50_s'] * 1e3:12.2f} {ref['tokens_per_s']:8.1f}")
+        per_sample = {k: [s[k] for s in samples if s["model"] == name] for k in ("ttft_s", "e2e_s", "new_tokens")}
+        figures["models"][name] = {"status": "ok", "parameters": row["model"]["parameters"], "llmbench": {
+            "latency": lat, "memory": mem, "energy": en, "samples": per_sample}, "reference": ref}
+    log(f"record: {out / record['run_id']}")
+    if os.environ.get("GPU_CHECK_JSON"):
+        Path(os.environ["GPU_CHECK_JSON"]).write_text(json.dumps(figures, indent=2))
     return 0
 
 

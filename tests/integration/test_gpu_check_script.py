@@ -1,0 +1,37 @@
+"""The GPU check script itself, in its dry run (tiny shapes on the CPU): it must build both models, run
+`llmbench run` on them and time the bare loop, so that a session lent a GPU does not discover a broken script."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_gpu_check_dry_run_reports_both_meters_for_both_models(tmp_path):
+    out = tmp_path / "figures.json"
+    env = dict(os.environ, GPU_CHECK_DRY_RUN="1", GPU_CHECK_PROMPTS="2", GPU_CHECK_NEW_TOKENS="4",
+               GPU_CHECK_JSON=str(out), TMPDIR=str(tmp_path))
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "gpu_check.py")], capture_output=True,
+                          text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    figures = json.loads(out.read_text())
+    assert set(figures["models"]) == {"mistral-7b-random", "gemma-2b-random"}
+    for name, fig in figures["models"].items():
+        assert fig["status"] == "ok", name
+        lat, ref = fig["llmbench"]["latency"], fig["reference"]
+        assert lat["ttft_s"]["p50"] > 0 and lat["tpot_s"]["p50"] > 0
+        assert ref["new_tokens"] == [4, 4]  # random weights never stop early: eos is switched off
+        assert ref["ttft_p50_s"] > 0 and ref["tpot_p50_s"] > 0
+        # on the CPU there is no NVML: energy and CUDA memory say why instead of reporting zero
+        assert fig["llmbench"]["memory"]["cuda_peak_allocated_bytes"] is None
+        assert fig["llmbench"]["memory"]["cuda_reason"]
+        assert fig["llmbench"]["energy"]["available"] is False and fig["llmbench"]["energy"]["reason"]
+    assert f"{'mistral-7b-random':20} llmbench" in proc.stdout
