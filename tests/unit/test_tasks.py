@@ -510,3 +510,54 @@ def test_structured_references_are_sorted_json(tmp_path):
         [""],
         ["42"],
     ]
+
+
+# Rows shaped as the real datasets publish them (their dataset cards' schemas), so that the shipped hub task
+# files are checked field by field without the Hub.
+HUB_ROWS = {
+    ("wmt14", "fr-en", "test"): [
+        {"translation": {"fr": "Le chat dort sur le canapé.", "en": "The cat is sleeping on the sofa."}},
+        {"translation": {"fr": "Il pleut depuis ce matin.", "en": "It has been raining since this morning."}},
+    ],
+    ("rajpurkar/squad_v2", None, "validation[:2]"): [
+        {"id": "a", "title": "T", "context": "The bridge opened in 1932 after six years of work.",
+         "question": "When did the bridge open?", "answers": {"text": ["1932", "in 1932"],
+                                                              "answer_start": [23, 20]}},
+        {"id": "b", "title": "T", "context": "The bridge opened in 1932 after six years of work.",
+         "question": "Who designed the bridge?", "answers": {"text": [], "answer_start": []}},
+    ],
+    ("EdinburghNLP/xsum", None, "test[:2]"): [
+        {"id": "1", "document": "Heavy rain closed three roads in the valley on Monday.",
+         "summary": "Floods closed roads in the valley."},
+        {"id": "2", "document": "The council approved a new cycle lane on the high street.",
+         "summary": "A cycle lane was approved."},
+    ],
+}
+
+
+@pytest.mark.parametrize("name,expected_refs", [
+    ("wmt14-fr-en", [["Le chat dort sur le canapé."], ["Il pleut depuis ce matin."]]),
+    ("squad-v2", [["1932", "in 1932"], [""]]),  # unanswerable: one empty reference, as the official evaluator
+    ("xsum", [["Floods closed roads in the valley."], ["A cycle lane was approved."]]),
+])
+def test_shipped_hub_tasks_read_the_real_schemas(name, expected_refs, monkeypatch):
+    from llmbench.metrics import compute_all
+
+    def load_dataset(dataset, config=None, split=None, revision=None, streaming=False):
+        return iter(HUB_ROWS[(dataset, config, split)])
+
+    monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset))
+    (task,) = load_catalog([]).resolve([name], 2)
+    examples = task.examples()
+    assert [e.references for e in examples] == expected_refs
+    for ex in examples:
+        source_text = {"wmt14-fr-en": lambda r: r["translation"]["en"], "squad-v2": lambda r: r["question"],
+                       "xsum": lambda r: r["document"]}[name](ex.record)
+        assert source_text in ex.prompt and source_text in ex.messages[-1]["content"]
+        assert "{{" not in ex.prompt
+    # the references themselves as predictions score perfectly on every metric the task lists
+    perfect = compute_all(task.metrics, [e.references[0] for e in examples], [e.references for e in examples],
+                          resamples=10)
+    for metric, result in perfect.items():
+        best = 0.0 if metric == "ter" else (100.0 if metric in ("bleu", "chrf", "f1", "exact_match") else 1.0)
+        assert result["value"] == pytest.approx(best), metric
