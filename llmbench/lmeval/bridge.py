@@ -98,13 +98,26 @@ def preflight(config) -> None:
 
 @contextlib.contextmanager
 def _quiet_lm_eval():
-    """lm-eval logs at INFO/WARNING and prints bootstrap progress to stdout: keep stdout clean for --json
-    and the console for llmbench's own progress."""
+    """lm-eval logs at INFO/WARNING, prints bootstrap progress to stdout, draws a tqdm bar while it builds
+    contexts and runs `git describe` in the working folder (which prints "fatal: not a git repository" outside
+    one). Keep stdout clean for --json and the console for llmbench's own progress; llmbench records its own
+    git commit in the run's environment."""
+    from functools import partial
+    from unittest import mock
+
     logger = logging.getLogger("lm_eval")
     level = logger.level
     logger.setLevel(logging.ERROR)
     try:
-        with contextlib.redirect_stdout(sys.stderr):
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(contextlib.redirect_stdout(sys.stderr))
+            import lm_eval.api.task as task_mod
+            import lm_eval.evaluator as evaluator_mod
+
+            if hasattr(task_mod, "tqdm"):
+                stack.enter_context(mock.patch.object(task_mod, "tqdm", partial(task_mod.tqdm, disable=True)))
+            if hasattr(evaluator_mod, "get_git_commit_hash"):
+                stack.enter_context(mock.patch.object(evaluator_mod, "get_git_commit_hash", lambda: None))
             yield
     finally:
         logger.setLevel(level)

@@ -206,6 +206,21 @@ def test_lm_eval_rows_in_record_and_table(tiny_model_dir, tmp_path, capsys):
     assert "lm-eval:translation-en-fr" in table and "bleu" in table and "±" in table
 
 
+def test_bridge_console_is_free_of_lm_eval_noise(tiny_model_dir, tmp_path, monkeypatch, capfd):
+    """Outside a git checkout lm-eval's `git describe` printed "fatal: not a git repository", and its
+    context-building tqdm bar drew over llmbench's progress; both are silenced, llmbench's own lines stay."""
+    exp = tmp_path / "exp"
+    export_task("extraction-qa", exp)
+    monkeypatch.chdir(tmp_path)  # not a git repository
+    capfd.readouterr()
+    assert _run(["run", "-m", f"{tiny_model_dir},name=tiny", "--lm-eval", "extraction-qa", "--lm-eval-include",
+                 str(exp), "--limit", "2", "--max-new-tokens", "3", "--out", str(tmp_path / "r"),
+                 "--device", "cpu", "--no-chat-template"]) == 0
+    err = capfd.readouterr().err
+    assert "fatal" not in err and "it/s]" not in err, err
+    assert "tiny · lm-eval:extraction-qa: ok" in err
+
+
 def test_multiple_choice_group_and_json_stdout(tiny_model_dir, tmp_path, capsys):
     """loglikelihood requests are timed per task (labelled); a group gets its own row; --json stays JSON."""
     inc = tmp_path / "inc"
