@@ -6,8 +6,9 @@
 - ``nvml-power-sampling``: when the counter is NOT_SUPPORTED, ``nvmlDeviceGetPowerUsage`` (mW) sampled on a
   sleeping thread every ~50 ms and integrated with the trapezoid rule over ``perf_counter`` timestamps.
 - ``rapl``: ``energy_uj`` of the top-level ``intel-rapl:N`` package zones under /sys/class/powercap (AMD
-  uses the same names on Linux), with wrap-around through ``max_energy_range_uj``. Sub-zones (core,
-  uncore, dram) are not summed; ``psys`` (whole platform, includes the packages) is listed but not summed.
+  uses the same names on Linux) plus their ``dram`` sub-zones (memory is outside the package, and decoding
+  is memory-bound), with wrap-around through ``max_energy_range_uj``. The core and uncore sub-zones are
+  inside the package and not summed; ``psys`` (whole platform, includes the packages) is listed, not summed.
   A sleeping thread reads the counters every few seconds so windows longer than one wrap stay exact.
 
 A missing sensor gives ``available: False`` with a ``reason`` and ``joules: None``, never 0.
@@ -32,7 +33,7 @@ NVML_SAMPLING = "nvml-power-sampling"
 RAPL = "rapl"
 
 DEFAULT_POWERCAP_ROOT = Path("/sys/class/powercap")
-_PACKAGE_ZONE = re.compile(r"^intel-rapl:(\d+)$")
+_ZONE = re.compile(r"^intel-rapl:(\d+)(?::(\d+))?$")
 # Poll RAPL often enough that even this much power cannot wrap a counter twice between two reads.
 _RAPL_WORST_CASE_W = 1000.0
 
@@ -49,33 +50,39 @@ def _noop() -> None:
 
 @dataclass
 class RaplDomain:
-    """One top-level powercap zone."""
+    """One powercap zone: a package (or psys) zone, or a package's dram sub-zone."""
 
     zone: str
     name: str
     energy_path: Path
     max_range_uj: int | None
-    counted: bool  # summed into joules (packages); psys is reported but not summed
+    counted: bool  # summed into joules (packages and dram); psys is reported but not summed
 
 
 def find_rapl_domains(root: Path) -> list[RaplDomain]:
-    """Top-level ``intel-rapl:N`` zones under ``root`` (sub-zones like ``intel-rapl:0:0`` excluded)."""
-    found: list[tuple[int, RaplDomain]] = []
+    """Top-level ``intel-rapl:N`` zones and ``intel-rapl:N:M`` sub-zones named ``dram`` under ``root``.
+
+    Sysfs lists sub-zones both at the top of the powercap folder and inside their package's folder; the
+    top-level entries are enough. Core and uncore sub-zones are skipped: the package already holds them.
+    """
+    found: list[tuple[tuple[int, int], RaplDomain]] = []
     for entry in root.iterdir():
-        m = _PACKAGE_ZONE.match(entry.name)
+        m = _ZONE.match(entry.name)
         if not m:
             continue
         try:
             name = (entry / "name").read_text().strip() or entry.name
         except OSError:
             name = entry.name
+        if m.group(2) is not None and name != "dram":
+            continue
         try:
             max_range: int | None = _read_uj(entry / "max_energy_range_uj")
         except (OSError, ValueError):
             max_range = None
         found.append(
             (
-                int(m.group(1)),
+                (int(m.group(1)), -1 if m.group(2) is None else int(m.group(2))),
                 RaplDomain(
                     entry.name, name, entry / "energy_uj", max_range, counted=not name.startswith("psys")
                 ),

@@ -303,6 +303,26 @@ def test_rapl_sums_top_level_packages_only(powercap):
     assert [d["joules"] for d in r["domains"]] == pytest.approx([2.5, 1.0])
 
 
+def test_rapl_counts_dram_subzones_but_not_core_or_uncore(tmp_path):
+    """DRAM is outside the package (and decoding is memory-bound): summed. Core/uncore are inside: not summed."""
+    root = tmp_path / "pc"
+    pkg = _zone(root, "intel-rapl:0", "package-0", 0)
+    core = _zone(root, "intel-rapl:0:0", "core", 0)
+    uncore = _zone(root, "intel-rapl:0:1", "uncore", 0)
+    dram = _zone(root, "intel-rapl:0:2", "dram", 100, max_range=65_532_610_987)
+    m = EnergyMeter("cpu", powercap_root=root)
+    with m.measure():
+        _set(pkg, 4_000_000)  # +4 J
+        _set(core, 3_000_000)  # inside the package
+        _set(uncore, 500_000)  # inside the package
+        _set(dram, 1_500_100)  # +1.5 J
+    r = m.result()
+    assert r["joules"] == pytest.approx(5.5)
+    assert [(d["zone"], d["name"], d["counted"]) for d in r["domains"]] == [
+        ("intel-rapl:0", "package-0", True), ("intel-rapl:0:2", "dram", True)]
+    assert [d["joules"] for d in r["domains"]] == pytest.approx([4.0, 1.5])
+
+
 def test_rapl_wrap_around(tmp_path):
     root = tmp_path / "pc"
     z0 = _zone(root, "intel-rapl:0", "package-0", 9_000_000, max_range=10_000_000)
