@@ -2,7 +2,7 @@
 with every meter on, measured in one process, interleaved (bare, metered, bare, metered, ...) so drift
 of the machine hits both. Prints the ratio of median times (target: at most 1.02).
 
-    python benchmarks/bench_overhead.py [--model smollm2-135m] [--limit 4] [--reps 3]
+    python benchmarks/bench_overhead.py [--model smollm2-135m] [--limit 4] [--reps 3] [--device auto]
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def main() -> int:
     ap.add_argument("--task", default="translation-en-fr")
     ap.add_argument("--limit", type=int, default=4)
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--device", default="cpu", help="cpu | cuda[:i] (CUDA: both sides synchronise the device)")
+    ap.add_argument("--device", default="auto", help="auto | cpu | cuda[:i] (CUDA: both sides synchronise the device)")
     args = ap.parse_args()
 
     from llmbench import runner
