@@ -121,21 +121,29 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _git_commit() -> str | None:
+def _git(*args: str) -> str | None:
     here = Path(__file__).resolve().parent.parent
     try:
-        out = subprocess.run(
-            ["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
-        )
+        out = subprocess.run(["git", "-C", str(here), *args], capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def _git_commit() -> tuple[str | None, bool | None]:
+    """The llmbench checkout's commit and whether tracked files differ from it (None outside a checkout)."""
+    commit = _git("rev-parse", "HEAD") or None
+    if commit is None:
+        return None, None
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return commit, None if status is None else bool(status)
 
 
 def capture_environment(device: str | None = None, gpu: dict | None = None) -> dict:
     """Versions and hardware that make two records comparable (or not)."""
     from llmbench import __version__
 
+    commit, dirty = _git_commit()
     return {
         "hostname": platform.node(),
         "platform": platform.platform(),
@@ -145,7 +153,8 @@ def capture_environment(device: str | None = None, gpu: dict | None = None) -> d
         "accelerate": _version("accelerate"),
         "lm_eval": _version("lm-eval"),
         "llmbench": __version__,
-        "git_commit": _git_commit(),
+        "git_commit": commit,
+        "git_dirty": dirty,
         "device": device,
         "cpu_model": _cpu_model(),
         "cpu_count": os.cpu_count(),

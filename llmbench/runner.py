@@ -25,10 +25,10 @@ CPU_WARMUP_NEW_TOKENS = 8  # decode steps per warm-up generation on the CPU
 
 
 def warmup_new_tokens(device: str, max_new: int) -> int:
-    """Decode steps per warm-up generation. On CUDA the full length: measured on an H200 (docs/gpu.md), a
-    warm-up of 8 steps left the first measured sample 2.5-3.5x slower per token than the rest, as the KV cache
-    and the allocator's pool grow to their full size. On the CPU a few steps prime kernels as well as a full
-    generation does, and keep short runs short."""
+    """Decode steps (at most) per warm-up generation of llmbench's own tasks. On CUDA the full length: on an
+    H200 (docs/gpu.md) a warm-up of 8 steps left the first measured sample 2-3.5x slower per token than the
+    rest, likely while the KV cache and the allocator's pool grew to full size. On the CPU no such first-sample
+    effect was seen, and a few steps keep short runs short."""
     return max_new if device.startswith("cuda") else min(max_new, CPU_WARMUP_NEW_TOKENS)
 
 
@@ -153,7 +153,7 @@ def run(config: RunConfig, backend=None, progress: Progress | None = None) -> Ru
             "max_new_tokens": gen.max_new_tokens,
             "seed": gen.seed,
             "warmup": config.warmup,
-            "warmup_full_length": device.startswith("cuda"),
+            "warmup_full_length": config.warmup > 0 and device.startswith("cuda"),
             "limit": config.limit,
             "device": device,
             "chat_template": gen.use_chat_template,

@@ -45,7 +45,7 @@ DRY_RUN = os.environ.get("GPU_CHECK_DRY_RUN") == "1"
 N_PROMPTS = int(os.environ.get("GPU_CHECK_PROMPTS", "5"))
 MAX_NEW = int(os.environ.get("GPU_CHECK_NEW_TOKENS", "64"))
 DEVICE = "cpu" if DRY_RUN else "cuda"
-MODELS = [m for m in os.environ.get("GPU_CHECK_MODELS", ",".join(CONFIGS)).split(",") if m]
+MODELS = [m.strip() for m in os.environ.get("GPU_CHECK_MODELS", ",".join(CONFIGS)).split(",") if m.strip()]
 
 
 def log(msg: str) -> None:
@@ -166,8 +166,8 @@ def main() -> int:
     out = root / "results"
     paths = {}
     unknown = set(MODELS) - set(CONFIGS)
-    if unknown:
-        log(f"gpu-check: unknown model(s) in GPU_CHECK_MODELS: {', '.join(sorted(unknown))}; "
+    if unknown or not MODELS:
+        log(f"gpu-check: unknown or no model(s) in GPU_CHECK_MODELS: {', '.join(sorted(unknown))}; "
             f"choose from {', '.join(CONFIGS)}")
         return 2
     for name in MODELS:
@@ -175,13 +175,20 @@ def main() -> int:
         paths[name] = build(name, root)
         log(f"built {name} in {time.perf_counter() - t0:.1f} s")
     tasks_dir = _write_task(root)
+    from llmbench.tasks import load_catalog
+
+    prompts = [e.prompt for e in load_catalog([tasks_dir]).resolve(["gpu-check"], N_PROMPTS)[0].examples()]
+    timer = "cuda-event" if DEVICE == "cuda" else "perf-ctr"
+    # the reference loop runs before AND after llmbench, so drift of the machine over the run shows
+    before = {name: bare_generate(path, prompts) for name, path in paths.items()}
     cmd = [sys.executable, "-m", "llmbench", "run", "--device", DEVICE, "-t", "gpu-check",
            "--tasks-dir", str(tasks_dir), "--limit", str(N_PROMPTS), "--max-new-tokens", str(MAX_NEW),
            "--out", str(out), "--name", "gpu-check", "--no-chat-template", "--json"]
     for name, path in paths.items():
         cmd += ["-m", f"{path},dtype=bfloat16,name={name}"]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    pythonpath = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=pythonpath))
     log(f"llmbench run took {time.perf_counter() - t0:.1f} s (exit {proc.returncode})")
     if proc.returncode != 0:
         log(proc.stderr[-3000:])
@@ -192,7 +199,7 @@ def main() -> int:
         f"transformers {env.get('transformers')}")
     samples = [json.loads(x) for x in (out / record["run_id"] / "samples.jsonl").read_text().splitlines()]
     figures = {"device": card, "environment": env, "prompts": N_PROMPTS, "max_new_tokens": MAX_NEW, "models": {}}
-    log(f"{'model':20} {'timer':10} {'TTFT p50 ms':>12} {'TPOT p50 ms':>12} {'tok/s':>8} {'weights':>8} "
+    log(f"{'model':20} {'timer':17} {'TTFT p50 ms':>12} {'TPOT p50 ms':>12} {'tok/s':>8} {'weights':>8} "
         f"{'peak alloc':>10} {'NVML used':>9} {'J/sample':>9} {'J/token':>8}  energy method")
     for row in record["rows"]:
         name = row["model"]["name"]
@@ -201,19 +208,25 @@ def main() -> int:
             figures["models"][name] = {"status": "failed", "error": row["error"]}
             continue
         lat, mem, en = row["latency"], row["memory"], row["energy"]
-        prompts = [s["prompt"] for s in samples if s["model"] == name]
-        ref = bare_generate(paths[name], prompts)
+        if [s["prompt"] for s in samples if s["model"] == name] != prompts:
+            log(f"{name}: llmbench's prompts differ from the reference loop's; the comparison would be void")
+            return 1
+        after = bare_generate(paths[name], prompts)
         gib = [_fmt(_gib(mem.get(k)), unit="G") for k in ("weights_bytes", "cuda_peak_allocated_bytes",
                                                             "nvml_used_bytes")]
-        log(f"{name:20} {'llmbench':10} {lat['ttft_s']['p50'] * 1e3:12.2f} {lat['tpot_s']['p50'] * 1e3:12.2f} "
+        log(f"{name:20} {'llmbench':17} {lat['ttft_s']['p50'] * 1e3:12.2f} {lat['tpot_s']['p50'] * 1e3:12.2f} "
             f"{lat['tokens_per_s']:8.1f} {gib[0]:>8} {gib[1]:>10} {gib[2]:>9} "
             f"{_fmt(en.get('joules_per_sample')):>9} {_fmt(en.get('joules_per_token'), 3):>8}  "
             f"{en.get('method') or en.get('reason')}")
-        log(f"{'':20} {'cuda-event' if DEVICE == 'cuda' else 'perf-ctr':10} {ref['ttft_p50_s'] * 1e3:12.2f} "
-            f"{ref['tpot_p50_s'] * 1e3:12.2f} {ref['tokens_per_s']:8.1f}")
+        for when, ref in (("before", before[name]), ("after", after)):
+            log(f"{'':20} {timer + ' ' + when:17} {ref['ttft_p50_s'] * 1e3:12.2f} "
+                f"{ref['tpot_p50_s'] * 1e3:12.2f} {ref['tokens_per_s']:8.1f}")
         per_sample = {k: [s[k] for s in samples if s["model"] == name] for k in ("ttft_s", "e2e_s", "new_tokens")}
-        figures["models"][name] = {"status": "ok", "parameters": row["model"]["parameters"], "llmbench": {
-            "latency": lat, "memory": mem, "energy": en, "samples": per_sample}, "reference": ref}
+        figures["models"][name] = {
+            "status": "ok", "parameters": row["model"]["parameters"],
+            "llmbench": {"latency": lat, "memory": mem, "energy": en, "samples": per_sample},
+            "reference_before": before[name], "reference_after": after,
+        }
     log(f"record: {out / record['run_id']}")
     if os.environ.get("GPU_CHECK_JSON"):
         Path(os.environ["GPU_CHECK_JSON"]).write_text(json.dumps(figures, indent=2))

@@ -24,7 +24,8 @@ from llmbench.config import GenerationConfig, ModelSpec, RunConfig
 @click.option("--max-new-tokens", type=int, default=None, help="Cap on new tokens (default: each task's own).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--warmup", type=int, default=1, show_default=True,
-              help="Warm-up generations per task (first prompt, at most 8 new tokens), not counted.")
+              help="Warm-up generations per task (its first prompt; full length on CUDA, at most 8 new tokens "
+                   "on the CPU; lm-eval tasks: their first request), not counted.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
               show_default=True, help="Where run records are written.")
 @click.option("--name", default=None, help="A label added to the run id.")

@@ -57,6 +57,7 @@ class RaplDomain:
     energy_path: Path
     max_range_uj: int | None
     counted: bool  # summed into joules (packages and dram); psys is reported but not summed
+    subzone: bool = False  # intel-rapl:N:M (dram); a meter needs at least one package zone
 
 
 def find_rapl_domains(root: Path) -> list[RaplDomain]:
@@ -84,7 +85,8 @@ def find_rapl_domains(root: Path) -> list[RaplDomain]:
             (
                 (int(m.group(1)), -1 if m.group(2) is None else int(m.group(2))),
                 RaplDomain(
-                    entry.name, name, entry / "energy_uj", max_range, counted=not name.startswith("psys")
+                    entry.name, name, entry / "energy_uj", max_range, counted=not name.startswith("psys"),
+                    subzone=m.group(2) is not None,
                 ),
             )
         )
@@ -212,6 +214,7 @@ class EnergyMeter(WindowMeter):
         self._nvml_err: type[BaseException] = Exception
         self._domains: list[RaplDomain] = []
         self._rapl_poll_s: float | None = None
+        self._rapl_note: str | None = None
         if sync is None:
             sync = cuda_sync(self.device.text) if self.device.is_cuda and "torch" in sys.modules else _noop
         self._sync = sync
@@ -264,16 +267,23 @@ class EnergyMeter(WindowMeter):
             self.reason = f"no RAPL powercap interface at {root}"
             return
         domains = find_rapl_domains(root)
-        if not any(d.counted for d in domains):
+        if not any(d.counted and not d.subzone for d in domains):
             self.reason = f"no RAPL package domains (intel-rapl:N) under {root}"
             return
+        readable, notes = [], []
         for d in domains:
             try:
                 _read_uj(d.energy_path)
             except (OSError, ValueError) as exc:
-                self.reason = _rapl_read_reason(d.energy_path, exc)
-                return
-        self._domains = domains
+                if not d.subzone:
+                    self.reason = _rapl_read_reason(d.energy_path, exc)
+                    return
+                # an unreadable dram zone must not cost the package energy: left out, and said so
+                notes.append(f"{d.zone} ({d.name}) left out: {_rapl_read_reason(d.energy_path, exc)}")
+                continue
+            readable.append(d)
+        self._domains = readable
+        self._rapl_note = "; ".join(notes) or None
         self.method = RAPL
         if poll_s is not None:
             ranges = [d.max_range_uj for d in domains if d.max_range_uj]
@@ -408,10 +418,11 @@ class EnergyMeter(WindowMeter):
             for i, d in enumerate(win.domains)
         ]
         joules = sum(win.total[i] for i, d in enumerate(win.domains) if d.counted) / 1e6
-        warning = None
+        warnings = [self._rapl_note] if self._rapl_note else []
         ranges = [d.max_range_uj for d in win.domains if d.max_range_uj]
         if self._rapl_poll_s is None and ranges and duration > min(ranges) / 1e6 / _RAPL_WORST_CASE_W:
-            warning = "window long enough for a RAPL counter to wrap more than once (polling disabled)"
+            warnings.append("window long enough for a RAPL counter to wrap more than once (polling disabled)")
+        warning = "; ".join(warnings) or None
         return self._available(
             RAPL, joules, duration, warning, domains=domains, raw={"poll_s": self._rapl_poll_s}
         )

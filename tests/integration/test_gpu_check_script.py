@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_gpu_check_dry_run_reports_both_meters_for_both_models(tmp_path):
     out = tmp_path / "figures.json"
-    env = dict(os.environ, GPU_CHECK_DRY_RUN="1", GPU_CHECK_PROMPTS="2", GPU_CHECK_NEW_TOKENS="4",
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GPU_CHECK_")}
+    env.update(GPU_CHECK_DRY_RUN="1", GPU_CHECK_PROMPTS="2", GPU_CHECK_NEW_TOKENS="4",
                GPU_CHECK_JSON=str(out), TMPDIR=str(tmp_path))
     proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "gpu_check.py")], capture_output=True,
                           text=True, env=env, timeout=600)
@@ -26,12 +27,22 @@ def test_gpu_check_dry_run_reports_both_meters_for_both_models(tmp_path):
     assert set(figures["models"]) == {"mistral-7b-random", "gemma-2b-random"}
     for name, fig in figures["models"].items():
         assert fig["status"] == "ok", name
-        lat, ref = fig["llmbench"]["latency"], fig["reference"]
+        lat = fig["llmbench"]["latency"]
         assert lat["ttft_s"]["p50"] > 0 and lat["tpot_s"]["p50"] > 0
-        assert ref["new_tokens"] == [4, 4]  # random weights never stop early: eos is switched off
-        assert ref["ttft_p50_s"] > 0 and ref["tpot_p50_s"] > 0
+        assert fig["llmbench"]["samples"]["new_tokens"] == [4, 4]
+        for ref in (fig["reference_before"], fig["reference_after"]):
+            assert ref["new_tokens"] == [4, 4]  # random weights never stop early: eos is switched off
+            assert ref["ttft_p50_s"] > 0 and ref["tpot_p50_s"] > 0
         # on the CPU there is no NVML: energy and CUDA memory say why instead of reporting zero
         assert fig["llmbench"]["memory"]["cuda_peak_allocated_bytes"] is None
         assert fig["llmbench"]["memory"]["cuda_reason"]
         assert fig["llmbench"]["energy"]["available"] is False and fig["llmbench"]["energy"]["reason"]
     assert f"{'mistral-7b-random':20} llmbench" in proc.stdout
+    assert "perf-ctr before" in proc.stdout and "perf-ctr after" in proc.stdout
+
+
+def test_gpu_check_rejects_unknown_models():
+    env = dict(os.environ, GPU_CHECK_DRY_RUN="1", GPU_CHECK_MODELS="llama-99b")
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "gpu_check.py")], capture_output=True,
+                          text=True, env=env, timeout=600)
+    assert proc.returncode == 2 and "unknown or no model(s) in GPU_CHECK_MODELS: llama-99b" in proc.stdout

@@ -217,8 +217,22 @@ def test_bridge_console_is_free_of_lm_eval_noise(tiny_model_dir, tmp_path, monke
                  str(exp), "--limit", "2", "--max-new-tokens", "3", "--out", str(tmp_path / "r"),
                  "--device", "cpu", "--no-chat-template"]) == 0
     err = capfd.readouterr().err
-    assert "fatal" not in err and "it/s]" not in err, err
+    assert "fatal" not in err and "| 2/2" not in err, err  # no git complaint, no tqdm bar over 2 contexts
     assert "tiny · lm-eval:extraction-qa: ok" in err
+
+
+def test_quiet_lm_eval_patches_are_undone_even_after_an_error():
+    import lm_eval.api.task as task_mod
+    import lm_eval.evaluator as evaluator_mod
+
+    from llmbench.lmeval.bridge import _quiet_lm_eval
+
+    tqdm_before, git_before = task_mod.tqdm, evaluator_mod.get_git_commit_hash
+    with pytest.raises(RuntimeError), _quiet_lm_eval():
+        assert evaluator_mod.get_git_commit_hash() is None
+        assert task_mod.tqdm([1, 2]).disable is True
+        raise RuntimeError("a failing task")
+    assert task_mod.tqdm is tqdm_before and evaluator_mod.get_git_commit_hash is git_before
 
 
 def test_multiple_choice_group_and_json_stdout(tiny_model_dir, tmp_path, capsys):

@@ -24,8 +24,9 @@ def test_run_two_models_writes_record_and_samples(tiny_model_dir, tiny_model_dir
     assert code == 0
     record, samples = _read(out)
     assert record["schema_version"] == 1
-    assert {"python", "torch", "transformers", "device", "cpu_model", "llmbench", "git_commit"} <= set(
+    assert {"python", "torch", "transformers", "device", "cpu_model", "llmbench", "git_commit", "git_dirty"} <= set(
         record["environment"])
+    assert record["settings"]["warmup"] == 1 and record["settings"]["warmup_full_length"] is False  # CPU
     assert len(record["rows"]) == 4
     for row in record["rows"]:
         assert row["status"] == "ok", row["error"]

@@ -285,7 +285,7 @@ def powercap(tmp_path):
     return SimpleNamespace(root=root, z0=z0, z1=z1, sub=sub, mmio=mmio)
 
 
-def test_rapl_sums_top_level_packages_only(powercap):
+def test_rapl_sums_packages_not_core_subzones_or_mmio(powercap):
     m = EnergyMeter("cpu", powercap_root=powercap.root)
     assert m.method == "rapl"
     with m.measure("gen"):
@@ -321,6 +321,48 @@ def test_rapl_counts_dram_subzones_but_not_core_or_uncore(tmp_path):
     assert [(d["zone"], d["name"], d["counted"]) for d in r["domains"]] == [
         ("intel-rapl:0", "package-0", True), ("intel-rapl:0:2", "dram", True)]
     assert [d["joules"] for d in r["domains"]] == pytest.approx([4.0, 1.5])
+
+
+def test_rapl_two_sockets_with_dram_each_and_a_dram_wrap(tmp_path):
+    """Zones sort per socket (package, then its dram); a dram counter wraps on its own, smaller range."""
+    root = tmp_path / "pc"
+    p1 = _zone(root, "intel-rapl:1", "package-1", 0)
+    d1 = _zone(root, "intel-rapl:1:0", "dram", 0)
+    p0 = _zone(root, "intel-rapl:0", "package-0", 0)
+    d0 = _zone(root, "intel-rapl:0:0", "dram", 9_000_000, max_range=10_000_000)
+    m = EnergyMeter("cpu", powercap_root=root)
+    with m.measure():
+        for zone, value in ((p0, 2_000_000), (p1, 3_000_000), (d0, 1_000_000), (d1, 500_000)):
+            _set(zone, value)
+    r = m.result()
+    assert [d["zone"] for d in r["domains"]] == ["intel-rapl:0", "intel-rapl:0:0", "intel-rapl:1", "intel-rapl:1:0"]
+    assert [d["joules"] for d in r["domains"]] == pytest.approx([2.0, 2.0, 3.0, 0.5])  # 9 -> 10 -> 1 J: 2 J
+    assert r["domains"][1]["wraps"] == 1 and r["joules"] == pytest.approx(7.5)
+
+
+def test_rapl_dram_alone_is_not_a_package(tmp_path):
+    root = tmp_path / "pc"
+    _zone(root, "intel-rapl:0:0", "dram", 0)
+    _zone(root, "intel-rapl:1", "psys", 0)
+    m = EnergyMeter("cpu", powercap_root=root)
+    with m.measure():
+        pass
+    r = m.result()
+    assert r["available"] is False and r["reason"].startswith("no RAPL package domains")
+
+
+def test_rapl_unreadable_dram_is_left_out_with_a_warning(tmp_path):
+    root = tmp_path / "pc"
+    pkg = _zone(root, "intel-rapl:0", "package-0", 0)
+    dram = _zone(root, "intel-rapl:0:2", "dram", 0)
+    (dram / "energy_uj").write_text("not a number\n")
+    m = EnergyMeter("cpu", powercap_root=root)
+    with m.measure():
+        _set(pkg, 1_000_000)
+    r = m.result()
+    assert r["available"] is True and r["joules"] == pytest.approx(1.0)
+    assert [d["zone"] for d in r["domains"]] == ["intel-rapl:0"]
+    assert "intel-rapl:0:2 (dram) left out" in r["warning"]
 
 
 def test_rapl_wrap_around(tmp_path):
@@ -681,11 +723,3 @@ def test_cpu_paths_never_import_torch():
 def test_cuda_sync_on_cpu_is_noop():
     assert cuda_sync("cpu")() is None
 
-
-def test_warmup_is_full_length_on_cuda_and_short_on_cpu():
-    from llmbench.runner import warmup_new_tokens
-
-    # an 8-step warm-up left the first measured CUDA sample ~3x slower per token (docs/gpu.md)
-    assert warmup_new_tokens("cuda:0", 64) == 64
-    assert warmup_new_tokens("cpu", 64) == 8
-    assert warmup_new_tokens("cpu", 4) == 4
