@@ -275,6 +275,15 @@ def _set(zone_dir: Path, energy_uj: int) -> None:
     os.replace(tmp, zone_dir / "energy_uj")
 
 
+def _rapl_window(root: Path, *updates: tuple[Path, int]) -> dict:
+    """One RAPL window on ``root`` during which each zone's counter is set to its new value."""
+    m = EnergyMeter("cpu", powercap_root=root)
+    with m.measure():
+        for zone, value in updates:
+            _set(zone, value)
+    return m.result()
+
+
 @pytest.fixture
 def powercap(tmp_path):
     root = tmp_path / "powercap"
@@ -310,13 +319,7 @@ def test_rapl_counts_dram_subzones_but_not_core_or_uncore(tmp_path):
     core = _zone(root, "intel-rapl:0:0", "core", 0)
     uncore = _zone(root, "intel-rapl:0:1", "uncore", 0)
     dram = _zone(root, "intel-rapl:0:2", "dram", 100, max_range=65_532_610_987)
-    m = EnergyMeter("cpu", powercap_root=root)
-    with m.measure():
-        _set(pkg, 4_000_000)  # +4 J
-        _set(core, 3_000_000)  # inside the package
-        _set(uncore, 500_000)  # inside the package
-        _set(dram, 1_500_100)  # +1.5 J
-    r = m.result()
+    r = _rapl_window(root, (pkg, 4_000_000), (core, 3_000_000), (uncore, 500_000), (dram, 1_500_100))
     assert r["joules"] == pytest.approx(5.5)
     assert [(d["zone"], d["name"], d["counted"]) for d in r["domains"]] == [
         ("intel-rapl:0", "package-0", True), ("intel-rapl:0:2", "dram", True)]
@@ -330,11 +333,7 @@ def test_rapl_two_sockets_with_dram_each_and_a_dram_wrap(tmp_path):
     d1 = _zone(root, "intel-rapl:1:0", "dram", 0)
     p0 = _zone(root, "intel-rapl:0", "package-0", 0)
     d0 = _zone(root, "intel-rapl:0:0", "dram", 9_000_000, max_range=10_000_000)
-    m = EnergyMeter("cpu", powercap_root=root)
-    with m.measure():
-        for zone, value in ((p0, 2_000_000), (p1, 3_000_000), (d0, 1_000_000), (d1, 500_000)):
-            _set(zone, value)
-    r = m.result()
+    r = _rapl_window(root, (p0, 2_000_000), (p1, 3_000_000), (d0, 1_000_000), (d1, 500_000))
     assert [d["zone"] for d in r["domains"]] == ["intel-rapl:0", "intel-rapl:0:0", "intel-rapl:1", "intel-rapl:1:0"]
     assert [d["joules"] for d in r["domains"]] == pytest.approx([2.0, 2.0, 3.0, 0.5])  # 9 -> 10 -> 1 J: 2 J
     assert r["domains"][1]["wraps"] == 1 and r["joules"] == pytest.approx(7.5)
@@ -344,10 +343,7 @@ def test_rapl_dram_alone_is_not_a_package(tmp_path):
     root = tmp_path / "pc"
     _zone(root, "intel-rapl:0:0", "dram", 0)
     _zone(root, "intel-rapl:1", "psys", 0)
-    m = EnergyMeter("cpu", powercap_root=root)
-    with m.measure():
-        pass
-    r = m.result()
+    r = _rapl_window(root)
     assert r["available"] is False and r["reason"].startswith("no RAPL package domains")
 
 
@@ -356,10 +352,7 @@ def test_rapl_unreadable_dram_is_left_out_with_a_warning(tmp_path):
     pkg = _zone(root, "intel-rapl:0", "package-0", 0)
     dram = _zone(root, "intel-rapl:0:2", "dram", 0)
     (dram / "energy_uj").write_text("not a number\n")
-    m = EnergyMeter("cpu", powercap_root=root)
-    with m.measure():
-        _set(pkg, 1_000_000)
-    r = m.result()
+    r = _rapl_window(root, (pkg, 1_000_000))
     assert r["available"] is True and r["joules"] == pytest.approx(1.0)
     assert [d["zone"] for d in r["domains"]] == ["intel-rapl:0"]
     assert "intel-rapl:0:2 (dram) left out" in r["warning"]
@@ -394,11 +387,7 @@ def test_rapl_psys_is_reported_but_not_summed(tmp_path):
     root = tmp_path / "pc"
     z0 = _zone(root, "intel-rapl:0", "package-0", 0)
     psys = _zone(root, "intel-rapl:1", "psys", 0)
-    m = EnergyMeter("cpu", powercap_root=root)
-    with m.measure():
-        _set(z0, 2_000_000)
-        _set(psys, 5_000_000)
-    r = m.result()
+    r = _rapl_window(root, (z0, 2_000_000), (psys, 5_000_000))
     assert r["joules"] == pytest.approx(2.0)
     assert {d["name"]: d["counted"] for d in r["domains"]} == {"package-0": True, "psys": False}
 
