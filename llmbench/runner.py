@@ -27,8 +27,9 @@ CPU_WARMUP_NEW_TOKENS = 8  # decode steps per warm-up generation on the CPU
 def warmup_new_tokens(device: str, max_new: int) -> int:
     """Decode steps (at most) per warm-up generation of llmbench's own tasks. On CUDA the full length: on an
     H200 (docs/gpu.md) a warm-up of 8 steps left the first measured sample 2-3.5x slower per token than the
-    rest, likely while the KV cache and the allocator's pool grew to full size. On the CPU no such first-sample
-    effect was seen, and a few steps keep short runs short."""
+    rest, likely while the KV cache and the allocator's pool grew to full size. On the CPU (`make demo`, 8 model
+    x task rows) the first sample's TPOT was at most 1.3x the others', within their spread, and a few steps
+    keep short runs short."""
     return max_new if device.startswith("cuda") else min(max_new, CPU_WARMUP_NEW_TOKENS)
 
 

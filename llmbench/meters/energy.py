@@ -286,7 +286,7 @@ class EnergyMeter(WindowMeter):
         self._rapl_note = "; ".join(notes) or None
         self.method = RAPL
         if poll_s is not None:
-            ranges = [d.max_range_uj for d in domains if d.max_range_uj]
+            ranges = [d.max_range_uj for d in readable if d.max_range_uj]
             if ranges:
                 wrap_s = min(ranges) / 1e6 / _RAPL_WORST_CASE_W
                 # a quarter of the fastest possible wrap, but never busier than twice a second
