@@ -87,7 +87,7 @@ class HFBackend:
             parameters=parameter_count(model),
             weights_bytes=weights_bytes(model),
             dtype=str(first.dtype).removeprefix("torch."),
-            device=str(first.device) if not spec.device_map else f"device_map={spec.device_map}",
+            device=str(first.device) if not spec.device_map else placement(spec.device_map, model),
             source=str(source),
             has_chat_template=bool(getattr(tokenizer, "chat_template", None)),
             handle=(model, tokenizer),
@@ -174,6 +174,16 @@ class HFBackend:
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+
+
+def placement(device_map: str, hf_model) -> str:
+    """Where accelerate put the model, e.g. ``device_map=auto -> cuda:0,cpu`` (a CPU or disk entry means
+    offloaded layers, which dominate latency)."""
+    placed = getattr(hf_model, "hf_device_map", None) or {}
+    names = {f"cuda:{v}" if isinstance(v, int) else str(v) for v in placed.values()}
+    if not names:
+        names = {str(p.device) for p in hf_model.parameters()}
+    return f"device_map={device_map} -> {','.join(sorted(names))}"
 
 
 def _eos_ids(hf_model, tokenizer) -> set[int]:

@@ -203,3 +203,15 @@ def test_gate_passes_on_two_runs_of_a_deterministic_model(tiny_model_dir, task_d
     import xml.etree.ElementTree as ET
 
     assert len(ET.parse(junit).getroot().iter("testcase").__next__().attrib) > 0
+
+
+def test_device_map_auto_loads_through_accelerate(tiny_model_dir, task_dir, tmp_path):
+    """`device_map=auto` hands placement to accelerate (here: the CPU); the row says so and is complete."""
+    out = tmp_path / "r"
+    assert _run(["run", "-m", f"{tiny_model_dir},name=tiny,device_map=auto", "-t", "tiny-qa", "--tasks-dir",
+                 str(task_dir), "--out", str(out), "--device", "cpu", "--warmup", "0"]) == 0
+    record, samples = _read(out)
+    [row] = record["rows"]
+    assert row["status"] == "ok", row["error"]
+    assert row["model"]["device"] == "device_map=auto -> cpu" and row["model"]["spec"].endswith("device_map=auto")
+    assert row["memory"]["weights_bytes"] > 0 and len(samples) == row["task"]["n"] == 2
