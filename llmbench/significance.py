@@ -40,6 +40,19 @@ def index_samples(samples: list[dict]) -> dict[tuple[str, str], dict[int, dict]]
     return dict(out)
 
 
+def rescorable(metric: str, *entries) -> bool:
+    """Whether a paired test may rescore ``metric`` sample by sample with llmbench's own scorer.
+
+    Only for a metric of llmbench's registry that llmbench scored: lm-eval rows keep lm-eval's metric names
+    (``exact_match``, ``bleu``, ``f1``...), whose scorers differ from ours (case, normalisation, scale), so
+    their entries (``library: lm-eval``) are never rescored with the registry metric of the same name."""
+    from llmbench.metrics import METRIC_NAMES
+
+    if metric not in METRIC_NAMES:
+        return False
+    return not any(isinstance(e, dict) and e.get("library") == "lm-eval" for e in entries)
+
+
 def quality_delta(
     metric: str,
     baseline: dict[int, dict],

@@ -10,6 +10,7 @@ used, so a given seed gives the same numbers as before (to floating-point roundi
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Callable, Sequence
@@ -175,10 +176,30 @@ def _interval(dist: np.ndarray, confidence: float) -> tuple[float, float]:
     return float(sorted_quantile(ordered, alpha)), float(sorted_quantile(ordered, 1 - alpha))
 
 
-def _two_sided_p(deltas: np.ndarray) -> float:
-    """How often the resampled difference lands on the other side of zero, doubled (at most 1)."""
+def _two_sided_p(deltas: np.ndarray, floor: float = 0.0) -> float:
+    """How often the resampled difference lands on the other side of zero, doubled (at most 1), and never
+    below ``floor``: the smallest p an exact randomisation test on the same samples can reach."""
     p = 2 * min(float(np.mean(deltas <= 0)), float(np.mean(deltas >= 0)))
-    return min(1.0, p)
+    return min(1.0, max(p, floor))
+
+
+def smallest_paired_p(n: int) -> float:
+    """The smallest two-sided p of an exact sign-flip test on n pairs, 2 / 2**n.
+
+    A bootstrap over n pairs that all moved the same way has every resample on one side of zero (p = 0,
+    a zero-width interval), however small n: one sample would look "significant". Its p is floored here, so
+    fewer than 6 pairs can never be significant at 95%."""
+    return min(1.0, 2.0 / 2.0 ** n) if n < 1024 else 0.0
+
+
+def smallest_unpaired_p(na: int, nb: int) -> float:
+    """The smallest two-sided p of an exact permutation test of two groups of na and nb values,
+    2 / C(na + nb, na) (the unpaired counterpart of ``smallest_paired_p``)."""
+    if min(na, nb) == 0:
+        return 1.0
+    if na + nb > 1000:
+        return 0.0
+    return min(1.0, 2.0 / math.comb(na + nb, na))
 
 
 # ---------------------------------------------------------------- one sample
@@ -255,11 +276,13 @@ class PairedDelta:
     ci_high: float
     p_value: float
     n: int
+    confidence: float = CONFIDENCE
 
     @property
     def significant(self) -> bool:
-        """True when the 95% CI of the difference excludes zero."""
-        return self.ci_low > 0 or self.ci_high < 0
+        """True when the CI of the difference excludes zero and p < 1 - confidence (with too few samples for
+        an exact test to get there, p is floored and nothing is significant, see ``smallest_paired_p``)."""
+        return (self.ci_low > 0 or self.ci_high < 0) and self.p_value < 1 - self.confidence
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -302,7 +325,7 @@ def paired_bootstrap_sums(
         va, vb = float(full[0]), float(full[1])
     deltas = resampled_values(b, aggregate_many, resamples, seed) - resampled_values(a, aggregate_many, resamples, seed)
     low, high = _interval(deltas, confidence)
-    return PairedDelta(va, vb, vb - va, low, high, _two_sided_p(deltas), n)
+    return PairedDelta(va, vb, vb - va, low, high, _two_sided_p(deltas, smallest_paired_p(n)), n, confidence)
 
 
 def paired_bootstrap(
@@ -334,7 +357,7 @@ def paired_bootstrap(
     else:
         deltas = np.array([stat(b[i]) - stat(a[i]) for i in idx], dtype=float)
     low, high = _interval(deltas, confidence)
-    return PairedDelta(va, vb, vb - va, low, high, _two_sided_p(deltas), n)
+    return PairedDelta(va, vb, vb - va, low, high, _two_sided_p(deltas, smallest_paired_p(n)), n, confidence)
 
 
 class Quantile:
@@ -462,4 +485,5 @@ def unpaired_bootstrap(
     deltas = _resampled_statistic(statistic, b, ib) - _resampled_baseline(statistic, a, b.size, resamples, seed)
     low, high = _interval(deltas, confidence)
     va, vb = float(statistic(a)), float(statistic(b))
-    return PairedDelta(va, vb, vb - va, low, high, _two_sided_p(deltas), int(min(a.size, b.size)))
+    p = _two_sided_p(deltas, smallest_unpaired_p(a.size, b.size))
+    return PairedDelta(va, vb, vb - va, low, high, p, int(min(a.size, b.size)), confidence)

@@ -17,7 +17,13 @@ from dataclasses import dataclass, field
 from llmbench.errors import UserError
 from llmbench.gate.rules import Rule
 from llmbench.records import ResultRow, RunRecord
-from llmbench.significance import environment_differences, index_samples, latency_delta, quality_delta
+from llmbench.significance import (
+    environment_differences,
+    index_samples,
+    latency_delta,
+    quality_delta,
+    rescorable,
+)
 
 PASS, FAIL, MISSING, SKIPPED = "pass", "fail", "missing", "skipped"
 NO_NOISE_MODEL = "no noise model: compared as point values"
@@ -225,6 +231,9 @@ def _from_delta(d, method: str, worse_sign: int, alpha: float) -> _Noise:
 def _ci_fallback(b_entry, c_entry, why: str, alpha: float) -> _Noise | None:
     if not isinstance(b_entry, dict) or not isinstance(c_entry, dict):
         return None
+    if any(isinstance(e.get("n"), int) and e["n"] < 2 for e in (b_entry, c_entry)):
+        # a one-sample "CI" has zero width; as with samples (smallest_paired_p(1) == 1), nothing can be told
+        return _Noise("one sample: too few to tell a change from noise", False, p_value=1.0)
     bl, bh = _number(b_entry.get("ci_low")), _number(b_entry.get("ci_high"))
     cl, ch = _number(c_entry.get("ci_low")), _number(c_entry.get("ci_high"))
     if None not in (bl, bh, cl, ch):
@@ -245,11 +254,13 @@ def _noise(path: str, base: ResultRow, cand: ResultRow, b_samples: dict | None, 
     section, _, rest = path.partition(".")
     if section == "quality":
         shared = set(b_samples or {}) & set(c_samples or {})
-        if shared and _registry_metric(rest) is not None:
+        entries = base.quality.get(rest), cand.quality.get(rest)
+        ours = rescorable(rest, *entries)
+        if shared and ours:
             d = quality_delta(rest, b_samples, c_samples, seed=seed, resamples=resamples)
             return _from_delta(d, f"paired bootstrap over {len(shared)} shared samples", worse_sign, alpha)
-        why = "no shared samples" if _registry_metric(rest) is not None else "no per-sample scorer"
-        return _ci_fallback(base.quality.get(rest), cand.quality.get(rest), why, alpha)
+        why = "no shared samples" if ours else "no per-sample scorer"
+        return _ci_fallback(*entries, why, alpha)
     if section == "latency" and rest != "tokens_per_s":
         fld, _, stat = rest.partition(".")
         if b_samples and c_samples:

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 
 from llmbench.errors import UserError
 from llmbench.report.merge import MergedRow, MergedRuns
-from llmbench.significance import latency_delta, quality_delta
+from llmbench.significance import latency_delta, quality_delta, rescorable
 from llmbench.stats import PairedDelta
 
 DEFAULT_MARGIN = 0.95
@@ -190,6 +190,10 @@ class _Tester:
 
     def quality(self, metric: str, a: MergedRow, b: MergedRow) -> PairedDelta | None:
         def compute():
+            if not rescorable(metric, a.row.quality.get(metric), b.row.quality.get(metric)):
+                self.untested.add(f"quality significance not tested for {metric}: llmbench has no "
+                                  "per-sample scorer for it (e.g. lm-eval's own metrics)")
+                return None
             try:
                 return quality_delta(metric, a.samples, b.samples, seed=self.seed, resamples=self.resamples)
             except (UserError, KeyError, TypeError, ValueError) as exc:
@@ -251,7 +255,11 @@ def compare_task(task: str, rows: list[MergedRow], ref: str | None = None, metri
             res.speed_significant = _significant(tester.latency("tpot_s", ref_row, r))
     if tester.resamples > 0 and any(
             not x.is_ref and x.ok and x.quality is not None and x.quality_significant is None for x in results):
-        notes.append("no shared per-sample outputs for some rows: their quality difference is untested")
+        if rescorable(metric, *(r.row.quality.get(metric) for r in rows)):
+            notes.append("no shared per-sample outputs for some rows: their quality difference is untested")
+        else:
+            notes.append(f"quality differences untested: llmbench has no per-sample scorer for {metric} "
+                         "(e.g. lm-eval's own metrics)")
     return tc
 
 

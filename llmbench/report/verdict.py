@@ -153,7 +153,7 @@ def task_verdict(tc: TaskComparison, margin: float,
     if not scored:
         return v
     sign = 1 if hib else -1
-    best = max(scored, key=lambda r: (sign * r.quality, -(r.parameters or 0)))
+    best = max(scored, key=lambda r: (sign * r.quality, r.parameters is not None, -(r.parameters or 0)))
     near = [r for r in scored if within_margin(r.quality, best.quality, margin, hib)]
     chosen = min(near, key=lambda r: (r.parameters is None, r.parameters or 0, r.model))
     v.best, v.best_quality, v.chosen, v.chosen_quality = best.model, best.quality, chosen.model, chosen.quality

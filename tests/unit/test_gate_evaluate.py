@@ -268,3 +268,31 @@ def test_environment_differences_are_noted(tmp_path):
     assert report.passed
     assert any("hostname" in n for n in report.environment)
     assert any("llmbench" in n for n in report.environment)
+
+
+def test_lm_eval_metric_named_like_ours_is_gated_on_its_stderr_not_rescored(tmp_path):
+    # identical predictions (our SQuAD EM would see no change), but lm-eval's own exact_match fell
+    def lm(value):
+        return {"exact_match": {"value": value, "stderr": 0.08, "higher_is_better": True, "scale": "0-1",
+                                "n": 40, "library": "lm-eval"}}
+    base = make_run(tmp_path, "base", extra_quality=lm(1.0))
+    cand = make_run(tmp_path, "cand", extra_quality=lm(0.5))
+    check = only(gate(base, cand), "quality.exact_match")
+    assert check.status == FAIL
+    assert "stderr" in check.method and "paired bootstrap" not in check.method
+
+
+def test_one_shared_sample_is_never_a_significant_drop(tmp_path):
+    base = make_run(tmp_path, "base", n=1, correct={0})
+    cand = make_run(tmp_path, "cand", n=1, correct=set())
+    check = only(gate(base, cand), "quality.exact_match")
+    assert (check.baseline, check.candidate) == (100.0, 0.0)
+    assert check.status == PASS and check.p_value == 1.0 and "within the noise" in check.message
+
+
+def test_one_sample_without_per_sample_data_is_not_read_as_a_zero_width_ci(tmp_path):
+    base = make_run(tmp_path, "base", n=1, correct={0}, with_samples=False)
+    cand = make_run(tmp_path, "cand", n=1, correct=set(), with_samples=False)
+    check = only(gate(base, cand), "quality.exact_match")
+    assert check.status == PASS and "one sample" in check.method and check.p_value == 1.0
+    assert only(gate(base, cand, strict=True), "quality.exact_match").status == FAIL

@@ -173,3 +173,21 @@ def test_resamples_zero_skips_tests():
 
 def test_metric_label():
     assert metric_label("rougeL") == "ROUGE-L" and metric_label("custom") == "custom"
+
+
+def test_lm_eval_metric_with_a_registry_name_is_not_rescored():
+    # lm-eval's exact_match (case-sensitive, 0-1) is not llmbench's SQuAD exact match: no paired test
+    n = 40
+    lm = {"exact_match": {"value": 0.5, "stderr": 0.08, "higher_is_better": True, "scale": "0-1",
+                          "library": "lm-eval"}}
+    small = _m(_row("small", 100, quality=lm), _samples("small", [i % 4 == 0 for i in range(n)]))
+    big = _m(_row("big", 400, quality=lm), _samples("big", [i % 10 != 0 for i in range(n)]))
+    tc = compare_task(TASK, [small, big])
+    assert tc.result("small").quality_significant is None
+    assert any("no per-sample scorer" in note for note in tc.notes)
+
+
+def test_one_sample_is_never_significant():
+    small = _m(_row("small", 100), _samples("small", [False]))
+    big = _m(_row("big", 400), _samples("big", [True]))
+    assert compare_task(TASK, [small, big]).result("small").quality_significant is False

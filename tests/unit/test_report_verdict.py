@@ -83,3 +83,9 @@ def test_gain_per_doubling_and_diminishing_returns():
 def test_gain_reads_direction():
     steps = scaling_steps([_res("a", 1e8, 60.0), _res("b", 4e8, 50.0)], False)  # TER falls: a gain
     assert steps[0].gain == pytest.approx(10.0) and steps[0].gain_per_doubling == pytest.approx(5.0)
+
+
+def test_tie_for_best_prefers_a_model_of_known_size():
+    # a model of unknown size is not "the smallest" among equals
+    v = task_verdict(_task([_res("unknown", None, 0.5), _res("known", 2e8, 0.5)]), 0.95)
+    assert v.best == v.chosen == "known"

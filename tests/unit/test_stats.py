@@ -32,7 +32,7 @@ LAT_TIES = [round(v, 2) for v in LAT_B]
 # PairedDelta fields: baseline, candidate, delta, ci_low, ci_high, p_value, n.
 RECORDED = {
     'unpaired_mean': [0.05714488823348698, 0.06647039492770432, 0.00932550669421734,
-        0.003054639880262382, 0.01482203656176808, 0.0, 25],
+        0.003054639880262382, 0.01482203656176808, 2 / math.comb(56, 25), 25],
     'unpaired_ties_mean': [0.06612903225806452, 0.05714488823348698, -0.00898414402457754,
         -0.014840706400627518, -0.0029526915631336477, 0.002, 25],
     'unpaired_p50': [0.05520090057173704, 0.06530060793056798, 0.010099707358830944,
@@ -50,7 +50,7 @@ RECORDED = {
     'unpaired_default': [0.05520090057173704, 0.06530060793056798, 0.010099707358830944,
         -0.0006743782725067966, 0.019789125197026927, 0.098, 25],
     'unpaired_tiny': [0.05, 0.07447263280926732, 0.024472632809267314,
-        0.018549507143503605, 0.024999999999999994, 0.0, 1],
+        0.018549507143503605, 0.024999999999999994, 0.5, 1],  # p: the floor 2 / C(1 + 3, 1)
     'ci_mean': [0.05242132741605584, 0.061696080888110065],
     'ci_median': [0.05804360591842869, 0.07380092872563644],
     'summary': [0.06647039492770432, 0.06530060793056798, 0.08098091950865254,
@@ -60,14 +60,15 @@ RECORDED = {
     'paired_median': [0.05645515371677881, 0.06729729005039244, 0.010842136333613625,
         -0.0017029128150230653, 0.023277958810944552, 0.1, 20],
     'latency_mean': [0.05714488823348698, 0.06647039492770432, 0.00932550669421734,
-        0.0038721617455264694, 0.01576154509901482, 0.0, 25],
+        0.0038721617455264694, 0.01576154509901482, 2 / math.comb(56, 25), 25],
     'latency_p50': [0.05520090057173704, 0.06530060793056798, 0.010099707358830944,
         -0.0003902891221953161, 0.019692229030657926, 0.088, 25],
     'latency_p90': [0.07236444900157253, 0.08098091950865254, 0.008616470507080004,
         0.0027612804269345897, 0.01707896380150038, 0.008, 25],
     'latency_p99': [0.07864395643607916, 0.08609597131678037, 0.007452014880701213,
         0.0032059817517798854, 0.01541217183030877, 0.016, 25],
-    'latency_tpot': [0.05, 0.04, -0.010000000000000002, -0.010000000000000002, -0.009999999999999995, 0.0, 25],
+    'latency_tpot': [0.05, 0.04, -0.010000000000000002, -0.010000000000000002, -0.009999999999999995,
+                     2 / math.comb(56, 25), 25],
 }
 
 
@@ -224,3 +225,35 @@ def test_errors_unchanged():
         paired_bootstrap_sums([[1.0]], [[1.0], [2.0]], lambda s, n: s[:, 0])
     with pytest.raises(ValueError):
         unpaired_bootstrap([], [1.0])
+
+
+# ---------------------------------------------------------------- too few samples to be significant
+
+
+@pytest.mark.parametrize("n", [1, 2, 5])
+def test_few_pairs_all_moving_one_way_are_not_significant(n):
+    # every resample moves the same way (p = 0 by counting), but an exact sign-flip test can't go below 2/2**n
+    d = paired_bootstrap([0.0] * n, [100.0] * n)
+    assert d.ci_low == d.ci_high == 100.0
+    assert d.p_value == pytest.approx(min(1.0, 2 / 2 ** n)) and not d.significant
+
+
+def test_six_pairs_all_moving_one_way_are_significant():
+    d = paired_bootstrap([0.0] * 6, [100.0] * 6)
+    assert d.p_value == pytest.approx(2 / 64) and d.significant
+
+
+def test_corpus_level_paired_test_has_the_same_floor():
+    rows = np.array([[1.0, 2.0]] * 3)
+    d = paired_bootstrap_sums(rows, rows * 2, lambda sums, n: sums[:, 0] / sums[:, 1] * 0 + sums[:, 0])
+    assert d.p_value == pytest.approx(2 / 8) and not d.significant
+
+
+def test_unpaired_floor_is_the_exact_permutation_bound():
+    assert stats.smallest_unpaired_p(1, 1) == 1.0
+    assert stats.smallest_unpaired_p(3, 3) == pytest.approx(2 / 20)
+    assert stats.smallest_unpaired_p(4, 4) == pytest.approx(2 / 70)
+    one = unpaired_bootstrap([0.05], [0.5])
+    assert one.p_value == 1.0 and not one.significant
+    four = unpaired_bootstrap([0.05, 0.051, 0.049, 0.05], [0.5, 0.51, 0.49, 0.5])
+    assert four.p_value == pytest.approx(2 / 70) and four.significant
