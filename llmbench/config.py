@@ -10,6 +10,17 @@ from llmbench.errors import UserError
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 _BOOL = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 _SPEC_KEYS = {"dtype", "device_map", "revision", "gguf_file", "trust_remote_code", "name", "chat_template"}
+# device_map strings transformers accepts (transformers.integrations.accelerate.check_and_set_device_map):
+# accelerate's placement strategies, or one torch device for the whole model.
+DEVICE_MAP_STRATEGIES = ("auto", "balanced", "balanced_low_0", "sequential")
+DEVICE_MAP_DEVICES = ("cpu", "cuda", "cuda:N", "mps")
+
+
+def valid_device_map(value: str) -> bool:
+    """True for a device_map string transformers can place a model with."""
+    if value in DEVICE_MAP_STRATEGIES or value in ("cpu", "cuda", "mps"):
+        return True
+    return value.startswith("cuda:") and value[5:].isdigit()
 
 
 @dataclass(frozen=True)
@@ -35,15 +46,21 @@ class ModelSpec:
         if not parts[0]:
             raise UserError(f"model spec {text!r}: the model id or path is empty")
         kwargs: dict = {}
+        seen: set[str] = set()
         for part in parts[1:]:
             if not part:
                 continue
             key, sep, value = part.partition("=")
-            key = key.strip()
+            key, value = key.strip(), value.strip()
             if not sep or key not in _SPEC_KEYS:
                 raise UserError(
                     f"model spec {text!r}: unknown option {part!r} (known: {', '.join(sorted(_SPEC_KEYS))})"
                 )
+            if key in seen:
+                raise UserError(f"model spec {text!r}: option {key}= is given twice")
+            seen.add(key)
+            if not value:
+                raise UserError(f"model spec {text!r}: option {key}= needs a value")
             if key in ("trust_remote_code", "chat_template"):
                 if value.lower() not in _BOOL:
                     raise UserError(f"model spec {text!r}: {key} must be true or false, not {value!r}")
@@ -52,6 +69,13 @@ class ModelSpec:
                 if value not in DTYPES:
                     raise UserError(f"model spec {text!r}: dtype must be one of {', '.join(DTYPES)}")
                 kwargs["dtype"] = value
+            elif key == "device_map":
+                if not valid_device_map(value):
+                    raise UserError(
+                        f"model spec {text!r}: device_map must be one of "
+                        f"{', '.join(DEVICE_MAP_STRATEGIES + DEVICE_MAP_DEVICES)}, not {value!r}"
+                    )
+                kwargs["device_map"] = value
             elif key == "name":
                 kwargs["label"] = value
             else:
@@ -110,3 +134,13 @@ class RunConfig:
         dev = self.device
         if not (dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())):
             raise UserError(f"--device must be auto, cpu, cuda or cuda:N, not {dev!r}")
+        seen: set[str] = set()
+        for spec in self.models:
+            if spec.name in seen:
+                raise UserError(
+                    f"two models are named {spec.name!r}; rows and comparisons are keyed by name: give each "
+                    f"its own label with name=LABEL, e.g. -m '{spec.raw or spec.source},name={spec.name}-2'"
+                )
+            seen.add(spec.name)
+        if self.lm_eval_include is not None and not self.lm_eval_tasks:
+            raise UserError("--lm-eval-include only applies with --lm-eval TASKS")

@@ -100,6 +100,26 @@ def new_run_id(label: str | None = None) -> str:
     return f"{stamp}-{suffix}"
 
 
+def create_run_dir(out_dir: Path | str, label: str | None = None) -> str:
+    """A new run id whose directory under `out_dir` this call created, exclusively.
+
+    Two runs started in the same second with the same label would get the same id: the directory is made with
+    `os.mkdir` (which fails if it exists), and on a collision the id gets a suffix -2, -3, ... instead.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    base = new_run_id(label)
+    attempt = 1
+    while True:
+        run_id = base if attempt == 1 else f"{base}-{attempt}"
+        try:
+            os.mkdir(out / run_id)
+        except FileExistsError:
+            attempt += 1
+            continue
+        return run_id
+
+
 def now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 

@@ -18,7 +18,7 @@ from typing import Protocol
 from llmbench import store
 from llmbench.config import ModelSpec, RunConfig
 from llmbench.errors import UserError
-from llmbench.records import ResultRow, RunRecord, capture_environment, new_run_id, now_iso
+from llmbench.records import ResultRow, RunRecord, capture_environment, create_run_dir, now_iso
 from llmbench.stats import Summary
 
 CPU_WARMUP_NEW_TOKENS = 8  # decode steps per warm-up generation on the CPU
@@ -72,13 +72,28 @@ def preflight_model(spec: ModelSpec) -> PreparedModel:
 
     if spec.source in EMBEDDED:
         emb = EMBEDDED[spec.source]
+        # the alias is one fixed file inside a package: there is no other revision or GGUF file to pick
+        for key, value in (("revision", spec.revision), ("gguf_file", spec.gguf_file)):
+            if value is not None:
+                raise UserError(
+                    f"model {spec.source}: {key}= does not apply to an embedded alias (it is a fixed model shipped "
+                    f"in the {emb.package} package); remove {key}={value}"
+                )
         if not emb.installed():
             raise UserError(f"model {spec.source}: its package is not installed ({emb.install})")
         return PreparedModel(spec, spec.source, embedded=True)
     path = Path(spec.source).expanduser()
     if path.exists():
-        if path.is_dir() and not (path / "config.json").is_file() and not spec.gguf_file:
+        if not path.is_dir():
+            hint = f" (for a GGUF file use {path.parent},gguf_file={path.name})" if path.suffix == ".gguf" else ""
+            raise UserError(f"model {spec.source}: is a file, not a model directory{hint}")
+        if spec.gguf_file:
+            if not (path / spec.gguf_file).is_file():
+                raise UserError(f"model {spec.source}: gguf_file {spec.gguf_file} not found in {path}")
+        elif not (path / "config.json").is_file():
             raise UserError(f"model {spec.source}: directory has no config.json (and no gguf_file= given)")
+        if spec.revision is not None:
+            raise UserError(f"model {spec.source}: revision= applies to hub ids only, not to a local directory")
         return PreparedModel(spec, str(path))
     parts = spec.source.split("/")
     if len(parts) != 2 or not all(parts):
@@ -144,7 +159,7 @@ def run(config: RunConfig, backend=None, progress: Progress | None = None) -> Ru
     device = resolve_device(config.device)
     gen = config.generation
     record = RunRecord(
-        run_id=new_run_id(config.name),
+        run_id=create_run_dir(config.out_dir, config.name),  # created exclusively: a same-second run gets -2
         created_at=now_iso(),
         command=config.command,
         environment=capture_environment(device, gpu_info(device)),
@@ -283,27 +298,40 @@ def _run_task(loaded, task, examples, config, backend, device, sync, model_info,
             _free_cuda(device)
         return _failed_row(model_info, task, error), []
 
-    preds = [g.text for g in generations]
-    refs = [list(ex.references) for ex in examples]
-    quality, per_sample = evaluate(list(task.metrics), preds, refs, seed=gen.seed)
-    latency = _latency(generations, gen.batch_size, gen.seed)
-    latency["window_s"] = window_s  # the whole metered window: meters started and stopped, every batch
-    total_tokens = sum(g.new_tokens for g in generations)
-    memory = {"weights_bytes": loaded.weights_bytes,
-              "load_peak_rss_bytes": load_memory.get("peak_rss_bytes"), **mem.result()}
-    energy_result = per_unit(energy.result(), len(generations), total_tokens)
-    row = ResultRow(
-        model=dict(model_info),
-        task={"name": task.name, "kind": task.kind, "n": len(examples), "source": task.source_description,
-              "max_new_tokens": max_new},
-        quality=quality, latency=latency, memory=memory, energy=energy_result,
-    )
+    # Generations are done: from here on nothing may lose them. A scoring error (a reference a metric cannot
+    # read, a metric bug) makes this row `failed`, its samples are still written, and the run goes on.
     sample_lines = [
         {"model": loaded.name, "task": task.name, "index": ex.index, "prompt": g.prompt, "prediction": g.text,
-         "references": list(ex.references), "scores": scores, "ttft_s": g.ttft_s, "tpot_s": g.tpot_s,
+         "references": list(ex.references), "scores": {}, "ttft_s": g.ttft_s, "tpot_s": g.tpot_s,
          "e2e_s": g.e2e_s, "new_tokens": g.new_tokens}
-        for ex, g, scores in zip(examples, generations, per_sample)
+        for ex, g in zip(examples, generations)
     ]
+    task_info = {"name": task.name, "kind": task.kind, "n": len(examples), "source": task.source_description,
+                 "max_new_tokens": max_new}
+    measured: dict = {}
+    try:
+        latency = _latency(generations, gen.batch_size, gen.seed)
+        latency["window_s"] = window_s  # the whole metered window: meters started and stopped, every batch
+        total_tokens = sum(g.new_tokens for g in generations)
+        measured["latency"] = latency
+        measured["memory"] = {"weights_bytes": loaded.weights_bytes,
+                              "load_peak_rss_bytes": load_memory.get("peak_rss_bytes"), **mem.result()}
+        measured["energy"] = per_unit(energy.result(), len(generations), total_tokens)
+        preds = [g.text for g in generations]
+        refs = [list(ex.references) for ex in examples]
+        quality, per_sample = evaluate(list(task.metrics), preds, refs, seed=gen.seed)
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:
+        reason = " ".join(str(exc).split()) if isinstance(exc, UserError) else _error_text(exc)
+        error = f"scoring failed: {reason}"
+        progress.note(f"{loaded.name} / {task.name}: {error}")
+        # what was measured (latency, memory, energy) stays in the row; quality is what is missing
+        row = ResultRow(model=dict(model_info), task=task_info, status="failed", error=error, **measured)
+        return row, sample_lines
+    for line, scores in zip(sample_lines, per_sample):
+        line["scores"] = scores
+    row = ResultRow(model=dict(model_info), task=task_info, quality=quality, **measured)
     return row, sample_lines
 
 

@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Iterable
 
 from llmbench.errors import UserError
-from llmbench.records import RUN_FILE, SAMPLES_FILE, SCHEMA_VERSION, RunRecord
+from llmbench.output_files import new_file_mode
+from llmbench.record_checks import check_record, check_version, sample_problem
+from llmbench.records import RUN_FILE, SAMPLES_FILE, RunRecord
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -21,6 +23,7 @@ def _atomic_write(path: Path, text: str) -> None:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, new_file_mode())  # records are shared like any other file, not private to the user
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -65,27 +68,34 @@ def resolve_run_path(ref: str | Path) -> Path:
 
 
 def read_run(ref: str | Path) -> RunRecord:
-    """Read one record; one clear UserError for a missing, unreadable or too-new file."""
+    """Read and validate one record; one clear UserError (naming the file and the row) for a missing,
+    unreadable, malformed or too-new file, so that no later command trips over a bad value."""
     path = resolve_run_path(ref)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"cannot read run record {path}: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"cannot read run record {path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise UserError(f"cannot read run record {path}: {exc.strerror or exc}") from None
+    except json.JSONDecodeError as exc:
+        raise UserError(f"cannot read run record {path}: not valid JSON ({exc})") from None
     if not isinstance(data, dict) or "run_id" not in data or "rows" not in data:
         raise UserError(f"{path} is not an llmbench run record (no run_id/rows)")
-    version = data.get("schema_version")
-    if not isinstance(version, int) or version > SCHEMA_VERSION:
-        raise UserError(
-            f"{path} has schema_version {version!r}; this llmbench reads up to {SCHEMA_VERSION}"
-        )
+    check_version(data, path)
+    check_record(data, path)
+    data = dict(data, created_at=data.get("created_at") or "", command=data.get("command") or "")
     try:
         return RunRecord.from_dict(data, path=path)
-    except (KeyError, TypeError, AttributeError) as exc:
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise UserError(f"{path} is not a valid run record: {exc}") from None
 
 
 def read_samples(record_or_dir: RunRecord | str | Path) -> list[dict]:
-    """Per-sample lines of a run ([] when the run has no samples.jsonl, e.g. lm-eval-only rows)."""
+    """Per-sample lines of a run ([] when the run has no samples.jsonl, e.g. lm-eval-only rows).
+
+    A line that is not JSON, not an object, or lacks its row's ``model``/``task`` names or an integer
+    ``index`` is a UserError naming the file and the line, as is a file that is not UTF-8 text.
+    """
     if isinstance(record_or_dir, RunRecord):
         run_dir = record_or_dir.path.parent if record_or_dir.path else None
     else:
@@ -93,17 +103,34 @@ def read_samples(record_or_dir: RunRecord | str | Path) -> list[dict]:
         run_dir = p if p.is_dir() else p.parent
     if run_dir is None or not (run_dir / SAMPLES_FILE).is_file():
         return []
+    path = run_dir / SAMPLES_FILE
     out = []
-    with open(run_dir / SAMPLES_FILE, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise UserError(f"{run_dir / SAMPLES_FILE}:{n}: not valid JSON ({exc.msg})") from None
+    try:
+        with open(path, encoding="utf-8") as fh:
+            for n, line in enumerate(fh, 1):
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    sample = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise UserError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
+                problem = sample_problem(sample)
+                if problem:
+                    raise UserError(f"{path}:{n}: {problem}")
+                out.append(sample)
+    except UnicodeDecodeError as exc:
+        raise UserError(f"cannot read {path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
     return out
+
+
+def run_files(record: RunRecord) -> list[Path]:
+    """The files a command reading ``record`` uses: its run.json and (present or not) samples.jsonl."""
+    if record.path is None:
+        return []
+    return [record.path, record.path.parent / SAMPLES_FILE]
 
 
 def expand_run_refs(refs: Iterable[str], results_dir: Path = Path("results")) -> list[Path]:
@@ -113,6 +140,7 @@ def expand_run_refs(refs: Iterable[str], results_dir: Path = Path("results")) ->
     """
     refs = list(refs)
     paths: list[Path] = []
+    seen: set[Path] = set()
     if not refs:
         latest = latest_run(results_dir)
         if latest is None:
@@ -124,7 +152,8 @@ def expand_run_refs(refs: Iterable[str], results_dir: Path = Path("results")) ->
             raise UserError(f"no run matches {ref!r}")
         for m in matches:
             p = resolve_run_path(m)
-            if p not in paths:
+            if p.resolve() not in seen:  # the same run named twice (dir and run.json, ./x and /abs/x)
+                seen.add(p.resolve())
                 paths.append(p)
     return paths
 

@@ -75,8 +75,26 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
+    except click.exceptions.NoArgsIsHelpError as exc:  # `llmbench` alone: its help, as click would show it
+        click.echo(exc.format_message(), err=True)
+        sys.exit(2)
     except click.ClickException as exc:  # usage errors: one line, not click's usage block
         click.echo(f"error: {exc.format_message()}", err=True)
         sys.exit(2)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except OSError as exc:  # a path the command cannot read or write (the precise checks live at the source)
+        click.echo(f"error: {_os_error(exc)}", err=True)
+        sys.exit(2)
+    except UnicodeDecodeError as exc:
+        click.echo(f"error: a file is not UTF-8 text ({exc.reason} at byte {exc.start})", err=True)
+        sys.exit(2)
+
+
+def _os_error(exc: OSError) -> str:
+    """'cannot use PATH: Permission denied' from an OSError, without its errno prefix."""
+    reason = exc.strerror or str(exc)
+    if exc.filename is None:
+        return reason
+    where = f"{exc.filename} -> {exc.filename2}" if exc.filename2 else str(exc.filename)
+    return f"cannot use {where}: {reason}"

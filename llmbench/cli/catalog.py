@@ -26,13 +26,25 @@ def tasks(ctx, tasks_dirs):
     suites = Table(title="suites")
     for col in ("name", "n", "tasks"):
         suites.add_column(col)
+    notes = []  # why a size is `?`: the data is missing here (with the reason), or a hub dataset
+    hub = []
     for r in rows:
         if r.get("type") == "suite" or "tasks" in r:
             suites.add_row(r["name"], _n(r.get("n")), ", ".join(map(str, r.get("tasks", []))))
         else:
-            table.add_row(r["name"], r.get("kind", ""), _n(r.get("n")), " ".join(r.get("metrics", [])),
+            n = _n(r.get("n"))
+            if r.get("problem"):
+                n = f"? ({len(notes) + 1})"
+                notes.append(f"({len(notes) + 1}) {r['name']}: cannot run here: {r['problem']}")
+            elif r.get("n") is None:
+                hub.append(r["name"])
+            table.add_row(r["name"], r.get("kind", ""), n, " ".join(r.get("metrics", [])),
                           str(r.get("source", "")))
     out().print(table)
+    if hub:
+        out().print(f"?: {', '.join(hub)}: counted when loaded (hub datasets)", highlight=False, soft_wrap=True)
+    for note in notes:
+        out().print(note, highlight=False, soft_wrap=True, markup=False)
     out().print(suites)
 
 

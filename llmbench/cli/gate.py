@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import click
 
-from llmbench.errors import UserError
-
 _STYLE = {"pass": "green", "fail": "bold red", "missing": "yellow", "skipped": "dim"}
 
 
@@ -42,14 +40,17 @@ def gate(baseline_ref, candidate_ref, rules, rules_file, significance, strict, f
 
     from llmbench import console
     from llmbench.gate import evaluate, resolve_baseline, resolve_rules, to_junit, to_markdown
-    from llmbench.gate.outputs import write_text
     from llmbench.gate.rules import resolve_significance
-    from llmbench.store import read_run
+    from llmbench.output_files import refuse_overwrite, write_output
+    from llmbench.store import read_run, run_files
 
     parsed, source = resolve_rules(rules, rules_file)
     alpha = resolve_significance(significance)
     base = read_run(resolve_baseline(baseline_ref, baselines_dir))
     cand = read_run(candidate_ref)
+    for path in (markdown_file, junit_file):
+        if path is not None:
+            refuse_overwrite(path, run_files(base) + run_files(cand))
     report = evaluate(base, cand, parsed, rules_source=source, significance=alpha, strict=strict,
                       fail_on_missing=fail_on_missing)
     for note in report.environment:
@@ -58,11 +59,8 @@ def gate(baseline_ref, candidate_ref, rules, rules_file, significance, strict, f
         console.warn(escape(note))
     _print_table(report)
     for path, render in ((markdown_file, to_markdown), (junit_file, to_junit)):
-        if path:
-            try:
-                write_text(path, render(report))
-            except OSError as exc:
-                raise UserError(f"cannot write {path}: {exc}") from None
+        if path is not None:
+            write_output(path, render(report))  # UserError 'cannot write PATH: <reason>'
     if report.exit_code:
         # SystemExit, not ctx.exit: main() runs click with standalone_mode=False, which would turn
         # ctx.exit(1) into a return value and exit 0

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from llmbench.errors import UserError
 from llmbench.report.compare import DEFAULT_MARGIN, DEFAULT_RESAMPLES
 
 _RUNS_HELP = "Run directories, run.json paths or globs (default: the latest run under --results-dir)."
@@ -33,12 +34,22 @@ def _comparison_options(f):
     return f
 
 
-def _build(runs, results_dir, ref, metric, margin, resamples, seed):
+def _build(runs, results_dir, ref, metric, margin, resamples, seed, check=None):
+    """Load and compare the runs; ``check(merged)`` runs before the (slower) comparison."""
     from llmbench.report import build_comparison, load_runs
 
     merged = load_runs(runs, results_dir)
+    if check is not None:
+        check(merged)
     return merged, build_comparison(merged, ref=ref, metric=metric, margin=margin, resamples=resamples,
                                     seed=seed)
+
+
+def _inputs(merged) -> list[Path]:
+    """Every run.json and samples.jsonl the command reads: outputs must never replace them."""
+    from llmbench.store import run_files
+
+    return [f for record in merged.records for f in run_files(record)]
 
 
 def _warn_notes(cmp) -> None:
@@ -132,33 +143,40 @@ def compare(runs, results_dir, ref, metric, margin, resamples, seed):
 def export(runs, results_dir, ref, metric, margin, resamples, seed, fmt, output, samples_per_task):
     """Export runs as json, csv, md, html or latex."""
     from llmbench.console import err
+    from llmbench.output_files import refuse_overwrite, write_output
     from llmbench.report.export import export as render
     from llmbench.report.export import format_for
 
+    if not output:
+        raise UserError("-o/--output is empty; name a file, or '-' for stdout")
     fmt = format_for(output, fmt) if output != "-" else (fmt or "md")
-    merged, cmp = _build(runs, results_dir, ref, metric, margin, resamples, seed)
+
+    def check(merged):
+        if output != "-":
+            refuse_overwrite(output, _inputs(merged))
+
+    merged, cmp = _build(runs, results_dir, ref, metric, margin, resamples, seed, check)
     _warn_notes(cmp)
     text = render(cmp, merged, fmt, samples_per_task=samples_per_task)
     if output == "-":
         click.echo(text, nl=False)
         return
-    path = Path(output)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    write_output(output, text)
     err().print(f"wrote {fmt} to {output}", highlight=False)
 
 
 @click.command()
 @_comparison_options
-@click.option("-o", "--out-dir", type=click.Path(path_type=Path), default=Path("plots"), show_default=True,
+@click.option("-o", "--out-dir", default="plots", show_default=True, metavar="DIR",
               help="Directory for <task>.png and <task>.svg.")
 @click.option("--format", "formats", type=click.Choice(["png", "svg"]), multiple=True,
               help="Image formats (repeatable) [default: png and svg].")
 def plot(runs, results_dir, ref, metric, margin, resamples, seed, out_dir, formats):
     """Plot quality against parameters, energy per sample and TTFT, with the Pareto frontier."""
     from llmbench.console import out
-    from llmbench.errors import UserError
 
+    if not out_dir:
+        raise UserError("-o/--out-dir is empty; name a directory, e.g. plots/")
     try:
         import matplotlib  # noqa: F401
     except ImportError:
@@ -168,5 +186,5 @@ def plot(runs, results_dir, ref, metric, margin, resamples, seed, out_dir, forma
     # significance marks are not drawn, so skip the bootstrap
     merged, cmp = _build(runs, results_dir, ref, metric, margin, 0, seed)
     _warn_notes(cmp)
-    for path in write_plots(cmp, out_dir, tuple(formats) or PLOT_FORMATS):
+    for path in write_plots(cmp, out_dir, tuple(dict.fromkeys(formats)) or PLOT_FORMATS, inputs=_inputs(merged)):
         out().print(str(path), highlight=False)

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from llmbench.config import GenerationConfig, ModelSpec, RunConfig
+from llmbench.errors import UserError
 
 
 @click.command()
@@ -49,6 +50,8 @@ def run(models, tasks, limit, device, batch_size, max_new_tokens, seed, warmup, 
         if not d.is_dir():
             raise click.BadParameter(f"{d} is not a directory", param_hint="--tasks-dir")
     lm_tasks = tuple(t.strip() for t in (lm_eval_tasks or "").split(",") if t.strip())
+    if lm_eval_tasks is not None and not lm_tasks:
+        raise UserError(f"--lm-eval {lm_eval_tasks!r}: give at least one lm-eval task name, e.g. --lm-eval hellaswag")
     config = RunConfig(
         models=tuple(ModelSpec.parse(m) for m in models),
         tasks=tuple(tasks) if tasks else (() if lm_tasks else ("smoke",)),
@@ -59,7 +62,7 @@ def run(models, tasks, limit, device, batch_size, max_new_tokens, seed, warmup, 
         lm_eval_tasks=lm_tasks, lm_eval_include=lm_eval_include,
         command=" ".join(shlex.quote(a) for a in ["llmbench", *sys.argv[1:]]),
     )
-    with RichProgress(err()) as progress:
+    with _LazyProgress(RichProgress, err()) as progress:
         result = runner.run(config, progress=progress)
     if as_json:
         import json
@@ -71,3 +74,45 @@ def run(models, tasks, limit, device, batch_size, max_new_tokens, seed, warmup, 
     if result.interrupted:
         err().print("[yellow]interrupted[/]: the rows finished before Ctrl-C are kept in the record")
         sys.exit(130)
+    failed = [r for r in result.record.rows if r.status != "ok"]
+    if failed:  # the record is complete, but a script or CI job must not mistake this run for a clean one
+        names = ", ".join(f"{r.model.get('name')} × {r.task.get('name')}" for r in failed[:3])
+        more = f" and {len(failed) - 3} more" if len(failed) > 3 else ""
+        err().print(f"[red]{len(failed)} of {len(result.record.rows)} rows failed[/] ({names}{more}); "
+                    "they are kept in the record: exit code 1", highlight=False, soft_wrap=True)
+        sys.exit(1)
+
+
+class _LazyProgress:
+    """Starts the rich progress display at the runner's first report, i.e. after every check passed: a bad
+    input then prints only its one error line (a started display leaves an empty line behind)."""
+
+    def __init__(self, factory, console) -> None:
+        self._factory, self._console, self._bar = factory, console, None
+
+    def _started(self):
+        if self._bar is None:
+            self._bar = self._factory(self._console).__enter__()
+        return self._bar
+
+    def __enter__(self) -> "_LazyProgress":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
+
+    def model_started(self, *a) -> None:
+        self._started().model_started(*a)
+
+    def task_started(self, *a) -> None:
+        self._started().task_started(*a)
+
+    def advance(self, *a) -> None:
+        self._started().advance(*a)
+
+    def row_done(self, *a) -> None:
+        self._started().row_done(*a)
+
+    def note(self, *a) -> None:
+        self._started().note(*a)

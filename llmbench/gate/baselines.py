@@ -7,8 +7,9 @@ import shutil
 from pathlib import Path
 
 from llmbench.errors import UserError
+from llmbench.output_files import output_error
 from llmbench.records import RUN_FILE, SAMPLES_FILE, RunRecord
-from llmbench.store import read_run, resolve_run_path
+from llmbench.store import read_run, read_samples, resolve_run_path
 
 BASELINES_DIR = Path("results") / "baselines"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -23,25 +24,41 @@ def check_name(name: str) -> str:
 
 def save_baseline(run_ref: str | Path, name: str, directory: str | Path = BASELINES_DIR,
                   force: bool = False) -> Path:
-    """Copy a run's run.json (and samples.jsonl, which the noise model needs) to ``directory/name``.
+    """Copy a run's run.json and samples.jsonl (which the paired tests need) to ``directory/name``.
 
-    Refuses to replace an existing baseline unless ``force``. Returns the new run.json path.
+    Refuses (UserError) a record without rows, a run without a readable samples.jsonl, and replacing an
+    existing baseline unless ``force``. The copies get the normal mode of a new file (0o666 less the
+    umask), whatever the source's. Returns the new run.json path.
     """
     check_name(name)
+    if not str(directory):
+        raise UserError("--dir is empty; name the directory baselines are saved in, e.g. results/baselines")
     record = read_run(run_ref)  # validates before anything is copied
     src = record.path.parent
+    if not record.rows:
+        raise UserError(f"no rows in {src}: no model × task finished in that run, nothing to gate against")
+    if not (src / SAMPLES_FILE).is_file():
+        raise UserError(f"{src} has no {SAMPLES_FILE}; a baseline needs it for the gate's paired tests "
+                        f"(copy it next to {RUN_FILE}, or save a run that `llmbench run` wrote)")
+    read_samples(record)  # a malformed samples.jsonl is refused now, not when the gate reads it
     dest = Path(directory) / name
     if dest.exists() and not force:
         raise UserError(f"baseline {name!r} already exists at {dest}; pass --force to replace it")
     tmp = Path(directory) / f".{name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    shutil.copy2(record.path, tmp / RUN_FILE)
-    if (src / SAMPLES_FILE).is_file():
-        shutil.copy2(src / SAMPLES_FILE, tmp / SAMPLES_FILE)
-    if dest.exists():
-        shutil.rmtree(dest)
-    tmp.rename(dest)
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        # copyfile, not copy2: the copy is a new file with the usual mode, not the source's (maybe 0600)
+        shutil.copyfile(record.path, tmp / RUN_FILE)
+        shutil.copyfile(src / SAMPLES_FILE, tmp / SAMPLES_FILE)
+        if dest.is_dir() and not dest.is_symlink():
+            shutil.rmtree(dest)
+        elif dest.exists() or dest.is_symlink():
+            dest.unlink()
+        tmp.rename(dest)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise output_error(dest, exc) from None
     return dest / RUN_FILE
 
 

@@ -107,8 +107,7 @@ def to_junit(report: GateReport) -> str:
 
 
 def write_text(path: str | Path, text: str) -> Path:
-    """Write an output file, creating its directory."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(text, encoding="utf-8")
-    return p
+    """Write an output file, creating its directory; UserError ``cannot write PATH: <reason>`` on failure."""
+    from llmbench.output_files import write_output
+
+    return write_output(path, text)

@@ -9,6 +9,8 @@ the margin is absolute, in the metric's own unit (points of its scale, seconds, 
 
 from __future__ import annotations
 
+import difflib
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,6 +108,8 @@ def parse_rule(text: str) -> Rule:
     _check_path(path, raw)
     sign, number, percent = m.groups()
     amount = float(number) / 100 if percent else float(number)
+    if not math.isfinite(amount):  # 1e400 parses as inf: a margin that allows anything is a typo
+        raise UserError(f"bad rule {raw!r}: allowed change {change.strip()!r} is too large to be a finite number")
     return Rule(text=f"{path}:{sign}{number}{percent}", path=path, amount=amount, relative=bool(percent))
 
 
@@ -129,16 +133,41 @@ def _load_toml(path: Path) -> dict:
             raise UserError(f"reading {path} needs Python 3.11+ or the 'tomli' package") from None
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read {path}: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"cannot read {path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{path} is not valid TOML: {exc}") from None
 
 
-def _gate_table(data: dict) -> dict | None:
-    """[tool.llmbench.gate] of a pyproject-style TOML document, or None."""
-    table = data.get("tool", {}).get("llmbench", {}).get("gate") if isinstance(data.get("tool"), dict) else None
-    return table if isinstance(table, dict) else None
+GATE_KEYS = ("rules", "significance")
+
+
+def _gate_table(data: dict, where: str) -> dict | None:
+    """[tool.llmbench.gate] of a pyproject-style TOML document, or None when absent.
+
+    A ``gate`` that is not a table, or a key llmbench does not know in it (a typo such as ``rulez``), is a
+    UserError: a setting that is silently ignored would gate with rules nobody chose.
+    """
+    tool = data.get("tool")
+    ours = tool.get("llmbench") if isinstance(tool, dict) else None
+    if ours is None:
+        return None
+    if not isinstance(ours, dict):
+        raise UserError(f"{where}: tool.llmbench must be a table ([tool.llmbench]), got {ours!r}")
+    table = ours.get("gate")
+    if table is None:
+        return None
+    if not isinstance(table, dict):
+        raise UserError(f"{where}: [tool.llmbench] gate must be a table ([tool.llmbench.gate]), got {table!r}")
+    unknown = [k for k in table if k not in GATE_KEYS]
+    if unknown:
+        hints = [f"{k!r} (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(k, GATE_KEYS, 1)) else repr(k)
+                 for k in unknown]
+        raise UserError(f"{where}: unknown key{'s' if len(unknown) > 1 else ''} {', '.join(hints)} in "
+                        f"[tool.llmbench.gate]; known keys: {', '.join(GATE_KEYS)}")
+    return table
 
 
 def _rules_from_table(table: dict, where: str) -> list[str]:
@@ -159,7 +188,7 @@ def load_rules_file(path: str | Path) -> list[str]:
         raise UserError(f"rules file {path} does not exist")
     if p.suffix == ".toml":
         data = _load_toml(p)
-        table = _gate_table(data)
+        table = _gate_table(data, str(p))
         if table is None and "rules" in data:
             table = data
         if table is None:
@@ -167,8 +196,10 @@ def load_rules_file(path: str | Path) -> list[str]:
         return _rules_from_table(table, str(p))
     try:
         lines = p.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read rules file {p}: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"cannot read rules file {p}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise UserError(f"cannot read rules file {p}: {exc.strerror or exc}") from None
     out = [line.split("#", 1)[0].strip() for line in lines]
     return [line for line in out if line]
 
@@ -178,7 +209,7 @@ def pyproject_settings(directory: str | Path = ".") -> dict | None:
     p = Path(directory) / "pyproject.toml"
     if not p.is_file():
         return None
-    return _gate_table(_load_toml(p))
+    return _gate_table(_load_toml(p), str(p))
 
 
 def resolve_rules(cli_rules=(), rules_file: str | Path | None = None,
@@ -199,8 +230,12 @@ def resolve_rules(cli_rules=(), rules_file: str | Path | None = None,
         return parse_rules(texts), " + ".join(sources)
     table = pyproject_settings(directory)
     if table is not None and "rules" in table:
-        return parse_rules(_rules_from_table(table, "pyproject.toml [tool.llmbench.gate]")), \
-            "pyproject.toml [tool.llmbench.gate]"
+        where = "pyproject.toml [tool.llmbench.gate]"
+        texts = _rules_from_table(table, where)
+        if not texts:  # as for an empty --rules file: gating on nothing would always pass
+            raise UserError(f"{where}: 'rules' is empty; list at least one rule, or remove 'rules' to use the "
+                            "built-in defaults")
+        return parse_rules(texts), where
     return parse_rules(DEFAULT_RULES), "built-in defaults"
 
 

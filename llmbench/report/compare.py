@@ -271,6 +271,8 @@ def build_comparison(merged: MergedRuns, ref: str | None = None, metric: str | N
 
     if not 0 < margin <= 1:
         raise UserError(f"--margin must be in (0, 1], e.g. 0.95 for within 95% of the best; got {margin}")
+    if not merged.rows:
+        raise UserError("no rows to compare")
     models = {r.model for r in merged.rows}
     if ref is not None and ref not in models:
         raise UserError(f"--ref {ref!r} is not a model of these runs (models: {', '.join(sorted(models))})")

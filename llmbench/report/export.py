@@ -20,7 +20,7 @@ from llmbench.report.verdict import fmt_quality
 
 FORMATS = ("json", "csv", "md", "html", "latex")
 _EXTENSIONS = {".json": "json", ".csv": "csv", ".md": "md", ".markdown": "md", ".html": "html",
-               ".htm": "html", ".tex": "latex"}
+               ".htm": "html", ".tex": "latex", ".latex": "latex"}
 NOT_SIGNIFICANT = "†"
 SIGNIFICANCE_NOTE = (f"{NOT_SIGNIFICANT} not significantly different from the reference at 95% "
                      "(quality: paired bootstrap over the shared samples; TTFT and TPOT/speed: "

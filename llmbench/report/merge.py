@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
+from llmbench.errors import UserError
 from llmbench.records import ResultRow, RunRecord
 from llmbench.significance import environment_differences, index_samples
 from llmbench.store import expand_run_refs, read_run, read_samples
@@ -72,38 +73,80 @@ class MergedRuns:
 def merge_records(loaded: Iterable[tuple[RunRecord, list[dict]]]) -> MergedRuns:
     """Merge (record, samples.jsonl lines) pairs into one table; see the module docstring for the rule."""
     pairs = sorted(loaded, key=lambda p: (p[0].run_id, p[0].created_at))
-    by_key: dict[tuple[str, str], MergedRow] = {}
+    by_key: dict[tuple[str, str], tuple[MergedRow, RunRecord]] = {}
     notes: list[str] = []
+    seen_runs: dict[str, RunRecord] = {}
     for record, samples in pairs:
+        earlier = seen_runs.get(record.run_id)
+        if earlier is not None:  # the same run twice, e.g. a run and its baseline copy
+            where = _where(earlier, record)
+            notes.append(f"run {record.run_id} is given twice{where}; using the rows of "
+                         + (_run_dir(record) if where else "the later copy"))
+        seen_runs[record.run_id] = record
         indexed = index_samples(samples)
         for row in record.rows:
             merged = MergedRow(row, record.run_id, record.environment, indexed.get(row.key, {}))
-            old = by_key.get(row.key)
+            old, old_record = by_key.get(row.key, (None, None))
             if old is not None:
-                if old.ok and not merged.ok:
-                    notes.append(f"{row.key[0]} × {row.key[1]}: kept the finished row of {old.run_id} "
-                                 f"over the failed one of {record.run_id}")
+                pair = f"{row.key[0]} × {row.key[1]}"
+                if old_record is record:
+                    if old.ok and not merged.ok:
+                        notes.append(f"{pair} appears twice in run {record.run_id}; kept the finished row over "
+                                     "the failed one")
+                        continue
+                    notes.append(f"{pair} appears twice in run {record.run_id}; using the later row")
+                elif old.run_id == record.run_id:
+                    if old.ok and not merged.ok:
+                        continue  # covered by the run's note above
+                elif old.ok and not merged.ok:
+                    notes.append(f"{pair}: kept the finished row of {old.run_id} over the failed one of "
+                                 f"{record.run_id}")
                     continue
-                notes.append(f"{row.key[0]} × {row.key[1]} appears in {old.run_id} and {record.run_id}; "
-                             f"using {record.run_id}")
-            by_key[row.key] = merged
-    rows = list(by_key.values())
-    used = {r.run_id for r in rows}
+                else:
+                    notes.append(f"{pair} appears in {old.run_id} and {record.run_id}; using {record.run_id}")
+            by_key[row.key] = (merged, record)
+    rows = [m for m, _ in by_key.values()]
+    used = {id(rec) for _, rec in by_key.values()}
     records = [rec for rec, _ in pairs]
-    used_records = [rec for rec in records if rec.run_id in used]
+    used_records = [rec for rec in records if id(rec) in used]
     notes = environment_differences(used_records) + _settings_differences(used_records) + \
         _row_differences(rows) + notes
     return MergedRuns(records, rows, notes)
 
 
+def _run_dir(record: RunRecord) -> str:
+    return str(record.path.parent) if record.path is not None else record.run_id
+
+
+def _where(a: RunRecord, b: RunRecord) -> str:
+    """' (results/x and results/baselines/main)' when the two copies have different paths, else ''."""
+    if a.path is None or b.path is None or a.path == b.path:
+        return ""
+    return f" ({_run_dir(a)} and {_run_dir(b)})"
+
+
 def load_runs(refs: Iterable[str], results_dir: Path | str = Path("results")) -> MergedRuns:
-    """Run directories, run.json paths or globs (the latest run when empty) -> merged rows with samples."""
+    """Run directories, run.json paths or globs (the latest run when empty) -> merged rows with samples.
+
+    A run without rows (e.g. interrupted before its first row finished) is skipped with a note; when no
+    run has a row, a UserError says so.
+    """
     paths = expand_run_refs(list(refs), Path(results_dir))
-    loaded = []
+    loaded, empty = [], []
     for path in paths:
         record = read_run(path)
+        if not record.rows:
+            empty.append(path.parent)
+            continue
         loaded.append((record, read_samples(record)))
-    return merge_records(loaded)
+    if not loaded:
+        if len(empty) == 1:
+            raise UserError(f"no rows in {empty[0]}: no model × task finished in that run, nothing to compare")
+        raise UserError(f"no rows in any of {', '.join(str(p) for p in empty)}: no model × task finished in "
+                        "these runs, nothing to compare")
+    merged = merge_records(loaded)
+    merged.notes += [f"{p} has no rows; skipped" for p in empty]
+    return merged
 
 
 def _settings_differences(records: list[RunRecord]) -> list[str]:

@@ -9,6 +9,7 @@ import io
 import math
 import re
 from pathlib import Path
+from typing import Iterable
 
 from llmbench.report.compare import Comparison, ModelResult, TaskComparison
 from llmbench.report.export import fmt_params
@@ -119,19 +120,55 @@ def safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.") or "task"
 
 
-def write_plots(cmp: Comparison, out_dir: str | Path, formats: tuple[str, ...] = PLOT_FORMATS) -> list[Path]:
-    """Write ``<task>.<fmt>`` per task and format under ``out_dir``; returns the paths written."""
+def plot_paths(cmp: Comparison, out_dir: str | Path,
+               formats: tuple[str, ...] = PLOT_FORMATS) -> list[tuple[TaskComparison, list[Path]]]:
+    """Per task, the files ``write_plots`` writes: ``<task>.<fmt>``, each format once, and a ``-2``... suffix
+    when two task names map to the same file name."""
+    formats = tuple(dict.fromkeys(formats))
+    out = Path(out_dir)
+    used: set[str] = set()
+    plan = []
+    for tc in cmp.tasks:
+        base = stem = safe_name(tc.task)
+        n = 1
+        while stem in used:
+            n += 1
+            stem = f"{base}-{n}"
+        used.add(stem)
+        plan.append((tc, [out / f"{stem}.{fmt}" for fmt in formats]))
+    return plan
+
+
+def write_plots(cmp: Comparison, out_dir: str | Path, formats: tuple[str, ...] = PLOT_FORMATS,
+                inputs: Iterable[Path] = ()) -> list[Path]:
+    """Write ``<task>.<fmt>`` per task and format under ``out_dir``; returns the paths written.
+
+    Refuses (UserError) to write over any of ``inputs`` (the records being plotted); a file or directory
+    that cannot be written is a UserError ``cannot write PATH: <reason>``.
+    """
     import matplotlib
 
+    from llmbench.output_files import output_error, refuse_overwrite
+
+    plan = plot_paths(cmp, out_dir, formats)
+    inputs = list(inputs)
+    for _, paths in plan:
+        for path in paths:
+            refuse_overwrite(path, inputs)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = []
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise output_error(out, exc) from None
+    written = []
     with matplotlib.rc_context({"svg.hashsalt": "llmbench"}):  # stable SVG ids
-        for tc in cmp.tasks:
+        for tc, paths in plan:
             fig = task_figure(tc)
-            for fmt in formats:
-                path = out / f"{safe_name(tc.task)}.{fmt}"
-                with open(path, "wb") as fh:
-                    _save(fig, fh, fmt)
-                paths.append(path)
-    return paths
+            for path in paths:
+                try:
+                    with open(path, "wb") as fh:
+                        _save(fig, fh, path.suffix[1:])
+                except OSError as exc:
+                    raise output_error(path, exc) from None
+                written.append(path)
+    return written

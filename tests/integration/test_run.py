@@ -80,8 +80,9 @@ def test_simulated_oom_marks_model_failed_and_run_goes_on(tiny_model_dir, tiny_m
 
     monkeypatch.setattr(HFBackend, "load", load)
     out = tmp_path / "r"
+    # exit code 1: the record is complete, but a row failed
     assert _run(["run", "-m", f"{tiny_model_dir_b},name=big", "-m", f"{tiny_model_dir},name=small",
-                 "-t", "tiny-qa", "--tasks-dir", str(task_dir), "--out", str(out), "--warmup", "0"]) == 0
+                 "-t", "tiny-qa", "--tasks-dir", str(task_dir), "--out", str(out), "--warmup", "0"]) == 1
     record, samples = _read(out)
     by = {r["model"]["name"]: r for r in record["rows"]}
     assert by["big"]["status"] == "failed" and "out of memory" in by["big"]["error"]
@@ -122,17 +123,28 @@ def test_ctrl_c_keeps_finished_rows(tiny_model_dir, task_dir, tmp_path, monkeypa
     (["-m", "TINY", "-t", "broken", "--tasks-dir", "BAD"], "broken.yaml:3: malformed YAML"),
     (["-m", "TINY", "-t", "nodata", "--tasks-dir", "NODATA"], "not found"),
     (["-m", "TINY", "-t", "tiny-qa", "--tasks-dir", "MISSINGDIR"], "--tasks-dir"),
+    (["-m", "TINY", "-t", "jsonref", "--tasks-dir", "BADREFS"], "jsonref.yaml: task jsonref: record 0"),
+    (["-m", "TINY", "-t", "divide", "--tasks-dir", "BADREFS"], "task divide: record 0 (jsonl: d.jsonl): cannot render"),
+    (["-m", "AFILE", "-t", "tiny-qa"], "is a file, not a model directory"),
+    (["-m", "TINY,gguf_file=x.gguf", "-t", "tiny-qa"], "gguf_file x.gguf not found"),
+    (["-m", "TINY", "-m", "TINY", "-t", "tiny-qa"], "name=LABEL"),
 ])
 def test_bad_input_one_line_exit_2(args, message, tiny_model_dir, task_dir, tmp_path):
-    bad, nodata = tmp_path / "bad", tmp_path / "nodata"
-    bad.mkdir()
-    nodata.mkdir()
+    bad, nodata, badrefs = tmp_path / "bad", tmp_path / "nodata", tmp_path / "badrefs"
+    for d in (bad, nodata, badrefs):
+        d.mkdir()
     (bad / "broken.yaml").write_text("name: broken\nkind: [translation\n")
+    (badrefs / "d.jsonl").write_text('{"q": "2+2?", "a": "4"}\n')
+    for name, prompt, metric in (("jsonref", "{{ q }}", "json_f1"), ("divide", "{{ q / 0 }}", "f1")):
+        (badrefs / f"{name}.yaml").write_text(
+            f"name: {name}\nkind: extraction\nsource: {{type: jsonl, path: d.jsonl}}\n"
+            f"prompt: '{prompt}'\nreferences: a\nmetrics: [{metric}]\n")
     (nodata / "nodata.yaml").write_text(
         "name: nodata\nkind: extraction\nsource: {type: jsonl, path: data/missing.jsonl}\n"
         "prompt: '{{ q }}'\nreferences: a\nmetrics: [f1]\n")
-    subs = {"TINY": str(tiny_model_dir), "BAD": str(bad), "NODATA": str(nodata),
-            "MISSINGDIR": str(tmp_path / "absent")}
+    (tmp_path / "afile").write_text("not a model")
+    subs = {"TINY": str(tiny_model_dir), "BAD": str(bad), "NODATA": str(nodata), "BADREFS": str(badrefs),
+            "MISSINGDIR": str(tmp_path / "absent"), "AFILE": str(tmp_path / "afile")}
     args = [subs.get(a, a.replace("TINY", str(tiny_model_dir))) for a in args]
     proc = subprocess.run(
         [sys.executable, "-m", "llmbench", "run", *args, "--tasks-dir", str(task_dir), "--out", str(tmp_path / "r")],

@@ -322,7 +322,8 @@ def test_unknown_metric_gives_file_line_and_suggestion(tmp_path):
         ({"source": {"type": "csv", "path": "x.csv"}}, "unknown source type 'csv'"),
         ({"source": {"type": "hf"}}, "needs 'dataset'"),
         ({"source": {"type": "jsonl", "path": "a.jsonl", "split": "x"}}, "unknown key 'split'"),
-        ({"metrics": []}, "missing required key 'metrics'"),
+        ({"metrics": []}, "'metrics' must list at least one metric"),
+        ({"references": []}, "'references' must name at least one field"),
         ({"promt": "x"}, "unknown key 'promt' (did you mean: prompt?)"),
         ({"generation": {"max_new_tokens": 0}}, "max_new_tokens"),
         ({"generation": {"temperature": 0.5}}, "unknown generation key 'temperature'"),
@@ -371,6 +372,112 @@ def test_reference_field_missing_from_record(tmp_path):
     write_task(tmp_path, references="translation.fr")
     message = user_error(load_examples, tmp_path)
     assert "task toy" in message and "'translation.fr'" in message
+
+
+def test_json_metric_with_a_plain_string_reference_fails_when_examples_are_built(tmp_path):
+    """json_* metrics read every reference as a JSON object: a plain answer must fail at preflight (before
+    any model is loaded), naming the task file, not after generation inside the metric."""
+    path = write_task(tmp_path, kind="extraction", metrics=["json_f1", "json_parse_failure_rate"])
+    (task,) = load_catalog([tmp_path]).resolve(["toy"], None)
+    message = user_error(task.examples)
+    assert message.startswith(f"{path}: task toy: record 0") or "toy.yaml: task toy: record 0" in message, message
+    assert "'phrase 0' is not a JSON object" in message and "json_f1" in message
+
+
+def test_json_metric_accepts_object_references_and_other_metrics_accept_strings(tmp_path):
+    records = [{"source": "s", "target": {"city": "Paris", "year": 1900}}]
+    write_task(tmp_path, records=records, kind="extraction", metrics=["json_f1"])
+    assert load_examples(tmp_path)[0].references == ['{"city": "Paris", "year": 1900}']
+    write_task(tmp_path / "plain", metrics=["bleu", "exact_match"])
+    assert len(load_examples(tmp_path / "plain")) == 5
+
+
+def test_prompt_runtime_error_names_task_and_record(tmp_path):
+    """`{{ source / 0 }}` raises TypeError inside Jinja: one UserError line, not a traceback."""
+    write_task(tmp_path, prompt="English: {{ source / 0 }}")
+    (task,) = load_catalog([tmp_path]).resolve(["toy"], None)
+    message = user_error(task.examples)
+    assert "task toy: record 0" in message and "cannot render the prompt" in message and "TypeError" in message
+    write_task(tmp_path / "zero", prompt="{{ 1 / n }}", records=[{"n": 1, "target": "a"}, {"n": 0, "target": "b"}])
+    message = user_error(load_examples, tmp_path / "zero")
+    assert "record 1" in message and "ZeroDivisionError" in message
+
+
+def test_self_referencing_yaml_anchor_names_the_file(tmp_path):
+    path = tmp_path / "loop.yaml"
+    path.write_text("name: loop\na: &x [*x]\n")
+    message = user_error(parse_task_file, path)
+    assert "loop.yaml:2: malformed YAML" in message and "refers to itself" in message
+    assert "refers to itself" in user_error(load_catalog, [tmp_path])
+
+
+def test_aliases_that_do_not_loop_still_work(tmp_path):
+    write_task(tmp_path)
+    path = tmp_path / "toy.yaml"
+    path.write_text(
+        "name: toy\nkind: translation\nsource: {type: jsonl, path: data/toy.jsonl}\n"
+        "prompt: '{{ source }}'\nreferences: &ref target\nmetrics: [bleu]\n"
+        "fewshot:\n- &shot {source: a, target: b}\n- *shot\n- {source: c, *ref : d}\n"
+    )
+    spec = parse_task_file(path)
+    assert spec.references_from == ("target",) and len(spec.fewshot) == 3
+    assert spec.fewshot[0] is spec.fewshot[1] and spec.fewshot[2]["target"] == "d"
+
+
+def test_deeply_nested_yaml_names_the_file(tmp_path):
+    path = tmp_path / "deep.yaml"
+    path.write_text("a: " + "[" * 5000 + "]" * 5000 + "\n")
+    assert user_error(parse_task_file, path) == f"{path}: malformed YAML: nested too deeply"
+
+
+def test_deeply_nested_jsonl_line_names_the_file_and_line(tmp_path):
+    write_task(tmp_path)
+    data = tmp_path / "data" / "toy.jsonl"
+    data.write_text(data.read_text() + '{"source": ' + "[" * 100000 + "\n")
+    assert "toy.jsonl:6: malformed JSON: nested too deeply" in user_error(load_examples, tmp_path)
+
+
+def test_non_utf8_data_names_the_file_in_listing_and_loading(tmp_path):
+    write_task(tmp_path)
+    data = tmp_path / "data" / "toy.jsonl"
+    data.write_bytes(data.read_bytes() + b'{"source": "caf\xe9", "target": "x"}\n')
+    catalog = load_catalog([tmp_path])
+    assert "toy.jsonl:6: not UTF-8 text" in user_error(catalog.describe)
+    (task,) = catalog.resolve(["toy"], None)
+    assert "toy.jsonl:6: not UTF-8 text" in user_error(task.examples)
+
+
+def test_non_utf8_task_file_names_the_file(tmp_path):
+    path = tmp_path / "bin.yaml"
+    path.write_bytes(b"\xff\xfe\x00\x01name: x\n")
+    assert "bin.yaml: not UTF-8 text" in user_error(load_catalog, [tmp_path])
+
+
+def test_size_counts_records_and_reports_bad_lines(tmp_path):
+    """`llmbench tasks` sizes are records, not lines: a malformed line is an error with its line number."""
+    write_task(tmp_path)
+    assert next(r for r in load_catalog([tmp_path]).describe() if r["name"] == "toy")["n"] == 5
+    data = tmp_path / "data" / "toy.jsonl"
+    data.write_text(data.read_text() + "\n\n" + '{"source": "broken", \n')
+    assert "toy.jsonl:8: malformed JSON" in user_error(load_catalog([tmp_path]).describe)
+
+
+def test_data_path_that_is_a_directory_says_so(tmp_path):
+    write_task(tmp_path, source={"type": "jsonl", "path": "data"})
+    catalog = load_catalog([tmp_path])
+    message = user_error(catalog.resolve, ["toy"], None)
+    assert message.endswith("data is a directory, not a JSONL file") and "not found" not in message
+    row = next(r for r in catalog.describe() if r["name"] == "toy")
+    assert row["n"] is None and "is a directory" in row["problem"]
+
+
+def test_export_lm_eval_prompt_runtime_error_is_a_user_error(tmp_path):
+    from llmbench.lmeval.export import export_task
+
+    write_task(tmp_path / "tasks", prompt="{{ source / 0 }}")
+    message = user_error(export_task, "toy", tmp_path / "out", tasks_dirs=[tmp_path / "tasks"])
+    assert "task toy: record 0" in message and "TypeError" in message
+    assert not (tmp_path / "out").exists()
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -561,3 +668,50 @@ def test_shipped_hub_tasks_read_the_real_schemas(name, expected_refs, monkeypatc
     for metric, result in perfect.items():
         best = 0.0 if metric == "ter" else (100.0 if metric in ("bleu", "chrf", "f1", "exact_match") else 1.0)
         assert result["value"] == pytest.approx(best), metric
+
+
+# --------------------------------------------------------------------------------------------------------
+# `llmbench tasks` (the listing)
+
+
+def _tasks_cli(args, capsys) -> tuple[int, str, str]:
+    from llmbench.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["tasks", *args])
+        raise SystemExit(0)
+    captured = capsys.readouterr()
+    return info.value.code, captured.out, captured.err
+
+
+def test_tasks_listing_says_why_a_size_is_unknown(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("COLUMNS", "200")
+    write_task(tmp_path, name="gone")
+    (tmp_path / "data" / "gone.jsonl").unlink()
+    write_task(tmp_path, name="folder", source={"type": "jsonl", "path": "data"})
+    code, out, _ = _tasks_cli(["--tasks-dir", str(tmp_path)], capsys)
+    assert code == 0
+    # files are read in name order: folder.yaml, then gone.yaml
+    assert re.search(r"folder\s+│ translation\s+│ \? \(1\)", out)
+    assert re.search(r"gone\s+│ translation\s+│ \? \(2\)", out)
+    assert "(1) folder: cannot run here: data path " in out and "is a directory, not a JSONL file" in out
+    assert "(2) gone: cannot run here: data file " in out and "gone.jsonl not found" in out
+    assert "squad-v2, wmt14-fr-en, xsum: counted when loaded (hub datasets)" in out
+
+
+@pytest.mark.parametrize("content, expected", [
+    (b"a: &x [*x]\n", "t.yaml:1: malformed YAML: an anchor refers to itself"),
+    (b"a: " + b"[" * 5000 + b"]" * 5000 + b"\n", "t.yaml: malformed YAML: nested too deeply"),
+    (b"name: caf\xe9\n", "t.yaml: not UTF-8 text"),
+])
+def test_tasks_listing_bad_task_file_is_one_line(content, expected, tmp_path, capsys):
+    (tmp_path / "t.yaml").write_bytes(content)
+    code, _, err = _tasks_cli(["--tasks-dir", str(tmp_path)], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and expected in err, err
+
+
+def test_tasks_listing_non_utf8_data_is_one_line_naming_the_file(tmp_path, capsys):
+    write_task(tmp_path)
+    (tmp_path / "data" / "toy.jsonl").write_bytes(b'{"source": "\xff", "target": "x"}\n')
+    code, _, err = _tasks_cli(["--tasks-dir", str(tmp_path)], capsys)
+    assert code == 2 and err.startswith("error: ") and "toy.jsonl:1: not UTF-8 text" in err, err
