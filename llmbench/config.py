@@ -139,8 +139,14 @@ class RunConfig:
             if spec.name in seen:
                 raise UserError(
                     f"two models are named {spec.name!r}; rows and comparisons are keyed by name: give each "
-                    f"its own label with name=LABEL, e.g. -m '{spec.raw or spec.source},name={spec.name}-2'"
+                    f"its own label with name=LABEL, e.g. -m '{_with_name(spec, spec.name + '-2')}'"
                 )
             seen.add(spec.name)
         if self.lm_eval_include is not None and not self.lm_eval_tasks:
             raise UserError("--lm-eval-include only applies with --lm-eval TASKS")
+
+
+def _with_name(spec: ModelSpec, name: str) -> str:
+    """The spec as the user wrote it, with ``name=`` set to ``name`` (replacing one already given)."""
+    parts = [p for p in (spec.raw or spec.source).split(",") if not p.strip().startswith("name=")]
+    return ",".join([*parts, f"name={name}"])

@@ -57,6 +57,9 @@ def check_record(data: dict, path: Path) -> None:
     for key in ("environment", "settings"):
         if not (data.get(key) is None or isinstance(data[key], dict)):
             raise UserError(f"{path}: {key} must be an object, got {_short(data[key])}")
+    for name, value in (data.get("environment") or {}).items():  # compared across runs as plain values
+        if not (value is None or isinstance(value, (str, int, float, bool))):
+            raise UserError(f"{path}: environment.{name} must be a string, number or null, got {_short(value)}")
     rows = data["rows"]
     if not isinstance(rows, list):
         raise UserError(f"{path}: rows must be a list of row objects, got {_short(rows)}")
@@ -151,6 +154,9 @@ def sample_problem(sample) -> str | None:
         return f"index must be an integer, got {_short(index)}"
     if not (sample.get("scores") is None or isinstance(sample["scores"], dict)):
         return f"scores must be an object, got {_short(sample['scores'])}"
+    for name, score in (sample.get("scores") or {}).items():
+        if not _number_or_null(score):
+            return f"score {name!r} must be a number or null, got {_short(score)}"
     for key in _SUMMARY_FIELDS:
         if not _number_or_null(sample.get(key)):
             return f"{key} must be a number or null, got {_short(sample[key])}"

@@ -193,8 +193,8 @@ def main() -> int:
     pythonpath = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
     proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=pythonpath))
     log(f"llmbench run took {time.perf_counter() - t0:.1f} s (exit {proc.returncode})")
-    if proc.returncode not in (0, 1):  # 1: a model failed (e.g. out of memory); its row says why, below
-        log(proc.stderr[-3000:])
+    if proc.returncode not in (0, 3) or not proc.stdout.strip():  # 3: a model failed (e.g. out of memory);
+        log(proc.stderr[-3000:])  # its row says why, below
         return proc.returncode or 1
     record = json.loads(proc.stdout)
     env = record["environment"]

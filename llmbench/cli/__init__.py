@@ -13,6 +13,9 @@ import click
 
 from llmbench import __version__
 
+# click >= 8.2 raises it for a group called without a command; older clicks exit with the help themselves
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
 # command name -> "module:attribute"
 _COMMANDS = {
     "run": "llmbench.cli.run:run",
@@ -75,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
-    except click.exceptions.NoArgsIsHelpError as exc:  # `llmbench` alone: its help, as click would show it
+    except _NO_ARGS_IS_HELP as exc:  # `llmbench` alone: its help, as click would show it
         click.echo(exc.format_message(), err=True)
         sys.exit(2)
     except click.ClickException as exc:  # usage errors: one line, not click's usage block
@@ -83,18 +86,15 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except OSError as exc:  # a path the command cannot read or write (the precise checks live at the source)
+    except OSError as exc:  # a path the user gave that cannot be read or written (e.g. --out on a read-only
+        if exc.filename is None:  # disk); one without a path is not bad input: its traceback stays
+            raise
         click.echo(f"error: {_os_error(exc)}", err=True)
-        sys.exit(2)
-    except UnicodeDecodeError as exc:
-        click.echo(f"error: a file is not UTF-8 text ({exc.reason} at byte {exc.start})", err=True)
         sys.exit(2)
 
 
 def _os_error(exc: OSError) -> str:
     """'cannot use PATH: Permission denied' from an OSError, without its errno prefix."""
     reason = exc.strerror or str(exc)
-    if exc.filename is None:
-        return reason
     where = f"{exc.filename} -> {exc.filename2}" if exc.filename2 else str(exc.filename)
     return f"cannot use {where}: {reason}"

@@ -11,6 +11,9 @@ import click
 from llmbench.config import GenerationConfig, ModelSpec, RunConfig
 from llmbench.errors import UserError
 
+# the run finished and its record is complete, but a row failed; not 1, which is also a crash's exit code
+ROWS_FAILED = 3
+
 
 @click.command()
 @click.option("-m", "--model", "models", multiple=True, required=True, metavar="SPEC",
@@ -79,8 +82,8 @@ def run(models, tasks, limit, device, batch_size, max_new_tokens, seed, warmup, 
         names = ", ".join(f"{r.model.get('name')} × {r.task.get('name')}" for r in failed[:3])
         more = f" and {len(failed) - 3} more" if len(failed) > 3 else ""
         err().print(f"[red]{len(failed)} of {len(result.record.rows)} rows failed[/] ({names}{more}); "
-                    "they are kept in the record: exit code 1", highlight=False, soft_wrap=True)
-        sys.exit(1)
+                    "they are kept in the record: exit code 3", highlight=False, soft_wrap=True)
+        sys.exit(ROWS_FAILED)
 
 
 class _LazyProgress:
@@ -102,17 +105,5 @@ class _LazyProgress:
         if self._bar is not None:
             self._bar.__exit__(*exc)
 
-    def model_started(self, *a) -> None:
-        self._started().model_started(*a)
-
-    def task_started(self, *a) -> None:
-        self._started().task_started(*a)
-
-    def advance(self, *a) -> None:
-        self._started().advance(*a)
-
-    def row_done(self, *a) -> None:
-        self._started().row_done(*a)
-
-    def note(self, *a) -> None:
-        self._started().note(*a)
+    def __getattr__(self, name):  # model_started, task_started, advance, row_done, note
+        return getattr(self._started(), name)

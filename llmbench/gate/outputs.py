@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 from llmbench.gate.evaluate import (
     FAIL,
@@ -104,10 +103,3 @@ def to_junit(report: GateReport) -> str:
             ET.SubElement(case, "system-out").text = text
     ET.indent(suites)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
-
-
-def write_text(path: str | Path, text: str) -> Path:
-    """Write an output file, creating its directory; UserError ``cannot write PATH: <reason>`` on failure."""
-    from llmbench.output_files import write_output
-
-    return write_output(path, text)

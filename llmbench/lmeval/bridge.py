@@ -393,10 +393,11 @@ def _row(results, task, members, stats, loaded, config, model_info, load_memory,
 
 
 def _number(value) -> float | None:
+    """A finite float, else None (JSON has no inf/NaN, and a record must hold numbers or null)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     value = float(value)
-    return None if math.isnan(value) else value
+    return value if math.isfinite(value) else None
 
 
 def _quality(results: dict, task: str, scales: dict) -> dict:
@@ -409,11 +410,13 @@ def _quality(results: dict, task: str, scales: dict) -> dict:
         if "," not in key:
             continue
         metric, filt = key.split(",", 1)
-        if metric.endswith("_stderr") or _number(value) is None:
+        if metric.endswith("_stderr") or isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if math.isnan(value):
             continue
         name = metric if filt in ("none", "") else f"{metric}/{filt}"
         out[name] = {
-            "value": _number(value),
+            "value": _number(value),  # an infinite value (e.g. perplexity) is kept as null, with the note below
             "stderr": _number(res.get(f"{metric}_stderr,{filt}")),
             "ci_low": None,
             "ci_high": None,
@@ -422,6 +425,8 @@ def _quality(results: dict, task: str, scales: dict) -> dict:
             "n": n,
             "library": "lm-eval",
         }
+        if _number(value) is None:
+            out[name]["note"] = f"lm-eval reported {value}"
     return out
 
 

@@ -80,9 +80,9 @@ def test_simulated_oom_marks_model_failed_and_run_goes_on(tiny_model_dir, tiny_m
 
     monkeypatch.setattr(HFBackend, "load", load)
     out = tmp_path / "r"
-    # exit code 1: the record is complete, but a row failed
+    # exit code 3: the record is complete, but a row failed
     assert _run(["run", "-m", f"{tiny_model_dir_b},name=big", "-m", f"{tiny_model_dir},name=small",
-                 "-t", "tiny-qa", "--tasks-dir", str(task_dir), "--out", str(out), "--warmup", "0"]) == 1
+                 "-t", "tiny-qa", "--tasks-dir", str(task_dir), "--out", str(out), "--warmup", "0"]) == 3
     record, samples = _read(out)
     by = {r["model"]["name"]: r for r in record["rows"]}
     assert by["big"]["status"] == "failed" and "out of memory" in by["big"]["error"]

@@ -215,7 +215,6 @@ def test_two_runs_in_the_same_second_with_the_same_name_keep_both_records(tmp_pa
 
     fixed = lambda label=None: f"20250101-120000-{label}"  # noqa: E731
     monkeypatch.setattr(records, "new_run_id", fixed)
-    monkeypatch.setattr(runner, "new_run_id", fixed, raising=False)
     config = RunConfig(models=(ModelSpec.parse(str(_model_dir(tmp_path))),), tasks=("t-a",), name="nightly",
                        tasks_dirs=(_tasks_dir(tmp_path),), out_dir=tmp_path / "out", warmup=0, device="cpu")
     first = runner.run(config, backend=_FakeBackend())
@@ -244,7 +243,7 @@ def _cli(args, monkeypatch) -> int:
     return info.value.code
 
 
-def test_run_exits_1_when_a_row_failed_and_0_when_all_are_ok(tmp_path, monkeypatch, no_torch_device, capsys):
+def test_run_exits_3_when_a_row_failed_and_0_when_all_are_ok(tmp_path, monkeypatch, no_torch_device, capsys):
     model, tasks = _model_dir(tmp_path), _tasks_dir(tmp_path)
     base = ["run", "-m", str(model), "-t", "t-a", "-t", "t-b", "--tasks-dir", str(tasks), "--warmup", "0"]
     assert _cli([*base, "--out", str(tmp_path / "ok")], monkeypatch) == 0
@@ -254,9 +253,9 @@ def test_run_exits_1_when_a_row_failed_and_0_when_all_are_ok(tmp_path, monkeypat
 
     monkeypatch.setattr(_FakeBackend, "generate", generate)
     capsys.readouterr()
-    assert _cli([*base, "--out", str(tmp_path / "bad")], monkeypatch) == 1
+    assert _cli([*base, "--out", str(tmp_path / "bad")], monkeypatch) == 3
     err = capsys.readouterr().err.strip().splitlines()
-    assert "2 of 2 rows failed" in err[-1] and "exit code 1" in err[-1]
+    assert "2 of 2 rows failed" in err[-1] and "exit code 3" in err[-1]
     [run_dir] = (tmp_path / "bad").iterdir()
     assert [r["status"] for r in json.loads((run_dir / "run.json").read_text())["rows"]] == ["failed", "failed"]
 
@@ -274,3 +273,14 @@ def test_bad_run_options_are_one_line_and_exit_2(args, expected, tmp_path, monke
     assert code == 2 and err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
     assert expected in err
     assert not (tmp_path / "r").exists()
+
+
+def test_duplicate_name_hint_is_a_spec_that_parses():
+    from llmbench.config import ModelSpec, RunConfig
+    from llmbench.errors import UserError
+
+    with pytest.raises(UserError) as info:
+        RunConfig(models=(ModelSpec.parse("a,name=x"), ModelSpec.parse("b,dtype=float32,name=x")))
+    hint = str(info.value).split("-m '")[1].rstrip("'")
+    assert hint == "b,dtype=float32,name=x-2"
+    assert ModelSpec.parse(hint).name == "x-2"

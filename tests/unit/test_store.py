@@ -74,6 +74,7 @@ ROW = "row 1 (smollm2-135m / translation-en-fr)"
     (lambda d: _set(d, "rows", None), "rows must be a list of row objects"),
     (lambda d: _set(d, "rows", [1, 2]), "row 1: a row must be an object"),
     (lambda d: _set(d, "environment", "linux"), "environment must be an object"),
+    (lambda d: _set(d["environment"], "torch", ["2.13"]), "environment.torch must be a string, number or null"),
     (lambda d: _set(d, "run_id", 5), "run_id must be a non-empty string"),
 ])
 def test_bad_values_are_user_errors_naming_file_and_row(run_dir, change, fragment):
@@ -125,6 +126,7 @@ def test_samples_not_utf8_names_the_file(run_dir):
     ('{"task": "t", "index": 0}', "the sample has no model name"),
     ('{"model": "m", "task": "t", "index": "0"}', "index must be an integer"),
     ('{"model": "m", "task": "t", "index": 0, "ttft_s": "fast"}', "ttft_s must be a number"),
+    ('{"model": "m", "task": "t", "index": 0, "scores": {"bleu": "x"}}', "score 'bleu' must be a number or null"),
 ])
 def test_bad_sample_line_names_file_and_line(run_dir, line, fragment):
     path = run_dir / "samples.jsonl"
