@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterable
 
-from llmbench.errors import UserError
+from llmbench.errors import UserError, read_user_text
 from llmbench.output_files import new_file_mode
 from llmbench.record_checks import check_record, check_version, sample_problem
 from llmbench.records import RUN_FILE, SAMPLES_FILE, RunRecord
@@ -71,12 +71,9 @@ def read_run(ref: str | Path) -> RunRecord:
     """Read and validate one record; one clear UserError (naming the file and the row) for a missing,
     unreadable, malformed or too-new file, so that no later command trips over a bad value."""
     path = resolve_run_path(ref)
+    text = read_user_text(path, "run record")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as exc:
-        raise UserError(f"cannot read run record {path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise UserError(f"cannot read run record {path}: {exc.strerror or exc}") from None
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise UserError(f"cannot read run record {path}: not valid JSON ({exc})") from None
     if not isinstance(data, dict) or "run_id" not in data or "rows" not in data:

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from llmbench.errors import UserError
+from llmbench.errors import UserError, read_user_text
 
 # Must equal [tool.llmbench.gate] rules in the project's pyproject.toml (a test checks it).
 DEFAULT_RULES: tuple[str, ...] = (
@@ -131,12 +131,9 @@ def _load_toml(path: Path) -> dict:
             import tomli as tomllib  # type: ignore[no-redef]
         except ModuleNotFoundError:
             raise UserError(f"reading {path} needs Python 3.11+ or the 'tomli' package") from None
+    text = read_user_text(path)
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as exc:
-        raise UserError(f"cannot read {path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{path} is not valid TOML: {exc}") from None
 
@@ -194,12 +191,7 @@ def load_rules_file(path: str | Path) -> list[str]:
         if table is None:
             raise UserError(f"{p}: no 'rules' list and no [tool.llmbench.gate] table")
         return _rules_from_table(table, str(p))
-    try:
-        lines = p.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as exc:
-        raise UserError(f"cannot read rules file {p}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise UserError(f"cannot read rules file {p}: {exc.strerror or exc}") from None
+    lines = read_user_text(p, "rules file").splitlines()
     out = [line.split("#", 1)[0].strip() for line in lines]
     return [line for line in out if line]
 

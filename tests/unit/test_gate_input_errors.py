@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
 import stat
-from pathlib import Path
 
 import pytest
+from cli_checks import edit_run, one_line_error
 from gate_fixtures import make_run
 
 from llmbench.cli import main
@@ -33,31 +32,20 @@ def run_main(capsys, *args) -> tuple[int, str, str]:
     return code, out, err
 
 
-def _one_line_error(code, err, fragment):
-    assert code == 2, err
-    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
-    assert fragment in err, err
-
-
-def _edit_run(run: Path, change) -> None:
-    data = json.loads((run / "run.json").read_text())
-    change(data)
-    (run / "run.json").write_text(json.dumps(data))
-
 
 # ---- 2. a quality value that is not a number is bad input, not "missing" ------------------------------
 
 @pytest.mark.parametrize("value", ["high", [1], {"x": 1}])
 def test_string_quality_value_exits_2(runs, capsys, value):
-    _edit_run(runs["same"], lambda d: d["rows"][0]["quality"]["exact_match"].__setitem__("value", value))
+    edit_run(runs["same"], lambda d: d["rows"][0]["quality"]["exact_match"].__setitem__("value", value))
     code, _, err = run_main(capsys, "gate", "--baseline", runs["base"], "--candidate", runs["same"])
-    _one_line_error(code, err, "row 1 (tiny-model / qa): quality 'exact_match' value must be a number")
+    one_line_error(code, err, "row 1 (tiny-model / qa): quality 'exact_match' value must be a number")
 
 
 def test_samples_not_utf8_exits_2(runs, capsys):
     (runs["same"] / "samples.jsonl").write_bytes(b"\xff\xfe\n")
     code, _, err = run_main(capsys, "gate", "--baseline", runs["base"], "--candidate", runs["same"])
-    _one_line_error(code, err, "samples.jsonl: not UTF-8 text")
+    one_line_error(code, err, "samples.jsonl: not UTF-8 text")
 
 
 # ---- 5. [tool.llmbench.gate] in pyproject.toml ------------------------------------------------------
@@ -75,14 +63,14 @@ def test_bad_pyproject_gate_config(runs, capsys, tmp_path, toml, fragment):
         resolve_rules(directory=tmp_path)
     assert fragment in str(exc.value)
     code, _, err = run_main(capsys, "gate", "--baseline", runs["base"], "--candidate", runs["same"])
-    _one_line_error(code, err, fragment)
+    one_line_error(code, err, fragment)
 
 
 def test_unknown_key_is_reported_even_with_rules_on_the_command_line(runs, capsys, tmp_path):
     (tmp_path / "pyproject.toml").write_text("[tool.llmbench.gate]\nsignificanse = 0.1\n")
     code, _, err = run_main(capsys, "gate", "--baseline", runs["base"], "--candidate", runs["same"],
                             "--rule", "quality.*:0")
-    _one_line_error(code, err, "unknown key 'significanse' (did you mean 'significance'?)")
+    one_line_error(code, err, "unknown key 'significanse' (did you mean 'significance'?)")
 
 
 # ---- 6. amounts must be finite --------------------------------------------------------------------------
@@ -96,7 +84,7 @@ def test_infinite_amounts_are_rejected(text):
 def test_infinite_amount_exits_2(runs, capsys):
     code, _, err = run_main(capsys, "gate", "--baseline", runs["base"], "--candidate", runs["same"],
                             "--rule", "quality.exact_match:1e400")
-    _one_line_error(code, err, "too large to be a finite number")
+    one_line_error(code, err, "too large to be a finite number")
 
 
 # ---- outputs never replace the records -----------------------------------------------------------------
@@ -105,7 +93,7 @@ def test_markdown_over_the_candidate_record_is_refused(runs, capsys):
     before = (runs["same"] / "run.json").read_bytes()
     code, _, err = run_main(capsys, "gate", "--baseline", runs["base"], "--candidate", runs["same"],
                             "--markdown", runs["same"] / "run.json")
-    _one_line_error(code, err, "refusing to write")
+    one_line_error(code, err, "refusing to write")
     assert (runs["same"] / "run.json").read_bytes() == before
 
 
@@ -114,22 +102,22 @@ def test_unwritable_markdown(runs, capsys, tmp_path):
     code, _, err = run_main(capsys, "gate", "--baseline", runs["base"], "--candidate", runs["same"],
                             "--markdown", tmp_path / "afile" / "gate.md")
     afile = tmp_path / "afile"
-    _one_line_error(code, err, f"cannot write {afile / 'gate.md'}: {afile} is not a directory")
+    one_line_error(code, err, f"cannot write {afile / 'gate.md'}: {afile} is not a directory")
 
 
 # ---- 7, 8, 10. baseline save ---------------------------------------------------------------------------
 
 def test_save_refuses_a_run_without_rows(runs, capsys, tmp_path):
-    _edit_run(runs["base"], lambda d: d.__setitem__("rows", []))
+    edit_run(runs["base"], lambda d: d.__setitem__("rows", []))
     code, _, err = run_main(capsys, "baseline", "save", runs["base"], "--name", "main")
-    _one_line_error(code, err, f"no rows in {runs['base']}")
+    one_line_error(code, err, f"no rows in {runs['base']}")
     assert not (tmp_path / "results" / "baselines").exists()
 
 
 def test_save_refuses_a_run_without_samples(runs, capsys, tmp_path):
     (runs["base"] / "samples.jsonl").unlink()
     code, _, err = run_main(capsys, "baseline", "save", runs["base"], "--name", "main")
-    _one_line_error(code, err, "has no samples.jsonl")
+    one_line_error(code, err, "has no samples.jsonl")
     assert not (tmp_path / "results" / "baselines").exists()
 
 
@@ -137,7 +125,7 @@ def test_save_refuses_a_run_without_samples(runs, capsys, tmp_path):
 def test_save_refuses_unreadable_samples(runs, capsys, tmp_path, content, fragment):
     (runs["base"] / "samples.jsonl").write_bytes(content)
     code, _, err = run_main(capsys, "baseline", "save", runs["base"], "--name", "main")
-    _one_line_error(code, err, fragment)
+    one_line_error(code, err, fragment)
     assert not (tmp_path / "results" / "baselines").exists()
 
 
@@ -146,7 +134,7 @@ def test_save_unwritable_directory(runs, capsys, tmp_path, where, fragment):
     (tmp_path / "afile").write_text("x")
     directory = {"under-file": tmp_path / "afile" / "bl", "empty": ""}[where]
     code, _, err = run_main(capsys, "baseline", "save", runs["base"], "--name", "main", "--dir", directory)
-    _one_line_error(code, err, fragment)
+    one_line_error(code, err, fragment)
 
 
 def test_saved_copies_get_the_usual_mode(runs, tmp_path):

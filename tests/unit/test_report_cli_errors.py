@@ -3,11 +3,11 @@ outputs never replace the records they read."""
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 import pytest
+from cli_checks import edit_run, one_line_error
 from report_fixtures import RUN_LARGE, RUN_SMALL, two_runs, write_record
 
 from llmbench.cli import main
@@ -34,17 +34,6 @@ def _main(args, capsys):
     return code, captured.out, captured.err
 
 
-def _one_line_error(code, err, fragment):
-    assert code == 2, err
-    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
-    assert fragment in err, err
-
-
-def _edit_run(run: Path, change) -> None:
-    data = json.loads((run / "run.json").read_text())
-    change(data)
-    (run / "run.json").write_text(json.dumps(data))
-
 
 # ---- 1. outputs never replace inputs -------------------------------------------------------------
 
@@ -54,7 +43,7 @@ def test_export_refuses_to_overwrite_its_input(runs, capsys, name, fmt):
     before = target.read_bytes()
     args = ["export", *runs, "-o", target] + (["-f", fmt] if fmt else [])
     code, _, err = _main(args, capsys)
-    _one_line_error(code, err, "refusing to write")
+    one_line_error(code, err, "refusing to write")
     assert target.read_bytes() == before
 
 
@@ -62,11 +51,11 @@ def test_export_refuses_other_spellings_and_links(runs, capsys, tmp_path):
     before = (runs[1] / "run.json").read_bytes()
     spelled = runs[1] / ".." / runs[1].name / "run.json"
     code, _, err = _main(["export", *runs, "-o", spelled], capsys)
-    _one_line_error(code, err, "refusing to write")
+    one_line_error(code, err, "refusing to write")
     link = tmp_path / "report.json"
     link.symlink_to(runs[1] / "run.json")
     code, _, err = _main(["export", *runs, "-o", link], capsys)
-    _one_line_error(code, err, "refusing to write")
+    one_line_error(code, err, "refusing to write")
     assert (runs[1] / "run.json").read_bytes() == before
 
 
@@ -74,7 +63,7 @@ def test_plot_into_a_run_directory_never_replaces_its_record(runs, capsys):
     before = (runs[0] / "run.json").read_bytes()
     (runs[0] / "summarization.svg").symlink_to("run.json")
     code, _, err = _main(["plot", *runs, "-o", runs[0]], capsys)
-    _one_line_error(code, err, "refusing to write")
+    one_line_error(code, err, "refusing to write")
     assert (runs[0] / "run.json").read_bytes() == before
 
 
@@ -87,27 +76,27 @@ def test_plot_into_a_run_directory_never_replaces_its_record(runs, capsys):
     ({"value": "high", "higher_is_better": True}, "quality 'bleu' value must be a number"),
 ])
 def test_bad_quality_entry_is_one_line(runs, capsys, tmp_path, command, value, fragment):
-    _edit_run(runs[0], lambda d: d["rows"][0]["quality"].__setitem__("bleu", value))
+    edit_run(runs[0], lambda d: d["rows"][0]["quality"].__setitem__("bleu", value))
     out = {"compare": [], "export": ["-o", tmp_path / "r.md"], "plot": ["-o", tmp_path / "plots"]}[command]
     code, _, err = _main([command, *runs, "--resamples", "0", *out], capsys)
-    _one_line_error(code, err, fragment)
+    one_line_error(code, err, fragment)
     assert "row 1 (smollm2-135m / translation-en-fr)" in err and str(runs[0] / "run.json") in err
 
 
 def test_missing_model_name_is_one_line(runs, capsys):
-    _edit_run(runs[1], lambda d: d["rows"][0]["model"].pop("name"))
+    edit_run(runs[1], lambda d: d["rows"][0]["model"].pop("name"))
     code, _, err = _main(["compare", *runs], capsys)
-    _one_line_error(code, err, "model has no name")
+    one_line_error(code, err, "model has no name")
 
 
 # ---- 3. no rows -----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("command", ["compare", "export", "plot"])
 def test_a_run_without_rows_is_exit_2(runs, capsys, tmp_path, command):
-    _edit_run(runs[0], lambda d: d.__setitem__("rows", []))
+    edit_run(runs[0], lambda d: d.__setitem__("rows", []))
     out = {"compare": [], "export": ["-o", tmp_path / "r.md"], "plot": ["-o", tmp_path / "plots"]}[command]
     code, _, err = _main([command, runs[0], *out], capsys)
-    _one_line_error(code, err, f"no rows in {runs[0]}")
+    one_line_error(code, err, f"no rows in {runs[0]}")
     assert not (tmp_path / "r.md").exists() and not (tmp_path / "plots").exists()
 
 
@@ -124,7 +113,7 @@ def test_samples_not_utf8_is_one_line(runs, capsys, tmp_path, command):
     (runs[0] / "samples.jsonl").write_bytes(b"\xff\xfe\x00garbage\n")
     out = ["-o", tmp_path / "r.md"] if command == "export" else []
     code, _, err = _main([command, *runs, *out], capsys)
-    _one_line_error(code, err, f"cannot read {runs[0] / 'samples.jsonl'}: not UTF-8 text")
+    one_line_error(code, err, f"cannot read {runs[0] / 'samples.jsonl'}: not UTF-8 text")
 
 
 def test_bad_samples_line_names_file_and_line(runs, capsys):
@@ -132,7 +121,7 @@ def test_bad_samples_line_names_file_and_line(runs, capsys):
     lines = path.read_text().splitlines()
     path.write_text("\n".join(lines[:3] + ["{not json"] + lines[3:]) + "\n")
     code, _, err = _main(["compare", *runs], capsys)
-    _one_line_error(code, err, f"{path}:4: not valid JSON")
+    one_line_error(code, err, f"{path}:4: not valid JSON")
 
 
 # ---- 9. .latex, duplicate plot formats ---------------------------------------------------------------
@@ -160,7 +149,7 @@ def test_export_unwritable_output(runs, capsys, tmp_path, where, fragment):
     (tmp_path / "afile").write_text("x")
     output = {"dir": tmp_path, "empty": "", "under-file": tmp_path / "afile" / "r.md"}[where]
     code, _, err = _main(["export", *runs, "-f", "md", "--resamples", "0", "-o", output], capsys)
-    _one_line_error(code, err, fragment)
+    one_line_error(code, err, fragment)
 
 
 @pytest.mark.parametrize("where, fragment", [
@@ -172,13 +161,13 @@ def test_plot_unwritable_out_dir(runs, capsys, tmp_path, where, fragment):
     (tmp_path / "afile").write_text("x")
     output = {"file": tmp_path / "afile", "empty": "", "under-file": tmp_path / "afile" / "plots"}[where]
     code, _, err = _main(["plot", *runs, "-o", output], capsys)
-    _one_line_error(code, err, fragment)
+    one_line_error(code, err, fragment)
 
 
 def test_plot_cannot_write_a_file(runs, capsys, tmp_path):
     (tmp_path / "p" / "summarization.png").mkdir(parents=True)  # a directory where a figure goes
     code, _, err = _main(["plot", *runs, "-o", tmp_path / "p"], capsys)
-    _one_line_error(code, err, f"cannot write {tmp_path / 'p' / 'summarization.png'}")
+    one_line_error(code, err, f"cannot write {tmp_path / 'p' / 'summarization.png'}")
 
 
 # ---- 11. the same run twice, the same model twice ----------------------------------------------------------
@@ -198,7 +187,7 @@ def test_same_run_twice_says_so(runs, capsys, tmp_path, monkeypatch):
 
 
 def test_same_model_twice_in_one_run_says_so(runs, capsys):
-    _edit_run(runs[1], lambda d: d["rows"].append(d["rows"][0]))
+    edit_run(runs[1], lambda d: d["rows"].append(d["rows"][0]))
     code, _, err = _main(["compare", runs[1], "--resamples", "0"], capsys)
     assert code == 0
     text = " ".join(err.split())
