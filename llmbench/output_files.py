@@ -9,20 +9,6 @@ from typing import Iterable
 from llmbench.errors import UserError
 
 
-def new_file_mode() -> int:
-    """The mode ``open()`` gives a new file: 0o666 less the process umask (mkstemp would give 0o600)."""
-    try:  # Linux reports the umask without changing it (os.umask would, briefly, for every thread)
-        with open("/proc/self/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("Umask:"):
-                    return 0o666 & ~int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
 def refuse_overwrite(output: str | Path, inputs: Iterable[Path]) -> None:
     """UserError when writing ``output`` would replace one of ``inputs`` (same resolved path or same file)."""
     out = Path(output)

@@ -320,9 +320,7 @@ def _run_task(loaded, task, examples, config, backend, device, sync, model_info,
         preds = [g.text for g in generations]
         refs = [list(ex.references) for ex in examples]
         quality, per_sample = evaluate(list(task.metrics), preds, refs, seed=gen.seed)
-    except KeyboardInterrupt:
-        raise
-    except Exception as exc:
+    except Exception as exc:  # not KeyboardInterrupt: Ctrl-C still stops the run
         reason = " ".join(str(exc).split()) if isinstance(exc, UserError) else _error_text(exc)
         error = f"scoring failed: {reason}"
         progress.note(f"{loaded.name} / {task.name}: {error}")

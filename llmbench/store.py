@@ -5,25 +5,25 @@ from __future__ import annotations
 import glob as _glob
 import json
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Iterable
 
 from llmbench.errors import UserError, read_user_text
-from llmbench.output_files import new_file_mode
 from llmbench.record_checks import check_record, check_version, sample_problem
 from llmbench.records import RUN_FILE, SAMPLES_FILE, RunRecord
 
 
 def _atomic_write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # a unique name opened exclusively, like mkstemp, but with the usual mode of a new file (0666 less the
+    # umask; mkstemp's 0600 would make records private to their writer)
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp"
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        with open(tmp, "x", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, new_file_mode())  # records are shared like any other file, not private to the user
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -186,5 +186,5 @@ def plot(runs, results_dir, ref, metric, margin, resamples, seed, out_dir, forma
     # significance marks are not drawn, so skip the bootstrap
     merged, cmp = _build(runs, results_dir, ref, metric, margin, 0, seed)
     _warn_notes(cmp)
-    for path in write_plots(cmp, out_dir, tuple(dict.fromkeys(formats)) or PLOT_FORMATS, inputs=_inputs(merged)):
+    for path in write_plots(cmp, out_dir, tuple(formats) or PLOT_FORMATS, inputs=_inputs(merged)):
         out().print(str(path), highlight=False)

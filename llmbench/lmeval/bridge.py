@@ -410,13 +410,13 @@ def _quality(results: dict, task: str, scales: dict) -> dict:
         if "," not in key:
             continue
         metric, filt = key.split(",", 1)
-        if metric.endswith("_stderr") or isinstance(value, bool) or not isinstance(value, (int, float)):
-            continue
-        if math.isnan(value):
+        if metric.endswith("_stderr") or isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or math.isnan(value):
             continue
         name = metric if filt in ("none", "") else f"{metric}/{filt}"
+        finite = _number(value)  # an infinite value (e.g. perplexity) is kept as null, with a note
         out[name] = {
-            "value": _number(value),  # an infinite value (e.g. perplexity) is kept as null, with the note below
+            "value": finite,
             "stderr": _number(res.get(f"{metric}_stderr,{filt}")),
             "ci_low": None,
             "ci_high": None,
@@ -425,7 +425,7 @@ def _quality(results: dict, task: str, scales: dict) -> dict:
             "n": n,
             "library": "lm-eval",
         }
-        if _number(value) is None:
+        if finite is None:
             out[name]["note"] = f"lm-eval reported {value}"
     return out
 

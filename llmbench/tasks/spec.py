@@ -43,7 +43,7 @@ KNOWN_METRICS = (
 
 # Metrics that read every reference as a JSON object (llmbench.metrics.jsonfields): checked when a task's
 # examples are built, so a plain-string reference fails before a model is loaded, not after generating.
-JSON_OBJECT_METRICS = ("json_precision", "json_recall", "json_f1", "json_parse_failure_rate")
+JSON_OBJECT_METRICS = tuple(m for m in KNOWN_METRICS if m.startswith("json_"))
 
 DEFAULT_MAX_NEW_TOKENS = 64
 

@@ -11,7 +11,7 @@ import pytest
 from report_fixtures import write_record
 
 from llmbench.errors import UserError
-from llmbench.output_files import new_file_mode, refuse_overwrite, write_output
+from llmbench.output_files import refuse_overwrite, write_output
 from llmbench.records import RunRecord
 from llmbench.store import (
     expand_run_refs,
@@ -142,7 +142,6 @@ def test_bad_sample_line_names_file_and_line(run_dir, line, fragment):
 def test_written_records_have_the_usual_mode(tmp_path, umask):
     old = os.umask(umask)
     try:
-        assert new_file_mode() == 0o666 & ~umask
         record = RunRecord(run_id="r", created_at="", command="", environment={})
         path = write_run(record, tmp_path)
         samples = write_samples(path.parent, [{"model": "m", "task": "t", "index": 0}])
