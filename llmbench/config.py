@@ -16,11 +16,14 @@ DEVICE_MAP_STRATEGIES = ("auto", "balanced", "balanced_low_0", "sequential")
 DEVICE_MAP_DEVICES = ("cpu", "cuda", "cuda:N", "mps")
 
 
+def _cuda_index(value: str) -> bool:
+    """True for ``cuda:N``."""
+    return value.startswith("cuda:") and value[5:].isdigit()
+
+
 def valid_device_map(value: str) -> bool:
     """True for a device_map string transformers can place a model with."""
-    if value in DEVICE_MAP_STRATEGIES or value in ("cpu", "cuda", "mps"):
-        return True
-    return value.startswith("cuda:") and value[5:].isdigit()
+    return value in DEVICE_MAP_STRATEGIES or value in ("cpu", "cuda", "mps") or _cuda_index(value)
 
 
 @dataclass(frozen=True)
@@ -132,7 +135,7 @@ class RunConfig:
         if self.warmup < 0:
             raise UserError("--warmup must be 0 or more")
         dev = self.device
-        if not (dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())):
+        if not (dev in ("auto", "cpu", "cuda") or _cuda_index(dev)):
             raise UserError(f"--device must be auto, cpu, cuda or cuda:N, not {dev!r}")
         seen: set[str] = set()
         for spec in self.models:

@@ -104,24 +104,30 @@ class Catalog:
         tasks (expanded task names), n (total examples, None when a size is unknown), description.
         """
         rows: list[dict[str, Any]] = []
+        sizes: dict[str, int | None] = {}
         for spec in self.tasks.values():
+            problem = spec.problem()
+            try:
+                sizes[spec.name] = spec.size()
+            except UserError as exc:  # a malformed data file: one task's note, not the end of the listing
+                sizes[spec.name], problem = None, str(exc)
             rows.append(
                 {
                     "type": "task",
                     "name": spec.name,
                     "kind": spec.kind,
-                    "n": spec.size(),
+                    "n": sizes[spec.name],
                     "source": spec.source_description,
                     "metrics": list(spec.metrics),
                     "description": spec.description,
-                    "problem": spec.problem(),
+                    "problem": problem,
                 }
             )
         for suite in self.suites.values():
             expanded = self.expand([suite.name])
             total: int | None = 0
             for name, limit in expanded.items():
-                size = self.tasks[name].size()
+                size = sizes[name]
                 if size is None or total is None:
                     total = None
                 else:

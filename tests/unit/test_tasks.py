@@ -442,7 +442,8 @@ def test_non_utf8_data_names_the_file_in_listing_and_loading(tmp_path):
     data = tmp_path / "data" / "toy.jsonl"
     data.write_bytes(data.read_bytes() + b'{"source": "caf\xe9", "target": "x"}\n')
     catalog = load_catalog([tmp_path])
-    assert "toy.jsonl:6: not UTF-8 text" in user_error(catalog.describe)
+    row = next(r for r in catalog.describe() if r["name"] == "toy")
+    assert row["n"] is None and "toy.jsonl:6: not UTF-8 text" in row["problem"]
     (task,) = catalog.resolve(["toy"], None)
     assert "toy.jsonl:6: not UTF-8 text" in user_error(task.examples)
 
@@ -454,12 +455,16 @@ def test_non_utf8_task_file_names_the_file(tmp_path):
 
 
 def test_size_counts_records_and_reports_bad_lines(tmp_path):
-    """`llmbench tasks` sizes are records, not lines: a malformed line is an error with its line number."""
+    """`llmbench tasks` sizes are records, not lines: a malformed line is that task's problem, with its line
+    number, while the other tasks and the suites that hold it are still listed."""
     write_task(tmp_path)
     assert next(r for r in load_catalog([tmp_path]).describe() if r["name"] == "toy")["n"] == 5
     data = tmp_path / "data" / "toy.jsonl"
     data.write_text(data.read_text() + "\n\n" + '{"source": "broken", \n')
-    assert "toy.jsonl:8: malformed JSON" in user_error(load_catalog([tmp_path]).describe)
+    (tmp_path / "suites.yaml").write_text("both:\n  tasks: [toy, smoke]\n")
+    rows = {r["name"]: r for r in load_catalog([tmp_path]).describe()}
+    assert rows["toy"]["n"] is None and "toy.jsonl:8: malformed JSON" in rows["toy"]["problem"]
+    assert rows["both"]["n"] is None and rows["translation-en-fr"]["n"] >= 40
 
 
 def test_data_path_that_is_a_directory_says_so(tmp_path):
@@ -710,8 +715,11 @@ def test_tasks_listing_bad_task_file_is_one_line(content, expected, tmp_path, ca
     assert code == 2 and len(err.strip().splitlines()) == 1 and expected in err, err
 
 
-def test_tasks_listing_non_utf8_data_is_one_line_naming_the_file(tmp_path, capsys):
+def test_tasks_listing_bad_data_is_a_note_naming_file_and_line(tmp_path, capsys):
+    """A task whose data cannot be read is listed with `?` and a note; the other tasks are still listed."""
     write_task(tmp_path)
     (tmp_path / "data" / "toy.jsonl").write_bytes(b'{"source": "\xff", "target": "x"}\n')
-    code, _, err = _tasks_cli(["--tasks-dir", str(tmp_path)], capsys)
-    assert code == 2 and err.startswith("error: ") and "toy.jsonl:1: not UTF-8 text" in err, err
+    code, out, err = _tasks_cli(["--tasks-dir", str(tmp_path)], capsys)
+    assert code == 0 and err == "", err
+    assert "toy.jsonl:1: not UTF-8 text" in out and "toy: cannot run here" in out
+    assert "translation-en-fr" in out and "extraction-json" in out
