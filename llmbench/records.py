@@ -172,6 +172,8 @@ def capture_environment(device: str | None = None, gpu: dict | None = None) -> d
         "transformers": _version("transformers"),
         "accelerate": _version("accelerate"),
         "lm_eval": _version("lm-eval"),
+        "sacrebleu": _version("sacrebleu"),  # the metric libraries: their versions can move BLEU or ROUGE
+        "rouge_score": _version("rouge-score"),
         "llmbench": __version__,
         "git_commit": commit,
         "git_dirty": dirty,

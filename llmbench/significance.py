@@ -53,6 +53,19 @@ def rescorable(metric: str, *entries) -> bool:
     return not any(isinstance(e, dict) and e.get("library") == "lm-eval" for e in entries)
 
 
+def higher_is_better(metric: str, *entries) -> bool:
+    """A quality metric's direction: the first entry's ``higher_is_better`` that is true or false; else (absent
+    or null) the registry metric's own direction for an llmbench-scored metric; else higher is better."""
+    for entry in entries:
+        if isinstance(entry, dict) and isinstance(entry.get("higher_is_better"), bool):
+            return entry["higher_is_better"]
+    if rescorable(metric, *entries):
+        from llmbench.metrics import get_metric
+
+        return get_metric(metric).higher_is_better
+    return True
+
+
 def quality_delta(
     metric: str,
     baseline: dict[int, dict],
@@ -151,13 +164,17 @@ def latency_delta(
 
 
 _ENV_KEYS = ("hostname", "cpu_model", "gpu_name", "gpu_driver", "device", "torch", "transformers", "llmbench")
+# the metric libraries, whose versions can move BLEU or ROUGE; records that lack them are not a difference
+_METRIC_LIBRARY_KEYS = ("sacrebleu", "rouge_score")
 
 
 def environment_differences(records: list[RunRecord]) -> list[str]:
     """Human-readable differences in machine, device or library versions between records."""
     notes = []
-    for key in _ENV_KEYS:
+    for key in _ENV_KEYS + _METRIC_LIBRARY_KEYS:
         values = {r.environment.get(key) for r in records}
+        if key in _METRIC_LIBRARY_KEYS:
+            values.discard(None)
         if len(values) > 1:
             shown = ", ".join(sorted(str(v) for v in values))
             notes.append(f"runs differ in {key}: {shown}")

@@ -19,6 +19,7 @@ from llmbench.gate.rules import Rule
 from llmbench.records import ResultRow, RunRecord
 from llmbench.significance import (
     environment_differences,
+    higher_is_better,
     index_samples,
     latency_delta,
     quality_delta,
@@ -197,19 +198,8 @@ def _number(v) -> float | None:
 def _higher_is_better(path: str, base: ResultRow, cand: ResultRow) -> bool:
     section, _, rest = path.partition(".")
     if section == "quality":
-        for row in (base, cand):
-            entry = row.quality.get(rest)
-            if isinstance(entry, dict) and isinstance(entry.get("higher_is_better"), bool):
-                return entry["higher_is_better"]
-        metric = _registry_metric(rest)
-        return metric.higher_is_better if metric is not None else True
+        return higher_is_better(rest, base.quality.get(rest), cand.quality.get(rest))
     return path == "latency.tokens_per_s"
-
-
-def _registry_metric(name: str):
-    from llmbench.metrics import METRIC_NAMES, get_metric
-
-    return get_metric(name) if name in METRIC_NAMES else None
 
 
 # ------------------------------------------------------------------------------------------------ noise

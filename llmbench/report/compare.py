@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 
 from llmbench.errors import UserError
 from llmbench.report.merge import MergedRow, MergedRuns
-from llmbench.significance import latency_delta, quality_delta, rescorable
+from llmbench.significance import higher_is_better, latency_delta, quality_delta, rescorable
 from llmbench.stats import PairedDelta
 
 DEFAULT_MARGIN = 0.95
@@ -221,7 +221,7 @@ def compare_task(task: str, rows: list[MergedRow], ref: str | None = None, metri
     rows = sorted(rows, key=lambda r: (r.parameters is None, r.parameters or 0, r.model))
     metric = primary_metric(rows, metric)
     first = next((r.row.quality[metric] for r in rows if metric in r.row.quality), {}) if metric else {}
-    hib = bool(first.get("higher_is_better", True))
+    hib = higher_is_better(metric, *(r.row.quality.get(metric) for r in rows)) if metric else True
     notes = []
     if ref is None:
         ref_row = _largest(rows, metric)

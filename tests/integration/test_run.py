@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from importlib import metadata
 
 import pytest
 
@@ -26,6 +27,8 @@ def test_run_two_models_writes_record_and_samples(tiny_model_dir, tiny_model_dir
     assert record["schema_version"] == 1
     assert {"python", "torch", "transformers", "device", "cpu_model", "llmbench", "git_commit", "git_dirty"} <= set(
         record["environment"])
+    assert record["environment"]["sacrebleu"] == metadata.version("sacrebleu")
+    assert record["environment"]["rouge_score"] == metadata.version("rouge-score")
     assert record["settings"]["warmup"] == 1 and record["settings"]["warmup_full_length"] is False  # CPU
     assert len(record["rows"]) == 4
     for row in record["rows"]:

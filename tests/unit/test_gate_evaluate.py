@@ -270,6 +270,14 @@ def test_environment_differences_are_noted(tmp_path):
     assert any("llmbench" in n for n in report.environment)
 
 
+def test_metric_library_versions_differ_only_when_both_records_name_them(tmp_path):
+    base = make_run(tmp_path, "base")  # written before records named sacrebleu's version
+    newer = make_run(tmp_path, "newer", environment={**ENVIRONMENT, "sacrebleu": "2.6.0"})
+    other = make_run(tmp_path, "other", environment={**ENVIRONMENT, "sacrebleu": "2.4.3"})
+    assert not any("sacrebleu" in n for n in gate(base, newer).environment)
+    assert any("sacrebleu: 2.4.3, 2.6.0" in n for n in gate(other, newer).environment)
+
+
 def test_lm_eval_metric_named_like_ours_is_gated_on_its_stderr_not_rescored(tmp_path):
     # identical predictions (our SQuAD EM would see no change), but lm-eval's own exact_match fell
     def lm(value):

@@ -191,3 +191,25 @@ def test_one_sample_is_never_significant():
     small = _m(_row("small", 100), _samples("small", [False]))
     big = _m(_row("big", 400), _samples("big", [True]))
     assert compare_task(TASK, [small, big]).result("small").quality_significant is False
+
+
+def test_direction_of_an_entry_without_higher_is_better_comes_from_the_metric():
+    """A record written by another tool may leave `higher_is_better` null or out: TER (lower is better) must not
+    be ranked as higher-is-better, nor an unknown metric as lower-is-better."""
+    from llmbench.significance import higher_is_better
+
+    def q(metric, value, hib):
+        entry = {"value": value, "ci_low": None, "ci_high": None, "scale": "0-100"}
+        if hib != "absent":
+            entry["higher_is_better"] = hib
+        return {metric: entry}
+
+    for hib in (None, "absent"):
+        small = _m(_row("small", 100, quality=q("ter", 40.0, hib)))
+        big = _m(_row("big", 400, quality=q("ter", 80.0, hib)))
+        tc = compare_task(TASK, [small, big], metric="ter")
+        assert tc.higher_is_better is False
+        assert tc.result("small").quality_rel == 2.0  # 80 / 40: half the errors of the reference
+        assert higher_is_better("my_score", q("my_score", 1.0, hib)["my_score"]) is True
+    assert higher_is_better("ter", {"higher_is_better": True}) is True  # the record's own word comes first
+    assert higher_is_better("ter", {"higher_is_better": False, "library": "lm-eval"}) is False
