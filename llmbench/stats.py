@@ -197,9 +197,11 @@ def smallest_unpaired_p(na: int, nb: int) -> float:
     2 / C(na + nb, na) (the unpaired counterpart of ``smallest_paired_p``)."""
     if min(na, nb) == 0:
         return 1.0
-    if na + nb > 1000:
-        return 0.0
-    return min(1.0, 2.0 / math.comb(na + nb, na))
+    if na + nb <= 1000:
+        return min(1.0, 2.0 / math.comb(na + nb, na))
+    # larger groups: log C(na + nb, na) by lgamma (C itself can be too large for a float); underflows to 0.0
+    log_comb = math.lgamma(na + nb + 1) - math.lgamma(na + 1) - math.lgamma(nb + 1)
+    return min(1.0, 2.0 * math.exp(-log_comb))
 
 
 # ---------------------------------------------------------------- one sample

@@ -369,7 +369,7 @@ class EnergyMeter(WindowMeter):
             return self._unavailable(f"NVML power read failed: {exc}", time.perf_counter() - state.t0)
         duration = integ.t - integ.t0
         joules = integ.mj / 1000.0
-        warnings = [w for w in [self._short_window_warning(duration)] if w]
+        warnings = [w for w in [self._short_window_warning(duration, "NVML power readings update")] if w]
         warnings.append("power readings may be averaged by the driver over up to 1 s on recent GPUs")
         return self._available(
             NVML_SAMPLING,
@@ -428,11 +428,11 @@ class EnergyMeter(WindowMeter):
         )
 
     # --- results ---------------------------------------------------------------------------------------
-    def _short_window_warning(self, duration: float) -> str | None:
+    def _short_window_warning(self, duration: float, sensor: str = "the NVML counter updates") -> str | None:
         if duration < self.min_window_s:
             return (
-                f"window of {duration:.3f} s is shorter than {self.min_window_s} s; the NVML counter "
-                "updates about every 100 ms, so this value is coarse"
+                f"window of {duration:.3f} s is shorter than {self.min_window_s} s; {sensor} "
+                "about every 100 ms, so this value is coarse"
             )
         return None
 

@@ -253,6 +253,11 @@ def test_unpaired_floor_is_the_exact_permutation_bound():
     assert stats.smallest_unpaired_p(1, 1) == 1.0
     assert stats.smallest_unpaired_p(3, 3) == pytest.approx(2 / 20)
     assert stats.smallest_unpaired_p(4, 4) == pytest.approx(2 / 70)
+    # a large group does not lift the floor set by a tiny one: 1 value against 1000 is at best 2/1001
+    assert stats.smallest_unpaired_p(1, 1000) == pytest.approx(2 / 1001)
+    assert stats.smallest_unpaired_p(600, 600) == 0.0  # 2 / C(1200, 600) is below the smallest float
+    lone = unpaired_bootstrap([0.05], [0.5] * 1000)
+    assert lone.p_value == pytest.approx(2 / 1001) and lone.p_value > 0
     one = unpaired_bootstrap([0.05], [0.5])
     assert one.p_value == 1.0 and not one.significant
     four = unpaired_bootstrap([0.05, 0.051, 0.049, 0.05], [0.5, 0.51, 0.49, 0.5])
