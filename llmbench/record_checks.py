@@ -160,4 +160,7 @@ def sample_problem(sample) -> str | None:
     for key in _SUMMARY_FIELDS:
         if not _number_or_null(sample.get(key)):
             return f"{key} must be a number or null, got {_short(sample[key])}"
+    batch = sample.get("batch")
+    if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int)):
+        return f"batch must be an integer, got {_short(batch)}"
     return None

@@ -137,15 +137,18 @@ def _hashable_text(value) -> bool:
 
 
 def latency_values(samples: dict[int, dict], field: str) -> list[float]:
-    """Per-sample values of a latency field (tpot_s derived when absent); None values skipped."""
-    vals = []
-    for s in samples.values():
+    """Independent values of a latency field (tpot_s derived when absent), None values skipped: one per
+    sample, or at batch size > 1 one per batch (the mean of its answers, which share TTFT and end time), so
+    that copies of one measurement are not tested as independent draws."""
+    units: dict = {}
+    for key, s in samples.items():
         v = s.get(field)
         if v is None and field == "tpot_s":
             v = time_per_output_token(s.get("ttft_s"), s.get("e2e_s"), s.get("new_tokens") or 0)
         if v is not None:
-            vals.append(float(v))
-    return vals
+            unit = ("batch", s["batch"]) if isinstance(s.get("batch"), int) else ("sample", key)
+            units.setdefault(unit, []).append(float(v))
+    return [vs[0] if len(set(vs)) == 1 else math.fsum(vs) / len(vs) for vs in units.values()]
 
 
 def latency_delta(

@@ -38,12 +38,20 @@ class Summary:
     n: int
 
     @classmethod
-    def from_values(cls, values: Sequence[float], seed: int = DEFAULT_SEED) -> "Summary":
-        arr = np.asarray([v for v in values if v is not None], dtype=float)
+    def from_values(cls, values: Sequence[float], seed: int = DEFAULT_SEED,
+                    groups: Sequence | None = None) -> "Summary":
+        """Summary of the non-None ``values``. ``groups`` (one label per value) marks values measured together,
+        such as the answers of one batch, which share their timings: the CI then resamples whole groups."""
+        kept = [(v, g) for v, g in zip(values, groups if groups is not None else [None] * len(values))
+                if v is not None]
+        arr = np.asarray([v for v, _ in kept], dtype=float)
         if arr.size == 0:
             return cls(None, None, None, None, None, None, 0)
         p50, p90, p99 = np.percentile(arr, [50, 90, 99])
-        low, high = bootstrap_ci(arr, seed=seed)
+        if groups is not None:
+            low, high = cluster_bootstrap_mean_ci(arr, [g for _, g in kept], seed=seed)
+        else:
+            low, high = bootstrap_ci(arr, seed=seed)
         return cls(float(arr.mean()), float(p50), float(p90), float(p99), low, high, int(arr.size))
 
     def to_dict(self) -> dict:
@@ -262,6 +270,33 @@ def bootstrap_ci(
     else:
         dist = np.array([stat(arr[i]) for i in idx], dtype=float)
     return _interval(dist, confidence)
+
+
+def cluster_bootstrap_mean_ci(
+    values: Sequence[float] | np.ndarray,
+    groups: Sequence,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = DEFAULT_SEED,
+    confidence: float = CONFIDENCE,
+) -> tuple[float | None, float | None]:
+    """Percentile bootstrap CI of the mean of values that come in groups (a cluster bootstrap).
+
+    Whole groups are resampled and each resample's mean is its values' total over their count, so values
+    measured together (the answers of one batch share TTFT and end time) count as one draw, not as many
+    independent ones. With one value per group this is ``bootstrap_ci`` of the mean, same numbers."""
+    arr = np.asarray(values, dtype=float)
+    if arr.size == 0:
+        return None, None
+    _, inverse = np.unique(np.asarray([str(g) for g in groups]), return_inverse=True)
+    sums = np.bincount(inverse, weights=arr)
+    counts = np.bincount(inverse).astype(float)
+    if sums.size == arr.size:
+        return bootstrap_ci(arr, resamples=resamples, seed=seed, confidence=confidence)
+    if sums.size == 1:
+        v = float(arr.mean())
+        return v, v
+    idx = _resample_indices(sums.size, resamples, seed)
+    return _interval(sums[idx].sum(axis=1) / counts[idx].sum(axis=1), confidence)
 
 
 # ---------------------------------------------------------------- two samples

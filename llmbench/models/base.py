@@ -23,12 +23,15 @@ class Generation:
     text: str  # decoded new text, cut at the first stop sequence
     new_tokens: int  # generated tokens, the end-of-sequence token included, padding excluded
     ttft_s: float | None  # start of generate -> first new token on the host
-    e2e_s: float  # start of generate -> end (device synchronised)
+    e2e_s: float  # start of generate -> end (device synchronised); in a batch, the batch's end
+    # start of generate -> this answer's last token on the host, for an answer that ended before its batch did
+    last_token_s: float | None = None
 
     @property
     def tpot_s(self) -> float | None:
-        """Time per output token after the first."""
-        return time_per_output_token(self.ttft_s, self.e2e_s, self.new_tokens)
+        """Time per output token after the first, up to this answer's own last token."""
+        end = self.last_token_s if self.last_token_s is not None else self.e2e_s
+        return time_per_output_token(self.ttft_s, end, self.new_tokens)
 
 
 @dataclass

@@ -39,14 +39,17 @@ class _TokenClock:
     def __init__(self) -> None:
         self.first_token_at: float | None = None
         self.steps = 0
+        self.step_times: list[float] = []  # when each step's tokens reached the host
         self._seen_prompt = False
 
     def put(self, value) -> None:  # called with a CPU tensor, so the device has already finished the step
         if not self._seen_prompt:
             self._seen_prompt = True
             return
+        now = time.perf_counter()
         if self.first_token_at is None:
-            self.first_token_at = time.perf_counter()
+            self.first_token_at = now
+        self.step_times.append(now)
         self.steps += 1
 
     def end(self) -> None:
@@ -145,24 +148,37 @@ class HFBackend:
         hf_model, tokenizer = model.handle
         sync = sync or (lambda: None)
         kwargs = self.generate_kwargs(model, max_new_tokens, stop)
+        eos_ids = _eos_ids(hf_model, tokenizer)
         out: list[Generation] = []
         for start in range(0, len(prompts), batch_size):
             batch = list(prompts[start:start + batch_size])
             enc = self.encode(model, batch)
             clock = _TokenClock()
+            call_kwargs, stops = kwargs, None
+            if len(batch) > 1 and "stopping_criteria" in kwargs:
+                # rows of a batch end at different steps; a stop string's row is then padded, and the pad id
+                # may be the eos id, so the step each row stopped at is recorded rather than guessed
+                stops = _stop_steps(kwargs["stopping_criteria"])
+                call_kwargs = dict(kwargs, stopping_criteria=_criteria_list([stops]))
             torch.manual_seed(seed)
             sync()
             t0 = time.perf_counter()
             with torch.inference_mode():
-                ids = hf_model.generate(**enc, streamer=clock, **kwargs)
+                ids = hf_model.generate(**enc, streamer=clock, **call_kwargs)
             sync()
             e2e = time.perf_counter() - t0
             new_ids = ids[:, enc["input_ids"].shape[1]:]
             ttft = clock.first_token_at - t0 if clock.first_token_at is not None else None
-            for prompt, row in zip(batch, new_ids.tolist()):
-                n = _count_new_tokens(row, tokenizer.pad_token_id, _eos_ids(hf_model, tokenizer))
+            for i, (prompt, row) in enumerate(zip(batch, new_ids.tolist())):
+                stopped = stops.stopped_at.get(i) if stops is not None else None
+                if stopped is not None:
+                    n = _count_new_tokens(row[:stopped], None, eos_ids)
+                else:
+                    n = _count_new_tokens(row, tokenizer.pad_token_id, eos_ids)
                 text = tokenizer.decode(row[:n], skip_special_tokens=True)
-                out.append(Generation(prompt, cut_at_stop(text, stop), n, ttft, e2e))
+                # a row that ended before its batch: its TPOT runs to its own last token, not the batch's end
+                last = clock.step_times[n - 1] - t0 if len(batch) > 1 and 0 < n < clock.steps else None
+                out.append(Generation(prompt, cut_at_stop(text, stop), n, ttft, e2e, last_token_s=last))
         return out
 
     def unload(self, model: LoadedModel) -> None:
@@ -184,6 +200,31 @@ def placement(device_map: str, hf_model) -> str:
     if not names:
         names = {str(p.device) for p in hf_model.parameters()}
     return f"device_map={device_map} -> {','.join(sorted(names))}"
+
+
+def _criteria_list(criteria: list):
+    from transformers import StoppingCriteriaList
+
+    return StoppingCriteriaList(criteria)
+
+
+def _stop_steps(inner):
+    """A stopping criterion that asks ``inner`` and records, per batch row, the first step it said stop."""
+    from transformers import StoppingCriteria
+
+    class StopSteps(StoppingCriteria):
+        def __init__(self) -> None:
+            self.steps = 0
+            self.stopped_at: dict[int, int] = {}  # batch row -> new tokens when it stopped
+
+        def __call__(self, input_ids, scores, **kwargs):
+            self.steps += 1
+            done = inner(input_ids, scores, **kwargs)
+            for i in done.nonzero().flatten().tolist():
+                self.stopped_at.setdefault(i, self.steps)
+            return done
+
+    return StopSteps()
 
 
 def _eos_ids(hf_model, tokenizer) -> set[int]:

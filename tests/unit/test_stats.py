@@ -262,3 +262,47 @@ def test_unpaired_floor_is_the_exact_permutation_bound():
     assert one.p_value == 1.0 and not one.significant
     four = unpaired_bootstrap([0.05, 0.051, 0.049, 0.05], [0.5, 0.51, 0.49, 0.5])
     assert four.p_value == pytest.approx(2 / 70) and four.significant
+
+
+# ---------------------------------------------------------------- batches: values measured together
+
+
+def test_cluster_ci_counts_a_batch_once():
+    """Four answers of one batch share one TTFT: the CI is that of one value per batch, not of 4x as many."""
+    per_batch = [0.10, 0.14, 0.09, 0.13, 0.11, 0.16, 0.12, 0.10]
+    repeated = [v for v in per_batch for _ in range(4)]
+    groups = [i // 4 for i in range(len(repeated))]
+    assert stats.cluster_bootstrap_mean_ci(repeated, groups) == bootstrap_ci(per_batch)
+    naive_low, naive_high = bootstrap_ci(repeated)
+    low, high = stats.cluster_bootstrap_mean_ci(repeated, groups)
+    assert high - low > 1.5 * (naive_high - naive_low)  # the copies made the naive interval far too narrow
+    summary = Summary.from_values(repeated, groups=groups)
+    assert (summary.ci_low, summary.ci_high) == (low, high) and summary.n == 32
+    assert summary.mean == pytest.approx(np.mean(per_batch))
+
+
+def test_cluster_ci_with_one_value_per_group_is_the_plain_bootstrap():
+    values = [0.3, 0.1, 0.2, 0.5, 0.4]
+    assert stats.cluster_bootstrap_mean_ci(values, [7, 3, 9, 1, 5]) == bootstrap_ci(values)
+    assert Summary.from_values(values, groups=list(range(5))) == Summary.from_values(values)
+    one_batch = float(np.mean([0.2, 0.2, 0.2]))
+    assert stats.cluster_bootstrap_mean_ci([0.2, 0.2, 0.2], [0, 0, 0]) == (one_batch, one_batch)
+    # None values are dropped together with their group label
+    assert Summary.from_values([None, 0.3, 0.1], groups=[0, 1, 2]) == Summary.from_values([0.3, 0.1])
+
+
+def test_latency_test_takes_one_value_per_batch():
+    from llmbench.significance import latency_values
+
+    def samples(ttfts, batch_size):
+        return {i: {"ttft_s": t, "batch": i // batch_size} for i, t in enumerate(ttfts)}
+
+    base, cand = [0.050, 0.052, 0.049, 0.051], [0.060, 0.058, 0.061, 0.059]
+    rep = 8  # each batch of 8 answers shares its TTFT
+    base_rows, cand_rows = samples([t for t in base for _ in range(rep)], rep), samples(
+        [t for t in cand for _ in range(rep)], rep)
+    assert latency_values(base_rows, "ttft_s") == base
+    batched = latency_delta("ttft_s", base_rows, cand_rows)
+    per_batch = latency_delta("ttft_s", {i: {"ttft_s": t} for i, t in enumerate(base)},
+                              {i: {"ttft_s": t} for i, t in enumerate(cand)})
+    assert batched == per_batch and batched.p_value == pytest.approx(2 / 70)  # 4 batches a side, not 32 rows

@@ -127,6 +127,7 @@ def test_samples_not_utf8_names_the_file(run_dir):
     ('{"model": "m", "task": "t", "index": "0"}', "index must be an integer"),
     ('{"model": "m", "task": "t", "index": 0, "ttft_s": "fast"}', "ttft_s must be a number"),
     ('{"model": "m", "task": "t", "index": 0, "scores": {"bleu": "x"}}', "score 'bleu' must be a number or null"),
+    ('{"model": "m", "task": "t", "index": 0, "batch": "0"}', "batch must be an integer"),
 ])
 def test_bad_sample_line_names_file_and_line(run_dir, line, fragment):
     path = run_dir / "samples.jsonl"
