@@ -42,16 +42,13 @@ class Summary:
                     groups: Sequence | None = None) -> "Summary":
         """Summary of the non-None ``values``. ``groups`` (one label per value) marks values measured together,
         such as the answers of one batch, which share their timings: the CI then resamples whole groups."""
-        kept = [(v, g) for v, g in zip(values, groups if groups is not None else [None] * len(values))
-                if v is not None]
+        labels = range(len(values)) if groups is None else groups  # default: each value its own group
+        kept = [(v, g) for v, g in zip(values, labels) if v is not None]
         arr = np.asarray([v for v, _ in kept], dtype=float)
         if arr.size == 0:
             return cls(None, None, None, None, None, None, 0)
         p50, p90, p99 = np.percentile(arr, [50, 90, 99])
-        if groups is not None:
-            low, high = cluster_bootstrap_mean_ci(arr, [g for _, g in kept], seed=seed)
-        else:
-            low, high = bootstrap_ci(arr, seed=seed)
+        low, high = cluster_bootstrap_mean_ci(arr, [g for _, g in kept], seed=seed)
         return cls(float(arr.mean()), float(p50), float(p90), float(p99), low, high, int(arr.size))
 
     def to_dict(self) -> dict:
