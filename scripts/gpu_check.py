@@ -110,7 +110,11 @@ def bare_generate(path: Path, prompts: list[str]) -> dict:
     kw = dict(do_sample=False, pad_token_id=tok.pad_token_id)
     ttft, e2e, ntok = [], [], []
     with torch.inference_mode():
-        model.generate(**tok(prompts[0], return_tensors="pt").to(DEVICE), max_new_tokens=MAX_NEW, **kw)  # warm-up
+        # warm-up as llmbench's on CUDA: one full-length generation, then one prefill of every prompt (the
+        # first prefill of each prompt length pays a one-off cost of the CUDA stack)
+        model.generate(**tok(prompts[0], return_tensors="pt").to(DEVICE), max_new_tokens=MAX_NEW, **kw)
+        for p in prompts:
+            model.generate(**tok(p, return_tensors="pt").to(DEVICE), max_new_tokens=1, **kw)
         for p in prompts:
             enc = tok(p, return_tensors="pt").to(DEVICE)
             with _Timer() as t1:

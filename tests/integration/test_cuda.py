@@ -27,6 +27,7 @@ def test_cuda_run_fills_every_gpu_meter(device, spec_extra, batch, tiny_model_di
                     "--batch-size", str(batch), "--warmup", "1"]) == 0
     record, samples = read_single_run(out)
     assert record["settings"]["device"].startswith("cuda") and record["settings"]["warmup_full_length"] is True
+    assert record["settings"]["warmup_prefills"] is True
     env = record["environment"]
     assert env["gpu_name"] and env["gpu_driver"] and env["cuda"]
     [row] = record["rows"]

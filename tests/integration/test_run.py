@@ -30,6 +30,7 @@ def test_run_two_models_writes_record_and_samples(tiny_model_dir, tiny_model_dir
     assert record["environment"]["sacrebleu"] == metadata.version("sacrebleu")
     assert record["environment"]["rouge_score"] == metadata.version("rouge-score")
     assert record["settings"]["warmup"] == 1 and record["settings"]["warmup_full_length"] is False  # CPU
+    assert record["settings"]["warmup_prefills"] is False
     assert len(record["rows"]) == 4
     for row in record["rows"]:
         assert row["status"] == "ok", row["error"]

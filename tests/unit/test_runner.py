@@ -12,6 +12,36 @@ def test_warmup_is_full_length_on_cuda_and_short_on_cpu():
     assert warmup_new_tokens("cpu", 4) == 4
 
 
+def _warm_up_calls(device: str, warmup: int, batch_size: int) -> list[tuple[list[str], int]]:
+    from types import SimpleNamespace
+
+    from llmbench.config import GenerationConfig
+    from llmbench.runner import _warm_up
+
+    calls = []
+
+    class Recorder:
+        def generate(self, model, prompts, max_new_tokens, stop, batch_size, seed, sync=None):
+            calls.append((list(prompts), max_new_tokens))
+            return []
+
+    config = SimpleNamespace(warmup=warmup, generation=GenerationConfig(batch_size=batch_size))
+    task = SimpleNamespace(stop=("\n",))
+    _warm_up(Recorder(), None, ["p0", "p1", "p2"], task, 32, config, device, None)
+    return calls
+
+
+def test_cuda_warm_up_prefills_every_measured_batch_once():
+    # on an H200 the first prefill of each prompt length cost 60-90 ms against 15 ms for a repeat (docs/gpu.md)
+    assert _warm_up_calls("cuda:0", 1, 1) == [(["p0"], 32), (["p0"], 1), (["p1"], 1), (["p2"], 1)]
+    assert _warm_up_calls("cuda:0", 2, 2) == [(["p0", "p1"], 32)] * 2 + [(["p0", "p1"], 1), (["p2"], 1)]
+
+
+def test_cpu_warm_up_and_no_warm_up_prefill_nothing():
+    assert _warm_up_calls("cpu", 1, 1) == [(["p0"], 8)]
+    assert _warm_up_calls("cuda:0", 0, 1) == []  # --warmup 0 means no warm-up at all, on CUDA too
+
+
 def test_transformers_streams_each_token_without_delay_on_cuda_and_cpu():
     """TTFT comes from the streamer's first put. transformers' DeferredStopCheck streams one step late and is
     enabled on `mps` only; if a release enables it for CUDA or the CPU, TTFT would include an extra step, so
