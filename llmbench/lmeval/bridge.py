@@ -189,6 +189,8 @@ class Metering:
                 st.started = True
                 for _ in range(self.warmup):  # same shapes as the task's first request, not counted
                     call(reqs[:1])
+            if request_type == "generate_until":
+                _prefill_warm_up(call, reqs, self.device, self.warmup, per_request, lm.max_gen_toks)
             st.request_types.append(request_type)
             st.per_request = st.per_request and per_request
             mem, energy = MemoryMeter(self.device), EnergyMeter(self.device, sync=self.sync)
@@ -214,6 +216,27 @@ class Metering:
             for i, res in zip(indices, out):
                 results[i] = res
         return results
+
+
+def _prefill_warm_up(call, reqs: list, device: str, warmup: int, per_request: bool, default_max: int) -> None:
+    """On CUDA, each generation request once with one new token before the window, as llmbench's own tasks
+    do (``runner.warmup_prefills``): the first prefill of a new prompt length pays a one-off cost."""
+    import copy
+
+    from llmbench.runner import warmup_prefills
+
+    if not warmup_prefills(device, warmup):
+        return
+    ones = []
+    for req in reqs:
+        one = copy.copy(req)  # the request itself keeps its own generation length
+        _cap_new_tokens(one, 1, default_max)
+        ones.append(one)
+    if per_request:
+        for one in ones:
+            call([one])
+    else:
+        call(ones)
 
 
 def _cap_new_tokens(req, cap: int, default: int) -> None:
