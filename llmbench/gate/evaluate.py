@@ -22,9 +22,11 @@ from llmbench.significance import (
     higher_is_better,
     index_samples,
     latency_delta,
+    latency_values,
     quality_delta,
     rescorable,
 )
+from llmbench.stats import smallest_paired_p, smallest_unpaired_p
 
 PASS, FAIL, MISSING, SKIPPED = "pass", "fail", "missing", "skipped"
 NO_NOISE_MODEL = "no noise model: compared as point values"
@@ -50,6 +52,9 @@ class Check:
     ci_high: float | None = None
     method: str = ""  # how noise was judged
     message: str = ""
+    # the smallest p-value the noise test could give on these samples; at or above the significance level,
+    # no change of this metric could have failed the check (see docs/ci.md, Noise)
+    p_floor: float | None = None
 
     @property
     def row(self) -> str:
@@ -238,6 +243,27 @@ def _ci_fallback(b_entry, c_entry, why: str, alpha: float) -> _Noise | None:
     return None
 
 
+def _p_floor(path: str, base: ResultRow, cand: ResultRow, b_samples: dict | None, c_samples: dict | None
+             ) -> float | None:
+    """The smallest p-value ``_noise`` could return for this metric on these rows' samples; None when its test
+    has no such floor (CI overlap, stderr) or the metric has no noise model."""
+    section, _, rest = path.partition(".")
+    if section == "quality":
+        shared = set(b_samples or {}) & set(c_samples or {})
+        entries = base.quality.get(rest), cand.quality.get(rest)
+        if shared and rescorable(rest, *entries):
+            return smallest_paired_p(len(shared))
+        if any(isinstance(e, dict) and isinstance(e.get("n"), int) and e["n"] < 2 for e in entries):
+            return 1.0
+        return None
+    if section == "latency" and rest != "tokens_per_s" and b_samples and c_samples:
+        fld = rest.partition(".")[0]
+        a, b = latency_values(b_samples, fld), latency_values(c_samples, fld)
+        if a and b:
+            return smallest_unpaired_p(len(a), len(b))
+    return None
+
+
 def _noise(path: str, base: ResultRow, cand: ResultRow, b_samples: dict | None, c_samples: dict | None,
            worse_sign: int, alpha: float, seed: int, resamples: int) -> _Noise | None:
     """How sure we are that the change is real; None when the metric has no noise model."""
@@ -297,6 +323,8 @@ def _check_metric(rule: Rule, path: str, key: tuple[str, str], base: ResultRow, 
         return check
     hib = _higher_is_better(path, base, cand)
     check.higher_is_better = hib
+    if not opts["strict"]:
+        check.p_floor = _p_floor(path, base, cand, *samples)
     worsening = (bv - cv) if hib else (cv - bv)
     check.limit = rule.amount * abs(bv) if rule.relative else rule.amount
     if worsening <= check.limit + 1e-12 * max(1.0, abs(bv)):
@@ -320,9 +348,29 @@ def _check_metric(rule: Rule, path: str, key: tuple[str, str], base: ResultRow, 
     if noise.significant:
         check.status = FAIL
         check.message = f"significant {worse_word} beyond the allowed {rule.describe_limit()} ({p}{noise.method})"
+    elif check.p_floor is not None and check.p_floor >= opts["alpha"]:
+        check.message = (f"beyond {rule.describe_limit()} but too few samples for any change to be significant "
+                         f"(smallest possible p={format_p(check.p_floor)}; {noise.method})")
     else:
         check.message = f"beyond {rule.describe_limit()} but within the noise ({p}{noise.method})"
     return check
+
+
+def blind_checks(checks: list[Check], alpha: float) -> list[Check]:
+    """Checks whose noise test could not have failed on these samples, whatever the change."""
+    return [c for c in checks if c.p_floor is not None and c.p_floor >= alpha]
+
+
+def _blind_note(checks: list[Check], alpha: float) -> str | None:
+    blind = blind_checks(checks, alpha)
+    if not blind:
+        return None
+    rows = sorted({c.row for c in blind})
+    shown = ", ".join(rows[:4]) + (f" and {len(rows) - 4} more" if len(rows) > 4 else "")
+    need = next(n for n in range(1, 64) if smallest_paired_p(n) < alpha)
+    return (f"{len(blind)} of {len(checks)} checks could not fail, whatever the change: their rows have too few "
+            f"samples for any change to be significant at {alpha:g} ({shown}); quality needs at least {need} "
+            f"shared samples. Gate on more examples per task (--limit) or use --strict")
 
 
 def _expand(rule: Rule, base: ResultRow) -> list[str]:
@@ -406,6 +454,9 @@ def evaluate(baseline: RunRecord, candidate: RunRecord, rules: list[Rule], *,
     for key in cand_rows:
         if key not in base_rows:
             report.notes.append(f"row {key[0]} / {key[1]} is only in the candidate; not gated")
+    blind = _blind_note(report.checks, significance)
+    if blind:
+        report.notes.append(blind)
     return report
 
 

@@ -51,7 +51,7 @@ def to_markdown(report: GateReport) -> str:
     for c in report.checks:
         cells = [c.model, c.task, f"`{c.rule}`", f"`{c.metric}`", format_value(c.metric, c.baseline),
                  format_value(c.metric, c.candidate), format_change(c), format_limit(c), format_p(c.p_value),
-                 _ICON[c.status]]
+                 _icon(c, report.significance)]
         lines.append("| " + " | ".join(_cell(x) for x in cells) + " |")
     failures = report.failures
     if failures:
@@ -63,6 +63,13 @@ def to_markdown(report: GateReport) -> str:
     if notes:
         lines += ["", "### Notes", ""] + [f"- ⚠️ {_cell(n)}" for n in notes]
     return "\n".join(lines) + "\n"
+
+
+def _icon(check: Check, alpha: float) -> str:
+    if check.status == PASS and check.p_floor is not None and check.p_floor >= alpha \
+            and check.message.startswith("beyond"):
+        return "⚠️ pass (too few samples to tell)"
+    return _ICON[check.status]
 
 
 def _group_status(checks: list[Check]) -> str:

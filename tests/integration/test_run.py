@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from importlib import metadata
@@ -205,20 +206,29 @@ def test_fake_rapl_joules_flow_to_record_and_table(tiny_model_dir, task_dir, tmp
     assert "2.5" in capsys.readouterr().out
 
 
-def test_gate_passes_on_two_runs_of_a_deterministic_model(tiny_model_dir, task_dir, tmp_path):
-    """CI exercises the gate for real: two runs of the same tiny model, quality must not drop."""
+def test_gate_passes_on_two_runs_of_a_deterministic_model_and_fails_on_a_bigger_one(
+        tiny_model_dir, tiny_model_dir_b, task_dir, tmp_path):
+    """CI exercises the gate for real: two runs of the same tiny model give identical predictions and pass
+    `quality.*:0`; the same rows from a bigger model (4 layers, same name) fail a weights rule with exit 1."""
     out = tmp_path / "r"
-    for name in ("base", "cand"):
-        assert _run(["run", "-m", str(tiny_model_dir), "-t", "tiny-translation", "-t", "tiny-qa",
+    for name, model in (("base", tiny_model_dir), ("cand", tiny_model_dir), ("bigger", tiny_model_dir_b)):
+        assert _run(["run", "-m", f"{model},name=tiny", "-t", "tiny-translation", "-t", "tiny-qa",
                      "--tasks-dir", str(task_dir), "--out", str(out), "--name", name, "--warmup", "0"]) == 0
-    base, cand = sorted(out.iterdir())
-    junit = tmp_path / "junit.xml"
-    code = _run(["gate", "--baseline", str(base), "--candidate", str(cand), "--rule", "quality.*:0",
-                 "--junit", str(junit)])
-    assert code == 0
+    [base], [cand], [bigger] = (sorted(out.glob(f"*-{n}")) for n in ("base", "cand", "bigger"))
+    preds = [[json.loads(x)["prediction"] for x in (d / "samples.jsonl").read_text().splitlines()]
+             for d in (base, cand)]
+    assert preds[0] == preds[1] and len(preds[0]) == 5  # deterministic: the quality rule sees no change
     import xml.etree.ElementTree as ET
 
-    assert len(ET.parse(junit).getroot().iter("testcase").__next__().attrib) > 0
+    junit = tmp_path / "junit.xml"
+    assert _run(["gate", "--baseline", str(base), "--candidate", str(cand), "--rule", "quality.*:0",
+                 "--junit", str(junit)]) == 0
+    cases = list(ET.parse(junit).getroot().iter("testcase"))
+    assert len(cases) == 2 and not list(ET.parse(junit).getroot().iter("failure"))  # one rule x two rows
+    assert _run(["gate", "--baseline", str(base), "--candidate", str(bigger), "--rule", "quality.*:0",
+                 "--rule", "memory.weights_bytes:+0%", "--junit", str(junit)]) == 1
+    failures = list(ET.parse(junit).getroot().iter("failure"))
+    assert failures and all("weights_bytes" in (f.get("message") or "") + (f.text or "") for f in failures)
 
 
 def test_device_map_auto_loads_through_accelerate(tiny_model_dir, task_dir, tmp_path):

@@ -177,3 +177,18 @@ def test_exit_codes_in_a_subprocess(runs, tmp_path):
                         tmp_path)
     assert wrong.returncode == 2
     assert wrong.stderr.strip().count("\n") == 0 and "Traceback" not in wrong.stderr
+
+
+def test_too_few_samples_are_marked_and_warned_not_silently_passed(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("COLUMNS", "200")
+    base = make_run(tmp_path, "base3", n=3, correct={0, 1, 2})
+    cand = make_run(tmp_path, "cand3", n=3, correct=set(), latency_scale=3.0)
+    md = tmp_path / "gate.md"
+    code, out, err = run_main(capsys, "--baseline", base, "--candidate", cand, "--markdown", md)
+    assert code == 0  # the gate stays noise-aware: too few samples cannot prove a regression...
+    verdicts = [line.split()[-1] for line in out.splitlines() if line.startswith(("quality.", "latency."))]
+    assert verdicts == ["pass?"] * 3  # ...but says so, in the table, the warning and the PR comment
+    assert "could not fail" in err and "--strict" in err
+    assert md.read_text().count("too few samples to tell") == 3
+    code, out, _ = run_main(capsys, "--baseline", base, "--candidate", cand, "--strict")
+    assert code == 1

@@ -295,7 +295,30 @@ def test_one_shared_sample_is_never_a_significant_drop(tmp_path):
     cand = make_run(tmp_path, "cand", n=1, correct=set())
     check = only(gate(base, cand), "quality.exact_match")
     assert (check.baseline, check.candidate) == (100.0, 0.0)
-    assert check.status == PASS and check.p_value == 1.0 and "within the noise" in check.message
+    assert check.status == PASS and check.p_value == 1.0 and "too few samples" in check.message
+
+
+def test_a_gate_that_cannot_fail_on_too_few_samples_says_so(tmp_path):
+    """3 shared samples: a paired test's smallest p is 2/2^3 = 0.25, so even 100 -> 0 passes; the report must
+    say that the checks were blind, and point values (--strict) still catch it."""
+    base = make_run(tmp_path, "base", n=3, correct={0, 1, 2})
+    cand = make_run(tmp_path, "cand", n=3, correct=set(), latency_scale=3.0)
+    report = gate(base, cand)
+    check = only(report, "quality.exact_match")
+    assert check.status == PASS and check.p_floor == 0.25 and "too few samples" in check.message
+    ttft = only(report, "latency.ttft_s.p50")
+    assert ttft.status == PASS and ttft.p_floor == pytest.approx(2 / 20)  # 2 / C(6, 3)
+    [note] = [n for n in report.notes if "could not fail" in n]
+    assert "tiny-model / qa" in note and "at least 6 shared samples" in note and "--strict" in note
+    assert only(gate(base, cand, strict=True), "quality.exact_match").status == FAIL
+    assert only(gate(base, cand, strict=True), "quality.exact_match").p_floor is None
+
+
+def test_enough_samples_leave_no_blind_check_note(tmp_path):
+    base = make_run(tmp_path, "base", n=40)
+    report = gate(base, make_run(tmp_path, "cand", n=40, latency_scale=1.5))
+    assert not [n for n in report.notes if "could not fail" in n]
+    assert all(c.p_floor is None or c.p_floor < 0.05 for c in report.checks)
 
 
 def test_one_sample_without_per_sample_data_is_not_read_as_a_zero_width_ci(tmp_path):
