@@ -1,9 +1,11 @@
 """Is a difference between two rows real? Shared by `compare` and `gate`; reads records only.
 
-Quality: paired bootstrap over the samples both rows share (same task, same indices), recomputing the
-corpus metric from per-sample sufficient statistics, so BLEU is resampled as corpus BLEU, not as a mean
-of sentence scores. Latency: each side's per-sample values resampled independently (timings of two runs
-are separate draws, not pairs).
+Quality: over the samples both rows share (same task, same indices), a paired bootstrap for the CI of the
+difference and a paired randomization test (samples swapped between the rows) for its p-value, both
+recomputing the corpus metric from per-sample sufficient statistics, so BLEU is resampled as corpus BLEU,
+not as a mean of sentence scores. Latency: a bootstrap of each side's per-sample values resampled
+independently for the CI, a permutation test for the p-value (timings of two runs are separate draws, not
+pairs). The tests are in llmbench.permutation.
 
 The per-sample statistics are taken from the scores stored in samples.jsonl when they determine them
 (ROUGE, EM, F1: the statistic is the per-sample score, rescaled), else computed from the prediction and
@@ -73,7 +75,8 @@ def quality_delta(
     seed: int = 0,
     resamples: int = 1000,
 ) -> PairedDelta | None:
-    """Paired bootstrap of a quality metric over the shared sample indices; None when none are shared."""
+    """A quality metric's difference over the shared sample indices (paired bootstrap CI, paired
+    randomization p); None when none are shared."""
     from llmbench.metrics import get_metric
 
     shared = sorted(set(baseline) & set(candidate))
@@ -159,7 +162,8 @@ def latency_delta(
     seed: int = 0,
     resamples: int = 1000,
 ) -> PairedDelta | None:
-    """Bootstrap of a latency statistic (mean/p50/p90/p99) between two rows; None without values."""
+    """A latency statistic's (mean/p50/p90/p99) difference between two rows (bootstrap CI, permutation p);
+    None without values."""
     a, b = latency_values(baseline, field), latency_values(candidate, field)
     if not a or not b:
         return None

@@ -17,6 +17,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from llmbench import permutation
+
 DEFAULT_RESAMPLES = 1000
 DEFAULT_SEED = 0
 CONFIDENCE = 0.95
@@ -181,13 +183,6 @@ def _interval(dist: np.ndarray, confidence: float) -> tuple[float, float]:
     return float(sorted_quantile(ordered, alpha)), float(sorted_quantile(ordered, 1 - alpha))
 
 
-def _two_sided_p(deltas: np.ndarray, floor: float = 0.0) -> float:
-    """How often the resampled difference lands on the other side of zero, doubled (at most 1), and never
-    below ``floor``: the smallest p an exact randomisation test on the same samples can reach."""
-    p = 2 * min(float(np.mean(deltas <= 0)), float(np.mean(deltas >= 0)))
-    return min(1.0, max(p, floor))
-
-
 def smallest_paired_p(n: int) -> float:
     """The smallest two-sided p of an exact sign-flip test on n pairs, 2 / 2**n.
 
@@ -301,7 +296,8 @@ def cluster_bootstrap_mean_ci(
 
 @dataclass(frozen=True)
 class PairedDelta:
-    """Candidate minus baseline, with a paired-bootstrap CI and a two-sided p-value."""
+    """Candidate minus baseline, with a bootstrap CI and the two-sided p-value of a randomization test
+    (llmbench.permutation: swaps for paired samples, relabelling for unpaired ones)."""
 
     baseline: float
     candidate: float
@@ -359,7 +355,8 @@ def paired_bootstrap_sums(
         va, vb = float(full[0]), float(full[1])
     deltas = resampled_values(b, aggregate_many, resamples, seed) - resampled_values(a, aggregate_many, resamples, seed)
     low, high = _interval(deltas, confidence)
-    return PairedDelta(va, vb, vb - va, low, high, _two_sided_p(deltas, smallest_paired_p(n)), n, confidence)
+    p = max(permutation.paired_sums_p(a, b, aggregate_many, resamples, seed), smallest_paired_p(n))
+    return PairedDelta(va, vb, vb - va, low, high, p, n, confidence)
 
 
 def paired_bootstrap(
@@ -391,7 +388,8 @@ def paired_bootstrap(
     else:
         deltas = np.array([stat(b[i]) - stat(a[i]) for i in idx], dtype=float)
     low, high = _interval(deltas, confidence)
-    return PairedDelta(va, vb, vb - va, low, high, _two_sided_p(deltas, smallest_paired_p(n)), n, confidence)
+    p = max(permutation.paired_rows_p(a, b, statistic, resamples, seed), smallest_paired_p(n))
+    return PairedDelta(va, vb, vb - va, low, high, p, n, confidence)
 
 
 class Quantile:
@@ -519,5 +517,6 @@ def unpaired_bootstrap(
     deltas = _resampled_statistic(statistic, b, ib) - _resampled_baseline(statistic, a, b.size, resamples, seed)
     low, high = _interval(deltas, confidence)
     va, vb = float(statistic(a)), float(statistic(b))
-    p = _two_sided_p(deltas, smallest_unpaired_p(a.size, b.size))
+    p = max(permutation.unpaired_p(a, b, statistic, resamples, seed, _resampled_statistic),
+            smallest_unpaired_p(a.size, b.size))
     return PairedDelta(va, vb, vb - va, low, high, p, int(min(a.size, b.size)), confidence)

@@ -1,12 +1,13 @@
 """Apply gate rules to the matching rows of two run records: one Check per rule x metric x row.
 
 Pure data in, pure data out: no console, no files written. A change fails only when it is worse than the
-rule's margin AND the worsening is significant (two-sided bootstrap p-value below the chosen level), unless
-``strict`` asks for point values only. Quality: paired bootstrap over the samples both rows share
-(significance.quality_delta); latency ``<field>.<stat>``: bootstrap of that statistic over each run's
-per-sample values (significance.latency_delta). Without per-sample data, quality and latency means fall back
-to the recorded 95% CIs (non-overlap) or lm-eval's stderr; memory, energy and tokens/s are single values per
-row, so they have no noise model and are compared as point values.
+rule's margin AND the worsening is significant (two-sided p-value of a randomization test below the chosen
+level, llmbench.permutation), unless ``strict`` asks for point values only. Quality: paired randomization
+over the samples both rows share (significance.quality_delta); latency ``<field>.<stat>``: permutation test
+of that statistic over each run's per-sample values (significance.latency_delta). Without per-sample data,
+quality and latency means fall back to the recorded 95% CIs (non-overlap) or lm-eval's stderr; memory,
+energy and tokens/s are single values per row, so they have no noise model and are compared as point
+values.
 """
 
 from __future__ import annotations
@@ -162,7 +163,7 @@ def format_limit(check: Check) -> str:
 
 
 def format_p(p: float | None) -> str:
-    """'0.032', '<0.001' (bootstrap resolution) or 'n/a'."""
+    """'0.032', '<0.001' or 'n/a'."""
     if p is None:
         return "n/a"
     return "<0.001" if p < 0.001 else f"{p:.2g}"
@@ -274,7 +275,7 @@ def _noise(path: str, base: ResultRow, cand: ResultRow, b_samples: dict | None, 
         ours = rescorable(rest, *entries)
         if shared and ours:
             d = quality_delta(rest, b_samples, c_samples, seed=seed, resamples=resamples)
-            return _from_delta(d, f"paired bootstrap over {len(shared)} shared samples", worse_sign, alpha)
+            return _from_delta(d, f"paired randomization test over {len(shared)} shared samples", worse_sign, alpha)
         why = "no shared samples" if ours else "no per-sample scorer"
         return _ci_fallback(*entries, why, alpha)
     if section == "latency" and rest != "tokens_per_s":
@@ -282,7 +283,7 @@ def _noise(path: str, base: ResultRow, cand: ResultRow, b_samples: dict | None, 
         if b_samples and c_samples:
             d = latency_delta(fld, b_samples, c_samples, statistic=stat, seed=seed, resamples=resamples)
             if d is not None:
-                return _from_delta(d, f"bootstrap of {stat} over per-sample values", worse_sign, alpha)
+                return _from_delta(d, f"permutation test of {stat} over per-sample values", worse_sign, alpha)
         if stat == "mean":
             return _ci_fallback(base.latency.get(fld), cand.latency.get(fld), "no per-sample values", alpha)
     return None

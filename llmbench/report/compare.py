@@ -1,8 +1,8 @@
 """The comparison model: per task, every model's numbers and its ratios to a reference model.
 
 Pure data, no formatting library: the CLI, the exporters and the plots all read a ``Comparison``.
-Significance comes from ``llmbench.significance``: a paired bootstrap over the shared samples for
-quality, an independent bootstrap of the p50 over per-sample values for TTFT and TPOT.
+Significance comes from ``llmbench.significance``: a paired randomization test over the shared samples for
+quality, a permutation test of the p50 over per-sample values for TTFT and TPOT (llmbench.permutation).
 """
 
 from __future__ import annotations

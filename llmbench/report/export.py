@@ -23,8 +23,8 @@ _EXTENSIONS = {".json": "json", ".csv": "csv", ".md": "md", ".markdown": "md", "
                ".htm": "html", ".tex": "latex", ".latex": "latex"}
 NOT_SIGNIFICANT = "†"
 SIGNIFICANCE_NOTE = (f"{NOT_SIGNIFICANT} not significantly different from the reference at 95% "
-                     "(quality: paired bootstrap over the shared samples; TTFT and TPOT/speed: "
-                     "bootstrap of the p50 over per-sample values)")
+                     "(quality: paired randomization test over the shared samples; TTFT and TPOT/speed: "
+                     "permutation test of the p50 over per-sample values)")
 DASH = "—"
 
 

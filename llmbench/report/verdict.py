@@ -55,7 +55,7 @@ class Verdict:
     chosen: str | None = None
     chosen_quality: float | None = None
     quality_rel: float | None = None  # chosen / best, direction-adjusted
-    quality_significant: bool | None = None  # chosen vs best, paired bootstrap
+    quality_significant: bool | None = None  # chosen vs best, paired randomization test
     energy_frac: float | None = None  # chosen J/sample / best J/sample
     speed_ratio: float | None = None  # best TPOT p50 / chosen TPOT p50
     memory_frac: float | None = None

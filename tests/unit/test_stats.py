@@ -77,10 +77,13 @@ def _fields(d) -> list:
 
 
 def assert_recorded(got, expected, tol=1e-9):
+    """Values and CIs as recorded; a delta's p-value (index 5) is not: it was the bootstrap's and is now a
+    randomization test's (llmbench.permutation; tests/unit/test_permutation.py checks it), n exactly."""
     got, expected = list(got), list(expected)
+    if len(expected) == 7:
+        assert got[6] == expected[6]
+        got, expected = got[:5], expected[:5]
     assert np.allclose(np.asarray(got, dtype=float), np.asarray(expected, dtype=float), rtol=tol, atol=tol)
-    if len(expected) == 7:  # p-value and n exactly
-        assert got[5:] == expected[5:]
 
 
 # ---------------------------------------------------------------- same numbers as before
@@ -260,8 +263,27 @@ def test_unpaired_floor_is_the_exact_permutation_bound():
     assert lone.p_value == pytest.approx(2 / 1001) and lone.p_value > 0
     one = unpaired_bootstrap([0.05], [0.5])
     assert one.p_value == 1.0 and not one.significant
-    four = unpaired_bootstrap([0.05, 0.051, 0.049, 0.05], [0.5, 0.51, 0.49, 0.5])
+    four_a, four_b = [0.05, 0.051, 0.049, 0.05], [0.5, 0.51, 0.49, 0.5]
+    four = unpaired_bootstrap(four_a, four_b, statistic=np.mean)
     assert four.p_value == pytest.approx(2 / 70) and four.significant
+    # the median ties: 4 of the 70 splits are as extreme as the observed one, so p = 4/70 (exact)
+    median = unpaired_bootstrap(four_a, four_b)
+    assert median.p_value == pytest.approx(exact_permutation_p(four_a, four_b, np.median)) == pytest.approx(4 / 70)
+    assert not median.significant
+
+
+def exact_permutation_p(a, b, statistic) -> float:
+    """The two-sided permutation p by brute force over every split of the pooled values."""
+    import itertools
+
+    pooled, nb = list(a) + list(b), len(b)
+    observed = abs(statistic(b) - statistic(a))
+    hits = total = 0
+    for chosen in itertools.combinations(range(len(pooled)), nb):
+        rest = [pooled[i] for i in range(len(pooled)) if i not in chosen]
+        total += 1
+        hits += abs(statistic([pooled[i] for i in chosen]) - statistic(rest)) >= observed - 1e-12
+    return hits / total
 
 
 # ---------------------------------------------------------------- batches: values measured together
@@ -305,4 +327,6 @@ def test_latency_test_takes_one_value_per_batch():
     batched = latency_delta("ttft_s", base_rows, cand_rows)
     per_batch = latency_delta("ttft_s", {i: {"ttft_s": t} for i, t in enumerate(base)},
                               {i: {"ttft_s": t} for i, t in enumerate(cand)})
-    assert batched == per_batch and batched.p_value == pytest.approx(2 / 70)  # 4 batches a side, not 32 rows
+    # 4 batches a side, not 32 rows: the exact permutation p over the 70 splits of 4 + 4 values
+    assert batched == per_batch and batched.p_value == pytest.approx(exact_permutation_p(base, cand, np.median))
+    assert batched.p_value >= 2 / 70
