@@ -372,7 +372,8 @@ def _latency(generations, batch_size: int, seed: int) -> dict:
         "tpot_s": Summary.from_values([g.tpot_s for g in generations], seed, groups).to_dict(),
         "e2e_s": Summary.from_values([g.e2e_s for g in generations], seed, groups).to_dict(),
         "new_tokens": Summary.from_values([g.new_tokens for g in generations], seed, groups).to_dict(),
-        "tokens_per_s": decode_tokens / decode_s if decode_s > 0 else None,
+        # no decode step (every answer one token long) is no throughput measured, not a rate of 0
+        "tokens_per_s": decode_tokens / decode_s if decode_tokens > 0 and decode_s > 0 else None,
         "e2e_tokens_per_s": total_tokens / wall if wall > 0 else None,
         "total_new_tokens": total_tokens,
         "generate_s": wall,

@@ -293,6 +293,10 @@ def _noise(path: str, base: ResultRow, cand: ResultRow, b_samples: dict | None, 
 
 def _energy_skip(base: ResultRow, cand: ResultRow) -> str | None:
     for side, row in (("baseline", base), ("candidate", cand)):
+        if row.energy.get("available") and row.energy.get("short_window"):
+            return (f"energy window too short to compare in {side}: "
+                    f"{row.energy.get('warning') or 'shorter than the sensor resolves'}")
+    for side, row in (("baseline", base), ("candidate", cand)):
         if not row.energy.get("available"):
             reason = row.energy.get("reason") or "not measured"
             both = not (cand if side == "baseline" else base).energy.get("available")

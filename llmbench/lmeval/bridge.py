@@ -480,7 +480,7 @@ def _latency(stats: list[TaskStats], timings: list[Timing], batch_size: int, see
             tpot_s=Summary.from_values([t.tpot_s for t in timings], seed).to_dict(),
             e2e_s=Summary.from_values([t.e2e_s for t in timings], seed).to_dict(),
             new_tokens=Summary.from_values([t.new_tokens for t in timings], seed).to_dict(),
-            tokens_per_s=decode_tokens / decode_s if decode_s > 0 else None,
+            tokens_per_s=decode_tokens / decode_s if decode_tokens > 0 and decode_s > 0 else None,
             e2e_tokens_per_s=total_tokens / wall if wall > 0 else None,
             total_new_tokens=total_tokens,
             generate_s=wall,

@@ -2,7 +2,7 @@
 
 - ``nvml-energy-counter``: ``nvmlDeviceGetTotalEnergyConsumption`` (mJ since driver load, Volta and newer)
   read at both ends of the window, after synchronising CUDA. The counter updates about every 100 ms, so
-  windows shorter than ``min_window_s`` (0.2 s) carry a warning.
+  windows shorter than ``min_window_s`` (0.2 s) carry a warning and ``short_window: true``.
 - ``nvml-power-sampling``: when the counter is NOT_SUPPORTED, ``nvmlDeviceGetPowerUsage`` (mW) sampled on a
   sleeping thread every ~50 ms and integrated with the trapezoid rule over ``perf_counter`` timestamps.
 - ``rapl``: ``energy_uj`` of the top-level ``intel-rapl:N`` package zones under /sys/class/powercap (AMD
@@ -348,13 +348,15 @@ class EnergyMeter(WindowMeter):
         assert state.e0_mj is not None
         if e1 < state.e0_mj:
             return self._unavailable("NVML energy counter went backwards (driver reloaded?)", duration)
-        return self._available(
+        result = self._available(
             NVML_COUNTER,
             (e1 - state.e0_mj) / 1000.0,
             duration,
             self._short_window_warning(duration),
             raw={"start_mj": state.e0_mj, "end_mj": e1},
         )
+        result["short_window"] = duration < self.min_window_s
+        return result
 
     def _stop_sampling(self, state: _State) -> dict[str, Any]:
         integ = state.integrator
@@ -371,7 +373,7 @@ class EnergyMeter(WindowMeter):
         joules = integ.mj / 1000.0
         warnings = [w for w in [self._short_window_warning(duration, "NVML power readings update")] if w]
         warnings.append("power readings may be averaged by the driver over up to 1 s on recent GPUs")
-        return self._available(
+        result = self._available(
             NVML_SAMPLING,
             joules,
             duration,
@@ -383,6 +385,8 @@ class EnergyMeter(WindowMeter):
                 "period_s": self.sample_period_s,
             },
         )
+        result["short_window"] = duration < self.min_window_s
+        return result
 
     def _stop_rapl(self, state: _State) -> dict[str, Any]:
         win = state.rapl
@@ -453,6 +457,9 @@ class EnergyMeter(WindowMeter):
             "unit": "J",
             "duration_s": duration,
             "warning": warning or None,
+            # True when the window is shorter than the NVML sensor resolves (min_window_s): the value is
+            # kept, but compare and gate do not use it (one ~100 ms counter step can be 0 or the whole value)
+            "short_window": False,
             "domains": domains or [],
             "raw": raw or {},
         }

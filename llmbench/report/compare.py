@@ -166,7 +166,9 @@ def model_result(m: MergedRow, metric: str | None) -> ModelResult:
     res.tokens_per_s = row.latency.get("tokens_per_s")
     res.peak_memory_bytes, res.memory_kind = peak_memory(row)
     energy = row.energy or {}
-    if energy.get("available") and energy.get("joules_per_sample") is not None:
+    if energy.get("available") and energy.get("short_window"):
+        res.energy_reason = energy.get("warning") or "window too short for the sensor"
+    elif energy.get("available") and energy.get("joules_per_sample") is not None:
         res.joules_per_sample, res.energy_method = float(energy["joules_per_sample"]), energy.get("method")
     else:
         res.energy_reason = energy.get("reason") or "not measured"

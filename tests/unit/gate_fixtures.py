@@ -46,7 +46,7 @@ def latencies(n: int, scale: float = 1.0, noise: float = 0.1, seed: int = 0) -> 
 
 def make_row(model: str, task: str, preds, refs, lat: list[dict], *, peak_rss: float = 1.1e9,
              energy_joules: float | None = None, energy_reason: str = "no RAPL powercap interface",
-             extra_quality: dict | None = None) -> ResultRow:
+             extra_quality: dict | None = None, energy_short_window: bool = False) -> ResultRow:
     """A ResultRow shaped as `llmbench run` writes it."""
     n = len(preds)
     quality = {"exact_match": get_metric("exact_match").compute(preds, refs)}
@@ -64,7 +64,8 @@ def make_row(model: str, task: str, preds, refs, lat: list[dict], *, peak_rss: f
     else:
         energy = {"available": True, "reason": None, "method": "rapl", "joules": energy_joules,
                   "joules_per_sample": energy_joules / n, "joules_per_token": energy_joules / total_tokens,
-                  "duration_s": 1.0}
+                  "duration_s": 0.06 if energy_short_window else 1.0, "short_window": energy_short_window,
+                  "warning": "window of 0.060 s is shorter than 0.2 s" if energy_short_window else None}
     return ResultRow(
         model={"spec": model, "name": model, "parameters": 96_000, "dtype": "float32", "device": "cpu",
                "load_time_s": 0.4, "source": f"/tmp/models/{model}"},
@@ -90,7 +91,7 @@ def make_run(root: Path, run_id: str, *, rows=(("tiny-model", "qa"),), n: int = 
              correct: set[int] | None = None, latency_scale: float = 1.0, latency_noise: float = 0.1,
              latency_seed: int = 0, peak_rss: float = 1.1e9, energy_joules: float | None = None,
              environment: dict | None = None, failed: tuple = (), with_samples: bool = True,
-             extra_quality: dict | None = None) -> Path:
+             extra_quality: dict | None = None, energy_short_window: bool = False) -> Path:
     """Write a run directory under ``root`` and return it.
 
     ``correct``: indices answered right (default: 90% of them). ``failed``: (model, task) keys written
@@ -106,7 +107,7 @@ def make_run(root: Path, run_id: str, *, rows=(("tiny-model", "qa"),), n: int = 
         preds, refs = qa_texts(n, correct)
         lat = latencies(n, latency_scale, latency_noise, latency_seed)
         out_rows.append(make_row(model, task, preds, refs, lat, peak_rss=peak_rss, energy_joules=energy_joules,
-                                 extra_quality=extra_quality))
+                                 extra_quality=extra_quality, energy_short_window=energy_short_window))
         samples += sample_lines(model, task, preds, refs, lat)
     record = RunRecord(run_id=run_id, created_at="2026-11-26T12:00:00+00:00",
                        command="llmbench run --models tiny-model --tasks qa",

@@ -141,6 +141,15 @@ def test_energy_unavailable_is_skipped_with_reason_never_zero(tmp_path):
     assert both.message == "energy unavailable: no RAPL powercap interface"
 
 
+def test_energy_of_a_window_too_short_for_the_sensor_is_skipped_not_compared(tmp_path):
+    """An NVML counter steps about every 100 ms: a 60 ms window reads 0 or one whole step."""
+    base = make_run(tmp_path, "base", energy_joules=0.0, energy_short_window=True)
+    cand = make_run(tmp_path, "cand", energy_joules=30.0)
+    check = only(gate(base, cand), "energy.joules_per_sample")
+    assert check.status == SKIPPED and "too short to compare in baseline" in check.message
+    assert "shorter than 0.2 s" in check.message
+
+
 def test_energy_growth_fails(tmp_path):
     base = make_run(tmp_path, "base", energy_joules=40.0)
     cand = make_run(tmp_path, "cand", energy_joules=60.0)

@@ -115,7 +115,7 @@ def test_nvml_energy_counter_delta_is_joules():
     assert r["raw"] == {"start_mj": 1000, "end_mj": 6000}
     assert r["duration_s"] > 0
     # a window with no sleep is far shorter than the counter's ~100 ms update period
-    assert "shorter than 0.2 s" in r["warning"]
+    assert "shorter than 0.2 s" in r["warning"] and r["short_window"] is True
 
 
 def test_nvml_counter_each_window_is_its_own_delta_and_long_window_has_no_warning():
@@ -128,7 +128,7 @@ def test_nvml_counter_each_window_is_its_own_delta_and_long_window_has_no_warnin
         time.sleep(0.22)
     r = m.result()
     assert r["joules"] == pytest.approx(0.75)
-    assert r["warning"] is None
+    assert r["warning"] is None and r["short_window"] is False
     assert [label for label, _ in m.history] == ["a", "b"]
     assert m.history[0][1]["joules"] == pytest.approx(2.5)
 

@@ -91,6 +91,14 @@ def test_energy_unavailable_gives_no_ratio():
     assert small.energy_reason == "no sensor"
 
 
+def test_energy_of_a_window_too_short_for_the_sensor_is_not_compared():
+    short = _row("small", 100, energy=0.0)
+    short.energy.update(short_window=True, warning="window of 0.060 s is shorter than 0.2 s")
+    small = compare_task(TASK, [_m(short), _m(_row("big", 400, energy=3.0))]).result("small")
+    assert small.joules_per_sample is None and small.energy_ratio is None  # not "0 J, 0% of the energy"
+    assert "shorter than 0.2 s" in small.energy_reason
+
+
 def test_memory_ratio_needs_the_same_kind():
     rows = [_m(_row("small", 100, cuda=2e9)), _m(_row("big", 400))]
     small = compare_task(TASK, rows).result("small")

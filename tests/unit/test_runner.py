@@ -314,3 +314,15 @@ def test_duplicate_name_hint_is_a_spec_that_parses():
     hint = str(info.value).split("-m '")[1].rstrip("'")
     assert hint == "b,dtype=float32,name=x-2"
     assert ModelSpec.parse(hint).name == "x-2"
+
+
+def test_one_token_answers_have_no_decode_throughput_rather_than_zero():
+    from llmbench.models.base import Generation
+    from llmbench.runner import _latency
+
+    one_token = [Generation("p", "a", 1, 0.05, 0.052), Generation("q", "b", 1, 0.04, 0.041)]
+    lat = _latency(one_token, 1, 0)
+    assert lat["tokens_per_s"] is None and lat["tpot_s"]["mean"] is None
+    assert lat["e2e_tokens_per_s"] == 2 / (0.052 + 0.041)
+    two = _latency([Generation("p", "ab", 2, 0.05, 0.07)], 1, 0)
+    assert two["tokens_per_s"] == 1 / (0.07 - 0.05)
