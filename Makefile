@@ -49,8 +49,9 @@ gpu-check: $(STAMP)  ## on a CUDA machine: CUDA tests, then Mistral-7B / Gemma-2
 	-HF_HUB_OFFLINE=1 $(BIN)/pytest -q -m gpu tests/integration/test_cuda.py
 	HF_HUB_OFFLINE=1 $(BIN)/python scripts/gpu_check.py
 
-report-screenshot: $(STAMP)  ## export an HTML report of the latest run and screenshot it in headless Chromium
-	$(BIN)/llmbench export --format html -o results/report.html
+report-screenshot: $(STAMP)  ## HTML report of the latest run (else the committed example), screenshot in headless Chromium
+	$(BIN)/llmbench export $$(ls results/*/run.json >/dev/null 2>&1 || echo results/examples/embedded-standard) \
+		--format html -o results/report.html
 	bash scripts/screenshot_report.sh results/report.html results/report.png
 
 clean:  ## remove the virtual environment and caches (keeps results/)

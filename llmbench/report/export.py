@@ -245,15 +245,21 @@ def sample_examples(tc: TaskComparison, n: int = 3, max_chars: int = 600) -> lis
 
     examples = []
     for i in chosen:
-        first = next(tc.samples[m][i] for m in models if i in tc.samples[m])
+        first_model = next(m for m in models if i in tc.samples[m])
+        first = tc.samples[first_model][i]
+        prompt = str(first.get("prompt") or "")
         outputs = []
         for m in models:
             line = tc.samples[m].get(i)
             if line is not None:
                 score = (line.get("scores") or {}).get(tc.metric) if tc.metric else None
+                own = str(line.get("prompt") or "")
                 outputs.append({"model": m, "prediction": clip(str(line.get("prediction") or "")),
-                                "score": None if score is None else fmt_quality(score, tc.scale)})
-        examples.append({"index": i, "prompt": clip(str(first.get("prompt") or "")),
+                                "score": None if score is None else fmt_quality(score, tc.scale),
+                                # a model given other text (its chat template, say) shows its own prompt
+                                "prompt": clip(own) if own != prompt else None})
+        differ = any(o["prompt"] is not None for o in outputs)
+        examples.append({"index": i, "prompt": clip(prompt), "prompt_model": first_model if differ else None,
                          "references": [clip(str(x)) for x in first.get("references") or []],
                          "outputs": outputs})
     return examples

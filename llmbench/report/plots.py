@@ -73,6 +73,10 @@ def _panel(ax, tc: TaskComparison, attr: str, xlabel: str, what: str) -> None:
         ax.xaxis.set_major_locator(FixedLocator(sorted(set(xs))))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt_params(int(v))))
         ax.xaxis.set_minor_locator(NullLocator())
+    elif ax.get_xscale() == "linear":  # few ticks: close values (TTFTs of 0.1545 and 0.1576 s) need 4+ digits
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
     if len(xs) > 1:  # room for the labels on the right
         left, right = ax.get_xlim()
         if ax.get_xscale() == "log":

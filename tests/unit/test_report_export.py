@@ -122,6 +122,23 @@ def test_html_escapes_model_text(tmp_path):
     assert "Verdict:" in html and "gemma3-1b" in html
 
 
+def test_html_examples_show_each_models_own_prompt_when_they_differ(tmp_path):
+    from llmbench.report.export import sample_examples
+
+    merged = load_runs([str(p) for p in two_runs(tmp_path)])
+    cmp = build_comparison(merged)
+    task = cmp.tasks[0]
+    [same] = sample_examples(task, 1)
+    assert same["prompt_model"] is None and all(o["prompt"] is None for o in same["outputs"])
+    models = [o["model"] for o in same["outputs"]]
+    templated = "<|im_start|>user\n" + task.samples[models[1]][same["index"]]["prompt"]
+    task.samples[models[1]][same["index"]]["prompt"] = templated
+    [ex] = sample_examples(task, 1)
+    assert ex["prompt_model"] == models[0] and ex["outputs"][1]["prompt"] == templated
+    html = export(cmp, merged, "html")
+    assert f"prompt ({models[1]})" in html and "&lt;|im_start|&gt;user" in html
+
+
 def test_html_escapes_model_and_task_names(tmp_path):
     from report_fixtures import RUN_LARGE, write_record
 
