@@ -39,7 +39,7 @@ def main() -> int:
     from llmbench import runner
     from llmbench.config import GenerationConfig, ModelSpec, RunConfig
     from llmbench.models.embedded import EMBEDDED, ensure_converted
-    from llmbench.models.hf import HFBackend, _TokenClock, resolve_device
+    from llmbench.models.hf import HFBackend, _TokenClock, cut_at_stop, resolve_device
     from llmbench.tasks import load_catalog
 
     spec = ModelSpec.parse(args.model)
@@ -106,7 +106,8 @@ def main() -> int:
             times[side].append(t)
     bare_t, met_t = times["bare"], times["metered"]
     bare_texts, met_texts = texts["bare"], texts["metered"]
-    same = [b.strip() == m.strip() or m.strip() in b for b, m in zip(bare_texts, met_texts)]
+    # the bare text cut at the stop sequences exactly as llmbench cuts its own, then compared for equality
+    same = [cut_at_stop(b, task.stop) == m for b, m in zip(bare_texts, met_texts)]
     ratios = [m / b for m, b in zip(met_t, bare_t)]
     ratio = statistics.median(ratios)
     print(f"metering overhead ({args.model}, {args.task}, {len(prompts)} prompts, {args.reps} reps, {device})")
