@@ -210,6 +210,7 @@ class HFSource:
             raise UserError(
                 f"task {task}: hub tasks need the `datasets` package: pip install datasets"
             ) from None
+        _quiet_hub_logs()
         # Slicing the split lets `datasets` prepare only the rows asked for.
         sliced = limit is not None and not self.streaming and "[" not in self.split
         split = f"{self.split}[:{limit}]" if sliced else self.split
@@ -224,6 +225,15 @@ class HFSource:
                 f"task {task}: could not load {self.describe()} from the Hugging Face Hub: "
                 f"{type(exc).__name__}: {one_line(exc)[:300]}"
             ) from exc
+
+
+def _quiet_hub_logs() -> None:
+    """Errors only from `datasets` and `huggingface_hub`: an unreachable hub makes them log a "Retrying in
+    ..." line per attempt before the error, which llmbench reports itself in one line."""
+    import logging
+
+    for name in ("datasets", "huggingface_hub"):
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 _CLASSES: dict[str, type] = {"jsonl": JsonlSource, "hf": HFSource, "package": PackageSource}

@@ -546,17 +546,22 @@ def test_hf_source_loads_lazily_with_a_sliced_split(tmp_path, monkeypatch):
     assert calls == [("org/data", None, "test[:2]", False)]
 
 
-def test_hf_source_without_datasets_or_hub_is_a_user_error(tmp_path, monkeypatch):
+def test_hf_source_without_datasets_or_hub_is_a_user_error(tmp_path, monkeypatch, caplog):
     hf_task(tmp_path)
     monkeypatch.setitem(sys.modules, "datasets", None)  # makes `import datasets` fail
     assert "pip install datasets" in user_error(parse_task_file(tmp_path / "toy.yaml").task().examples)
 
     def unreachable(*args, **kwargs):
+        import logging
+
+        logging.getLogger("huggingface_hub.utils._http").warning("Retrying in 1s [Retry 1/5].")
         raise ConnectionError("Couldn't reach the Hub\nretry later")
 
     monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=unreachable))
     message = user_error(parse_task_file(tmp_path / "toy.yaml").task().examples)
     assert message.startswith("task toy: could not load hf: org/data [test]") and "ConnectionError" in message
+    # the library's retry chatter is not logged (it would print before the error), only the error is shown
+    assert not [r for r in caplog.records if "Retrying" in r.getMessage()]
 
 
 # --------------------------------------------------------------------------------------------------------
