@@ -36,7 +36,8 @@ def _is_number(v) -> bool:
 
 
 def _number_or_null(v) -> bool:
-    return v is None or _is_number(v)
+    """null (not measured) or a finite number: NaN and Infinity are no measurement a reader can compare."""
+    return v is None or (_is_number(v) and math.isfinite(v))
 
 
 _SUMMARY_FIELDS = ("ttft_s", "tpot_s", "e2e_s", "new_tokens")
@@ -98,8 +99,9 @@ def _row_problem(row) -> str | None:
             return f"{key}.name must be a string, got {_short(name)}"
         if not name or not name.strip():
             return f"{key} has no name"
-    if not _number_or_null(row["model"].get("parameters")):
-        return f"model.parameters must be a number or null, got {_short(row['model']['parameters'])}"
+    params = row["model"].get("parameters")
+    if not _number_or_null(params) or (params is not None and params <= 0):
+        return f"model.parameters must be a positive number or null, got {_short(params)}"
     status = row.get("status", "ok")
     if status not in _STATUSES:
         return f"status must be \"ok\" or \"failed\", got {_short(status)}"
@@ -114,7 +116,7 @@ def _row_problem(row) -> str | None:
         for key in _QUALITY_NUMBERS:
             v = entry.get(key)
             if not _number_or_null(v):
-                return f"quality {name!r} {key} must be a number or null (not measured), got {_short(v)}"
+                return f"quality {name!r} {key} must be a finite number or null (not measured), got {_short(v)}"
         if entry.get("value") is not None and not math.isfinite(entry["value"]):
             return f"quality {name!r} value must be a finite number, got {entry['value']!r}"
         hib = entry.get("higher_is_better")
@@ -129,13 +131,13 @@ def _row_problem(row) -> str | None:
             return f"latency.{field} must be an object, got {_short(summary)}"
         for stat in _SUMMARY_STATS:
             if not _number_or_null(summary.get(stat)):
-                return f"latency.{field}.{stat} must be a number or null, got {_short(summary[stat])}"
+                return f"latency.{field}.{stat} must be a finite number or null, got {_short(summary[stat])}"
     checks = [("latency", latency, _LATENCY_NUMBERS), ("energy", row.get("energy") or {}, _ENERGY_NUMBERS),
               ("memory", row.get("memory") or {}, [k for k in (row.get("memory") or {}) if k.endswith("_bytes")])]
     for section, values, keys in checks:
         for key in keys:
             if not _number_or_null(values.get(key)):
-                return f"{section}.{key} must be a number or null, got {_short(values[key])}"
+                return f"{section}.{key} must be a finite number or null, got {_short(values[key])}"
     available = (row.get("energy") or {}).get("available")
     if not (available is None or isinstance(available, bool)):
         return f"energy.available must be true or false, got {_short(available)}"
@@ -156,10 +158,10 @@ def sample_problem(sample) -> str | None:
         return f"scores must be an object, got {_short(sample['scores'])}"
     for name, score in (sample.get("scores") or {}).items():
         if not _number_or_null(score):
-            return f"score {name!r} must be a number or null, got {_short(score)}"
+            return f"score {name!r} must be a finite number or null, got {_short(score)}"
     for key in _SUMMARY_FIELDS:
         if not _number_or_null(sample.get(key)):
-            return f"{key} must be a number or null, got {_short(sample[key])}"
+            return f"{key} must be a finite number or null, got {_short(sample[key])}"
     batch = sample.get("batch")
     if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int)):
         return f"batch must be an integer, got {_short(batch)}"

@@ -332,13 +332,14 @@ def _run_task(loaded, task, examples, config, backend, device, sync, model_info,
                  "max_new_tokens": max_new}
     measured: dict = {}
     try:
-        latency = _latency(generations, gen.batch_size, gen.seed)
-        latency["window_s"] = window_s  # the whole metered window: meters started and stopped, every batch
+        # the meters' readings first: a summary or a metric that fails below must not take them with it
         total_tokens = sum(g.new_tokens for g in generations)
-        measured["latency"] = latency
         measured["memory"] = {"weights_bytes": loaded.weights_bytes,
                               "load_peak_rss_bytes": load_memory.get("peak_rss_bytes"), **mem.result()}
         measured["energy"] = per_unit(energy.result(), len(generations), total_tokens)
+        latency = _latency(generations, gen.batch_size, gen.seed)
+        latency["window_s"] = window_s  # the whole metered window: meters started and stopped, every batch
+        measured["latency"] = latency
         preds = [g.text for g in generations]
         refs = [list(ex.references) for ex in examples]
         quality, per_sample = evaluate(list(task.metrics), preds, refs, seed=gen.seed)

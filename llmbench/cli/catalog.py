@@ -7,6 +7,8 @@ from pathlib import Path
 import click
 from rich.table import Table
 
+from llmbench.cli.options import nonempty_path, nonempty_text
+
 
 @click.group(invoke_without_command=True)
 @click.option("--tasks-dir", "tasks_dirs", multiple=True, type=click.Path(path_type=Path),
@@ -50,10 +52,11 @@ def tasks(ctx, tasks_dirs):
 
 @tasks.command("export-lm-eval")
 @click.argument("task")
-@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False), callback=nonempty_path,
               help="Folder to write the lm-eval task into (created if missing).")
 @click.option("--limit", type=int, default=None, help="Export only the first N examples.")
-@click.option("--name", "lm_eval_name", default=None, help="Task name for lm-eval (default: the same name).")
+@click.option("--name", "lm_eval_name", default=None, callback=nonempty_text,
+              help="Task name for lm-eval (default: the same name).")
 @click.pass_context
 def export_lm_eval(ctx, task, out_dir, limit, lm_eval_name):
     """Write TASK as an lm-eval task (YAML, data, metric functions) runnable with the lm_eval CLI."""

@@ -32,20 +32,27 @@ def gate(baseline_ref, candidate_ref, rules, rules_file, significance, strict, f
     """Fail CI when quality drops or cost grows beyond the rules and the noise.
 
     Matches model x task rows of the two runs. A check fails only when the change is worse than the rule
-    allows AND significant at --significance (paired bootstrap over shared samples for quality, bootstrap
-    over per-sample values for latency); memory, energy and tokens/s are compared as point values.
+    allows AND significant at --significance (paired randomization test over shared samples for quality,
+    permutation test over per-sample values for latency); memory, energy and tokens/s are compared as point
+    values.
     Exit codes: 0 pass, 1 regression, 2 bad input.
     """
+    from pathlib import Path
+
     from rich.markup import escape
 
     from llmbench import console
+    from llmbench.errors import UserError
     from llmbench.gate import evaluate, resolve_baseline, resolve_rules, to_junit, to_markdown
     from llmbench.gate.rules import resolve_significance
     from llmbench.output_files import refuse_overwrite, write_output
     from llmbench.store import read_run, run_files
 
     parsed, source = resolve_rules(rules, rules_file)
-    alpha = resolve_significance(significance)
+    alpha = resolve_significance(significance, rules_file=rules_file)
+    if markdown_file is not None and junit_file is not None and \
+            Path(markdown_file).resolve() == Path(junit_file).resolve():
+        raise UserError(f"--markdown and --junit name the same file ({markdown_file}); give each its own")
     base = read_run(resolve_baseline(baseline_ref, baselines_dir))
     cand = read_run(candidate_ref)
     for path in (markdown_file, junit_file):

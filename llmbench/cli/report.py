@@ -26,7 +26,8 @@ def _comparison_options(f):
                      help="Verdict: the smallest model within this fraction of the best quality."),
         click.option("--resamples", type=click.IntRange(min=0), default=DEFAULT_RESAMPLES, show_default=True,
                      help="Bootstrap resamples for the significance marks (0: no tests)."),
-        click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed."),
+        click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
+                     help="Seed of the resamples."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -142,7 +143,7 @@ def compare(runs, results_dir, ref, metric, margin, resamples, seed):
               help="HTML: sample outputs shown per task.")
 def export(runs, results_dir, ref, metric, margin, resamples, seed, fmt, output, samples_per_task):
     """Export runs as json, csv, md, html or latex."""
-    from llmbench.console import err
+    from llmbench.console import err, write_stdout
     from llmbench.output_files import refuse_overwrite, write_output
     from llmbench.report.export import export as render
     from llmbench.report.export import format_for
@@ -159,7 +160,7 @@ def export(runs, results_dir, ref, metric, margin, resamples, seed, fmt, output,
     _warn_notes(cmp)
     text = render(cmp, merged, fmt, samples_per_task=samples_per_task)
     if output == "-":
-        click.echo(text, nl=False)
+        write_stdout(text)
         return
     write_output(output, text)
     err().print(f"wrote {fmt} to {output}", highlight=False)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from llmbench.cli.options import nonempty_path
 from llmbench.config import GenerationConfig, ModelSpec, RunConfig
 from llmbench.errors import UserError
 
@@ -26,11 +27,11 @@ ROWS_FAILED = 3
 @click.option("--batch-size", type=int, default=1, show_default=True,
               help="1 is the latency setting; larger batches are labelled a throughput setting.")
 @click.option("--max-new-tokens", type=int, default=None, help="Cap on new tokens (default: each task's own).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True)
 @click.option("--warmup", type=int, default=1, show_default=True,
               help="Warm-up generations per task (its first prompt; full length on CUDA, at most 8 new tokens "
                    "on the CPU; lm-eval tasks: their first request), not counted.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results", callback=nonempty_path,
               show_default=True, help="Where run records are written.")
 @click.option("--name", default=None, help="A label added to the run id.")
 @click.option("--tasks-dir", "tasks_dirs", multiple=True, type=click.Path(path_type=Path),
@@ -47,7 +48,7 @@ def run(models, tasks, limit, device, batch_size, max_new_tokens, seed, warmup, 
     from llmbench import runner
     from llmbench.cli.progress import RichProgress
     from llmbench.cli.tables import run_table
-    from llmbench.console import err, out
+    from llmbench.console import err, out, write_stdout
 
     for d in tasks_dirs:
         if not d.is_dir():
@@ -70,7 +71,7 @@ def run(models, tasks, limit, device, batch_size, max_new_tokens, seed, warmup, 
     if as_json:
         import json
 
-        click.echo(json.dumps(result.record.to_dict(), indent=2, ensure_ascii=False))
+        write_stdout(json.dumps(result.record.to_dict(), indent=2, ensure_ascii=False) + "\n")
     else:
         out().print(run_table(result.record))
     err().print(f"record: {result.path}  samples: {result.path.parent / 'samples.jsonl'}", highlight=False)

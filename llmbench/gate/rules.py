@@ -231,11 +231,24 @@ def resolve_rules(cli_rules=(), rules_file: str | Path | None = None,
     return parse_rules(DEFAULT_RULES), "built-in defaults"
 
 
-def resolve_significance(cli_value: float | None, directory: str | Path = ".") -> float:
-    """--significance, else ``[tool.llmbench.gate] significance``, else 0.05; must lie in (0, 1)."""
+def _toml_rules_table(path: str | Path | None) -> dict:
+    """The settings table of a TOML rules file (as ``load_rules_file`` reads it); {} for other files."""
+    if path is None or Path(path).suffix != ".toml" or not Path(path).is_file():
+        return {}
+    data = _load_toml(Path(path))
+    table = _gate_table(data, str(path))
+    return table if table is not None else data
+
+
+def resolve_significance(cli_value: float | None, directory: str | Path = ".",
+                         rules_file: str | Path | None = None) -> float:
+    """--significance, else ``significance`` of a TOML ``--rules`` file, else ``[tool.llmbench.gate]
+    significance`` of pyproject.toml, else 0.05; must lie in (0, 1)."""
     value = cli_value
     if value is None:
-        table = pyproject_settings(directory) or {}
+        table = _toml_rules_table(rules_file)
+        if "significance" not in table:
+            table = pyproject_settings(directory) or {}
         value = table.get("significance", DEFAULT_SIGNIFICANCE)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
         raise UserError(f"significance level must be a number between 0 and 1 (exclusive), got {value!r}")

@@ -193,3 +193,22 @@ def test_too_few_samples_are_marked_and_warned_not_silently_passed(tmp_path, mon
     assert md.read_text().count("too few samples to tell") == 3
     code, out, _ = run_main(capsys, "--baseline", base, "--candidate", cand, "--strict")
     assert code == 1
+
+
+def test_rules_file_significance_is_used_and_checked(runs, tmp_path, capsys):
+    near = make_run(tmp_path / "results", "near2", correct=range(34))  # 2 samples differ: exact p = 0.5
+    loose = tmp_path / "loose.toml"
+    loose.write_text('rules = ["quality.*:-2%"]\nsignificance = 0.6\n')
+    code, _, _ = run_main(capsys, "--baseline", runs["base"], "--candidate", near, "--rules", loose)
+    assert code == 1  # p = 0.5 < 0.6 from the rules file
+    bad = tmp_path / "bad.toml"
+    bad.write_text('rules = ["quality.*:-2%"]\nsignificance = "high"\n')
+    code, _, err = run_main(capsys, "--baseline", runs["base"], "--candidate", near, "--rules", bad)
+    assert code == 2 and "significance level must be a number" in err and "Traceback" not in err
+
+
+def test_markdown_and_junit_on_one_path_is_bad_input(runs, tmp_path, capsys):
+    same = tmp_path / "out.txt"
+    code, _, err = run_main(capsys, "--baseline", runs["base"], "--candidate", runs["same"], "--markdown", same,
+                            "--junit", same)
+    assert code == 2 and "same file" in err and not same.exists()

@@ -39,7 +39,7 @@ def run_main(capsys, *args) -> tuple[int, str, str]:
 def test_string_quality_value_exits_2(runs, capsys, value):
     edit_run(runs["same"], lambda d: d["rows"][0]["quality"]["exact_match"].__setitem__("value", value))
     code, _, err = run_main(capsys, "gate", "--baseline", runs["base"], "--candidate", runs["same"])
-    one_line_error(code, err, "row 1 (tiny-model / qa): quality 'exact_match' value must be a number")
+    one_line_error(code, err, "row 1 (tiny-model / qa): quality 'exact_match' value must be a finite number")
 
 
 def test_samples_not_utf8_exits_2(runs, capsys):

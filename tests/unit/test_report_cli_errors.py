@@ -73,7 +73,8 @@ def test_plot_into_a_run_directory_never_replaces_its_record(runs, capsys):
 @pytest.mark.parametrize("value, fragment", [
     (None, "quality 'bleu' must be an object"),
     ("high", "quality 'bleu' must be an object"),
-    ({"value": "high", "higher_is_better": True}, "quality 'bleu' value must be a number"),
+    ({"value": "high", "higher_is_better": True}, "quality 'bleu' value must be a finite number"),
+    ({"value": float("nan"), "higher_is_better": True}, "quality 'bleu' value must be a finite number"),
 ])
 def test_bad_quality_entry_is_one_line(runs, capsys, tmp_path, command, value, fragment):
     edit_run(runs[0], lambda d: d["rows"][0]["quality"].__setitem__("bleu", value))
