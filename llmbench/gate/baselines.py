@@ -65,6 +65,8 @@ def save_baseline(run_ref: str | Path, name: str, directory: str | Path = BASELI
 def list_baselines(directory: str | Path = BASELINES_DIR) -> list[tuple[str, RunRecord | None, str]]:
     """(name, record or None, problem) for every baseline directory, sorted by name."""
     d = Path(directory)
+    if d.exists() and not d.is_dir():
+        raise UserError(f"{directory} is not a directory of baselines")
     if not d.is_dir():
         return []
     out = []

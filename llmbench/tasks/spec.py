@@ -435,6 +435,8 @@ def parse_task_file(path: Path) -> TaskSpec:
                 "metrics",
                 i,
             )
+        if metric in metrics[:i]:
+            raise doc.error(f"metric {metric!r} is listed twice", "metrics", i)
 
     generation = data.get("generation") or {}
     if not isinstance(generation, dict):

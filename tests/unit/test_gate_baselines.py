@@ -58,3 +58,16 @@ def test_list_and_resolve(tmp_path):
     assert resolve_baseline(str(run_dir), where) == run_dir / RUN_FILE  # a path wins over a name
     with pytest.raises(UserError, match="saved baselines: broken, main, nightly"):
         resolve_baseline("mian", where)
+
+
+def test_listing_a_file_as_the_baselines_directory_is_bad_input(tmp_path):
+    import pytest
+
+    from llmbench.errors import UserError
+    from llmbench.gate import list_baselines
+
+    not_a_dir = tmp_path / "p.sh"
+    not_a_dir.write_text("echo\n")
+    with pytest.raises(UserError, match="is not a directory of baselines"):
+        list_baselines(not_a_dir)
+    assert list_baselines(tmp_path / "absent") == []  # none saved yet is not an error

@@ -314,6 +314,14 @@ def test_unknown_metric_gives_file_line_and_suggestion(tmp_path):
     assert f"toy.yaml:{line}: unknown metric 'blue'" in message and "bleu" in message
 
 
+def test_a_metric_listed_twice_gives_file_and_line(tmp_path):
+    path = write_task(tmp_path, metrics=["chrf", "bleu", "chrf"])
+    message = user_error(parse_task_file, path)
+    lines = path.read_text().splitlines()
+    line = max(i for i, text in enumerate(lines) if text == "- chrf") + 1  # the second one
+    assert "metric 'chrf' is listed twice" in message and f"toy.yaml:{line}:" in message
+
+
 @pytest.mark.parametrize(
     "overrides,expected",
     [
