@@ -61,11 +61,6 @@ def test_list_and_resolve(tmp_path):
 
 
 def test_listing_a_file_as_the_baselines_directory_is_bad_input(tmp_path):
-    import pytest
-
-    from llmbench.errors import UserError
-    from llmbench.gate import list_baselines
-
     not_a_dir = tmp_path / "p.sh"
     not_a_dir.write_text("echo\n")
     with pytest.raises(UserError, match="is not a directory of baselines"):
