@@ -98,9 +98,11 @@ def read_samples(record_or_dir: RunRecord | str | Path) -> list[dict]:
     else:
         p = Path(record_or_dir)
         run_dir = p if p.is_dir() else p.parent
-    if run_dir is None or not (run_dir / SAMPLES_FILE).is_file():
+    if run_dir is None or not (run_dir / SAMPLES_FILE).exists():
         return []
     path = run_dir / SAMPLES_FILE
+    if not path.is_file():
+        raise UserError(f"{path} is not a file of samples")
     out = []
     try:
         with open(path, encoding="utf-8") as fh:

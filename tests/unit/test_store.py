@@ -119,6 +119,14 @@ def test_run_json_not_utf8(run_dir):
         read_run(run_dir)
 
 
+def test_samples_that_are_a_directory_are_bad_input_not_no_samples(run_dir):
+    (run_dir / "samples.jsonl").unlink()
+    assert read_samples(run_dir) == []  # a run without samples (lm-eval rows only) is fine
+    (run_dir / "samples.jsonl").mkdir()
+    with pytest.raises(UserError, match="samples.jsonl is not a file of samples"):
+        read_samples(run_dir)
+
+
 def test_samples_not_utf8_names_the_file(run_dir):
     (run_dir / "samples.jsonl").write_bytes(b'{"model": "m"}\n\xff\xfe\n')
     with pytest.raises(UserError) as exc:
