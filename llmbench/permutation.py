@@ -110,16 +110,23 @@ def unpaired_p(a: np.ndarray, b: np.ndarray, statistic: Callable, resamples: int
     observed = float(statistic(b)) - float(statistic(a))
     if not math.isfinite(observed):
         return 1.0
-    order, exact = _relabellings(na + nb, nb, resamples, seed)
+    total = na + nb
+    if total * resamples <= _CACHED_CELLS:
+        order, exact = _cached_relabellings(total, nb, resamples, seed)
+    else:
+        order, exact = _relabellings(total, nb, resamples, seed)
     deltas = resampled(statistic, pooled, order[:, :nb]) - resampled(statistic, pooled, order[:, nb:])
     return _two_sided(np.nan_to_num(deltas, nan=np.inf), observed, exact)
 
 
-@lru_cache(maxsize=32)
+# arrangements of up to this many index cells (2 MiB) are kept: a comparison of many rows of one size
+# (compare over 200 rows) draws them once
+_CACHED_CELLS = 1 << 18
+
+
 def _relabellings(total: int, nb: int, resamples: int, seed: int) -> tuple[np.ndarray, bool]:
     """(arrangements, total) index rows whose first ``nb`` go to the candidate: every split when there are
-    at most ``resamples`` (exact), else random permutations. Cached: a comparison of many rows of one size
-    reuses them (read-only)."""
+    at most ``resamples`` (exact), else random permutations."""
     if math.comb(total, nb) <= resamples:
         rows = []
         for chosen in itertools.combinations(range(total), nb):
@@ -129,5 +136,11 @@ def _relabellings(total: int, nb: int, resamples: int, seed: int) -> tuple[np.nd
     else:
         rng = np.random.default_rng([seed, 0x9E37])
         order, exact = np.argsort(rng.random((resamples, total)), axis=1), False
+    return order, exact
+
+
+@lru_cache(maxsize=32)
+def _cached_relabellings(total: int, nb: int, resamples: int, seed: int) -> tuple[np.ndarray, bool]:
+    order, exact = _relabellings(total, nb, resamples, seed)
     order.flags.writeable = False
     return order, exact
