@@ -73,7 +73,8 @@ def test_many_discordant_samples_are_significant_and_identical_ones_never():
     assert same.p_value == 1.0 and not same.significant
 
 
-def _unpaired_brute(a, b, statistic) -> float:
+def exact_permutation_p(a, b, statistic) -> float:
+    """The two-sided permutation p by brute force over every split of the pooled values."""
     pooled, nb = list(a) + list(b), len(b)
     observed = abs(statistic(b) - statistic(a))
     hits = total = 0
@@ -88,7 +89,7 @@ def _unpaired_brute(a, b, statistic) -> float:
 def test_unpaired_p_is_the_exact_permutation_test_when_it_can_enumerate(statistic):
     rng = np.random.default_rng(3)
     a, b = rng.lognormal(-3, 0.3, 5), rng.lognormal(-2.8, 0.3, 6)  # C(11, 6) = 462 splits
-    exact = _unpaired_brute(a, b, lambda x: float(statistic(np.asarray(x))))
+    exact = exact_permutation_p(a, b, lambda x: float(statistic(np.asarray(x))))
     assert unpaired_bootstrap(a, b, statistic=statistic).p_value == pytest.approx(max(exact, 2 / 462))
 
 

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from test_permutation import exact_permutation_p
 
 import llmbench.stats as stats
 from llmbench.significance import _STATISTICS, latency_delta
@@ -270,20 +271,6 @@ def test_unpaired_floor_is_the_exact_permutation_bound():
     median = unpaired_bootstrap(four_a, four_b)
     assert median.p_value == pytest.approx(exact_permutation_p(four_a, four_b, np.median)) == pytest.approx(4 / 70)
     assert not median.significant
-
-
-def exact_permutation_p(a, b, statistic) -> float:
-    """The two-sided permutation p by brute force over every split of the pooled values."""
-    import itertools
-
-    pooled, nb = list(a) + list(b), len(b)
-    observed = abs(statistic(b) - statistic(a))
-    hits = total = 0
-    for chosen in itertools.combinations(range(len(pooled)), nb):
-        rest = [pooled[i] for i in range(len(pooled)) if i not in chosen]
-        total += 1
-        hits += abs(statistic([pooled[i] for i in chosen]) - statistic(rest)) >= observed - 1e-12
-    return hits / total
 
 
 # ---------------------------------------------------------------- batches: values measured together
