@@ -86,10 +86,14 @@ def paired_rows_p(a: np.ndarray, b: np.ndarray, statistic: Callable | None, resa
     if vectorised:
         d = b[moving] - a[moving]
         observed = float(np.mean(b - a))
+        if not math.isfinite(observed):
+            return 1.0
         deltas = observed - 2 * (patterns @ d) / a.shape[0]
         return _two_sided(deltas, observed, exact)
     stat = statistic or (lambda x: float(np.mean(x, axis=0)))
     observed = float(stat(b)) - float(stat(a))
+    if not math.isfinite(observed):
+        return 1.0
     deltas = np.empty(patterns.shape[0])
     for r, pattern in enumerate(patterns.astype(bool)):
         swap = moving[pattern]
@@ -144,3 +148,22 @@ def _cached_relabellings(total: int, nb: int, resamples: int, seed: int) -> tupl
     order, exact = _relabellings(total, nb, resamples, seed)
     order.flags.writeable = False
     return order, exact
+
+
+def smallest_paired_p(n: int, resamples: int) -> float:
+    """The p ``paired_sums_p`` gives when all n shared samples moved the same way (the strongest evidence n
+    samples hold): 2 / 2^n from the exact test, 1 / (resamples + 1) once n is past exact enumeration."""
+    if 2 ** min(n, 63) <= max(resamples, EXACT_PATTERNS):
+        return min(1.0, 2.0 / 2.0 ** n)
+    return 1.0 / (resamples + 1)
+
+
+def smallest_unpaired_p(na: int, nb: int, statistic: Callable, resamples: int, seed: int,
+                        resampled: Callable) -> float:
+    """The p ``unpaired_p`` gives for two fully separated groups of na and nb values: the strongest evidence
+    these sizes and this statistic allow (a median's ties between arrangements, and the 1 / (resamples + 1)
+    of random arrangements, included)."""
+    if min(na, nb) == 0:
+        return 1.0
+    separated = np.arange(na + nb, dtype=float)
+    return unpaired_p(separated[:na], separated[na:], statistic, resamples, seed, resampled)

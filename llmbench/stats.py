@@ -204,6 +204,18 @@ def smallest_unpaired_p(na: int, nb: int) -> float:
     return min(1.0, 2.0 * math.exp(-log_comb))
 
 
+def paired_p_floor(n: int, resamples: int = DEFAULT_RESAMPLES) -> float:
+    """The smallest p a paired comparison (``paired_bootstrap``) can report on n shared samples."""
+    return max(permutation.smallest_paired_p(n, resamples), smallest_paired_p(n))
+
+
+def unpaired_p_floor(na: int, nb: int, statistic: Callable = np.median, resamples: int = DEFAULT_RESAMPLES,
+                     seed: int = DEFAULT_SEED) -> float:
+    """The smallest p ``unpaired_bootstrap`` can report for groups of na and nb values and this statistic."""
+    return max(permutation.smallest_unpaired_p(na, nb, statistic, resamples, seed, _resampled_statistic),
+               smallest_unpaired_p(na, nb))
+
+
 # ---------------------------------------------------------------- one sample
 
 

@@ -18,8 +18,8 @@ _STYLE = {"pass": "green", "fail": "bold red", "missing": "yellow", "skipped": "
 @click.option("--rules", "rules_file", metavar="FILE",
               help="Rules file: one rule per line, or TOML with 'rules = [...]' / [tool.llmbench.gate].")
 @click.option("--significance", type=float, default=None, metavar="ALPHA",
-              help="A worsening beyond the margin fails only when its bootstrap p-value is below this "
-                   "level (default 0.05, or [tool.llmbench.gate] significance).")
+              help="A worsening beyond the margin fails only when its p-value (a randomization test) is "
+                   "below this level (default 0.05, or [tool.llmbench.gate] significance).")
 @click.option("--strict", is_flag=True, help="Compare point values only (no noise model).")
 @click.option("--fail-on-missing", is_flag=True,
               help="Treat rows or metrics missing from one side as failures (default: reported only).")

@@ -19,6 +19,7 @@ from llmbench.errors import UserError
 from llmbench.gate.rules import Rule
 from llmbench.records import ResultRow, RunRecord
 from llmbench.significance import (
+    _STATISTICS,
     environment_differences,
     higher_is_better,
     index_samples,
@@ -27,7 +28,7 @@ from llmbench.significance import (
     quality_delta,
     rescorable,
 )
-from llmbench.stats import smallest_paired_p, smallest_unpaired_p
+from llmbench.stats import paired_p_floor, smallest_paired_p, unpaired_p_floor
 
 PASS, FAIL, MISSING, SKIPPED = "pass", "fail", "missing", "skipped"
 NO_NOISE_MODEL = "no noise model: compared as point values"
@@ -244,24 +245,24 @@ def _ci_fallback(b_entry, c_entry, why: str, alpha: float) -> _Noise | None:
     return None
 
 
-def _p_floor(path: str, base: ResultRow, cand: ResultRow, b_samples: dict | None, c_samples: dict | None
-             ) -> float | None:
-    """The smallest p-value ``_noise`` could return for this metric on these rows' samples; None when its test
-    has no such floor (CI overlap, stderr) or the metric has no noise model."""
+def _p_floor(path: str, base: ResultRow, cand: ResultRow, b_samples: dict | None, c_samples: dict | None,
+             resamples: int, seed: int) -> float | None:
+    """The smallest p-value ``_noise`` could return for this metric on these rows' samples, whatever the
+    change; None when its test has no such floor (CI overlap, stderr) or the metric has no noise model."""
     section, _, rest = path.partition(".")
     if section == "quality":
         shared = set(b_samples or {}) & set(c_samples or {})
         entries = base.quality.get(rest), cand.quality.get(rest)
         if shared and rescorable(rest, *entries):
-            return smallest_paired_p(len(shared))
+            return paired_p_floor(len(shared), resamples)
         if any(isinstance(e, dict) and isinstance(e.get("n"), int) and e["n"] < 2 for e in entries):
             return 1.0
         return None
     if section == "latency" and rest != "tokens_per_s" and b_samples and c_samples:
-        fld = rest.partition(".")[0]
+        fld, _, stat = rest.partition(".")
         a, b = latency_values(b_samples, fld), latency_values(c_samples, fld)
-        if a and b:
-            return smallest_unpaired_p(len(a), len(b))
+        if a and b and stat in _STATISTICS:
+            return unpaired_p_floor(len(a), len(b), _STATISTICS[stat], resamples, seed)
     return None
 
 
@@ -329,7 +330,7 @@ def _check_metric(rule: Rule, path: str, key: tuple[str, str], base: ResultRow, 
     hib = _higher_is_better(path, base, cand)
     check.higher_is_better = hib
     if not opts["strict"]:
-        check.p_floor = _p_floor(path, base, cand, *samples)
+        check.p_floor = _p_floor(path, base, cand, *samples, resamples=_resamples(opts), seed=opts["seed"])
     worsening = (bv - cv) if hib else (cv - bv)
     check.limit = rule.amount * abs(bv) if rule.relative else rule.amount
     if worsening <= check.limit + 1e-12 * max(1.0, abs(bv)):
@@ -341,7 +342,7 @@ def _check_metric(rule: Rule, path: str, key: tuple[str, str], base: ResultRow, 
         check.message = f"{worse_word} beyond the allowed {rule.describe_limit()} ({STRICT})"
         return check
     noise = _noise(path, base, cand, *samples, worse_sign=-1 if hib else 1, alpha=opts["alpha"],
-                   seed=opts["seed"], resamples=opts["resamples"])
+                   seed=opts["seed"], resamples=_resamples(opts))
     if noise is None:
         check.status, check.method = FAIL, NO_NOISE_MODEL
         check.message = f"{worse_word} beyond the allowed {rule.describe_limit()} ({NO_NOISE_MODEL})"
@@ -372,10 +373,26 @@ def _blind_note(checks: list[Check], alpha: float) -> str | None:
         return None
     rows = sorted({c.row for c in blind})
     shown = ", ".join(rows[:4]) + (f" and {len(rows) - 4} more" if len(rows) > 4 else "")
-    need = next(n for n in range(1, 64) if smallest_paired_p(n) < alpha)
+    needs = []
+    if any(c.metric.startswith("quality.") for c in blind):
+        need = 1
+        while smallest_paired_p(need) >= alpha:  # 0.0 from 1024 samples on: the loop ends
+            need += 1
+        needs.append(f"a quality check needs at least {need} samples that differ between the runs")
+    if any(c.metric.startswith("latency.") for c in blind):
+        needs.append("a latency check more timings per side")
     return (f"{len(blind)} of {len(checks)} checks could not fail, whatever the change: their rows have too few "
-            f"samples for any change to be significant at {alpha:g} ({shown}); quality needs at least {need} "
-            f"shared samples. Gate on more examples per task (--limit) or use --strict")
+            f"samples for any change to be significant at {alpha:g} ({shown}); {' and '.join(needs)}. "
+            "Gate on more examples per task (--limit) or use --strict")
+
+
+# random arrangements resolve p only down to 1 / (resamples + 1): a level below 20 / resamples gets more
+# of them, up to this many (beyond it a check that cannot reach the level is reported as such)
+MAX_RESAMPLES = 20_000
+
+
+def _resamples(opts: dict) -> int:
+    return max(opts["resamples"], min(math.ceil(20 / opts["alpha"]), MAX_RESAMPLES))
 
 
 def _expand(rule: Rule, base: ResultRow) -> list[str]:

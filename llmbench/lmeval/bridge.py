@@ -190,6 +190,8 @@ class Metering:
                 for _ in range(self.warmup):  # same shapes as the task's first request, not counted
                     call(reqs[:1])
             if request_type == "generate_until":
+                # lm-eval keeps max_length - max_gen_toks of a context and batches by generation settings, so
+                # a prompt near the context limit is prefilled at its measured length only approximately
                 _prefill_warm_up(call, reqs, self.device, self.warmup, per_request, lm.max_gen_toks)
             st.request_types.append(request_type)
             st.per_request = st.per_request and per_request
@@ -525,7 +527,9 @@ def merge_energy(windows: list[dict]) -> dict:
     out = dict(windows[0])
     out.update(joules=sum(w["joules"] for w in windows), duration_s=duration, windows=len(windows),
                warning="; ".join(sorted({w["warning"] for w in windows if w.get("warning")})) or None,
-               raw=[w.get("raw") for w in windows])
+               raw=[w.get("raw") for w in windows],
+               # one window the sensor could not resolve makes the sum as coarse as that window
+               short_window=any(bool(w.get("short_window")) for w in windows))
     return out
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from gate_fixtures import ENVIRONMENT, make_run
+from test_permutation import exact_permutation_p
 
 from llmbench.errors import UserError
 from llmbench.gate import DEFAULT_RULES, FAIL, MISSING, PASS, SKIPPED, describe, evaluate, parse_rules
@@ -316,11 +318,37 @@ def test_a_gate_that_cannot_fail_on_too_few_samples_says_so(tmp_path):
     check = only(report, "quality.exact_match")
     assert check.status == PASS and check.p_floor == 0.25 and "too few samples" in check.message
     ttft = only(report, "latency.ttft_s.p50")
-    assert ttft.status == PASS and ttft.p_floor == pytest.approx(2 / 20)  # 2 / C(6, 3)
+    # 3 against 3 timings: 2 of the C(6, 3) = 20 splits are as extreme for a mean, 4 for the median (its ties)
+    assert ttft.status == PASS and ttft.p_floor == pytest.approx(exact_permutation_p([0, 1, 2], [3, 4, 5], np.median))
+    assert ttft.p_floor == pytest.approx(4 / 20)
     [note] = [n for n in report.notes if "could not fail" in n]
-    assert "tiny-model / qa" in note and "at least 6 shared samples" in note and "--strict" in note
+    assert "tiny-model / qa" in note and "at least 6 samples that differ" in note and "--strict" in note
+    assert "latency check more timings" in note
     assert only(gate(base, cand, strict=True), "quality.exact_match").status == FAIL
     assert only(gate(base, cand, strict=True), "quality.exact_match").p_floor is None
+
+
+def test_medians_of_four_timings_a_side_cannot_fail_and_are_flagged(tmp_path):
+    """4 against 4: the mean's floor is 2/70, but the median's is 4/70 = 0.057, above 0.05."""
+    base = make_run(tmp_path, "base", n=4)
+    report = gate(base, make_run(tmp_path, "cand", n=4, latency_scale=10.0))
+    ttft = only(report, "latency.ttft_s.p50")
+    assert ttft.p_floor == pytest.approx(4 / 70) and ttft.status == PASS and "too few samples" in ttft.message
+    assert [n for n in report.notes if "could not fail" in n]
+
+
+def test_a_small_significance_level_gets_enough_arrangements_and_an_unreachable_one_says_so(tmp_path):
+    """100 of 200 answers lost: random arrangements (1000 by default) resolve p only to 1/1001, so at 0.0005
+    the gate draws more of them (20/alpha) and the loss fails; at 1e-7, past what it draws, it says that
+    no check could fail instead of passing in silence."""
+    base = make_run(tmp_path, "base", n=200, correct=range(200))
+    cand = make_run(tmp_path, "cand", n=200, correct=range(100), latency_scale=3.0)
+    check = only(gate(base, cand, significance=0.0005), "quality.exact_match")
+    assert check.status == FAIL and check.p_value < 0.0005 and check.p_floor == pytest.approx(1 / 20001)
+    unreachable = gate(base, cand, significance=1e-7)
+    assert only(unreachable, "quality.exact_match").status == PASS
+    assert [n for n in unreachable.notes if "could not fail" in n and "1e-07" in n]
+    assert [n for n in gate(base, cand, significance=1e-20).notes if "could not fail" in n]  # no StopIteration
 
 
 def test_enough_samples_leave_no_blind_check_note(tmp_path):
