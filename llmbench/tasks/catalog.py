@@ -179,6 +179,8 @@ def load_catalog(extra_dirs: Sequence[Path | str] = ()) -> Catalog:
                 raise RuntimeError(f"built-in tasks folder {directory} is missing: broken installation")
             raise UserError(f"--tasks-dir {directory}: folder not found")
         tasks, suites = _load_dir(directory)
+        if i > 0 and not tasks and not suites:  # a wrong folder would otherwise fall back to the built-ins
+            raise UserError(f"--tasks-dir {directory}: no task files (*.yaml) in this folder")
         for name in tasks:
             catalog.suites.pop(name, None)
         for name in suites:

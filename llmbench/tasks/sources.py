@@ -280,7 +280,7 @@ def build_source(config: dict[str, Any], base_dir: Path) -> TaskSource:
         expected = bool if key == "streaming" else str
         if value is not None and not isinstance(value, expected):
             raise SourceConfigError(f"source {key!r} must be a {expected.__name__}", key)
-        if value is None and key in required:
+        if key in required and (value is None or (isinstance(value, str) and not value.strip())):
             raise SourceConfigError(f"source {key!r} must not be empty", key)
     if kind == "jsonl":
         return JsonlSource(base_dir=base_dir, **values)

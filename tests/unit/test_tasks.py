@@ -276,6 +276,13 @@ def test_missing_extra_dir_is_a_user_error(tmp_path):
     assert message.startswith("--tasks-dir ") and message.endswith("nope: folder not found")
 
 
+def test_extra_dir_without_task_files_is_a_user_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("not a task\n")
+    message = user_error(load_catalog, [tmp_path / "empty"])
+    assert message.endswith("empty: no task files (*.yaml) in this folder")
+
+
 def test_same_task_name_twice_in_one_dir_is_a_user_error(tmp_path):
     write_task(tmp_path, "toy")
     (tmp_path / "copy.yaml").write_text((tmp_path / "toy.yaml").read_text())
@@ -495,6 +502,12 @@ def test_export_lm_eval_prompt_runtime_error_is_a_user_error(tmp_path):
 
 # --------------------------------------------------------------------------------------------------------
 # Sources
+
+
+def test_empty_source_path_says_so(tmp_path):
+    path = write_task(tmp_path, source={"type": "jsonl", "path": ""})
+    message = user_error(parse_task_file, path)
+    assert "source 'path' must not be empty" in message and "toy.yaml:" in message
 
 
 def test_package_source_absent_gives_install_hint(tmp_path):
