@@ -356,7 +356,8 @@ def paired_bootstrap_sums(
 
     The point values come from ``statistic`` on all rows when given (e.g. the metric's ``aggregate``),
     else from ``aggregate_many`` on the full sums; the resampled values of each side from
-    ``resampled_values`` (the same count matrix for both sides: the resamples are paired).
+    ``resampled_values`` (the same count matrix for both sides: the resamples are paired), for the CI; the
+    p-value from ``permutation.paired_sums_p`` (samples swapped between the sides).
     """
     a, b, n = _paired_inputs(baseline, candidate)
     a, b = _as_rows(a), _as_rows(b)
@@ -384,9 +385,9 @@ def paired_bootstrap(
     """Paired bootstrap of statistic(candidate) - statistic(baseline) over shared samples.
 
     Both inputs are aligned per sample (row i of each is the same prompt). The same resampled indices
-    are applied to both sides, as in sacrebleu's paired bootstrap and Koehn (2004). With
-    ``aggregate_many`` (statistic depends only on column sums) the resamples are vectorised, see
-    ``paired_bootstrap_sums``.
+    are applied to both sides, as in sacrebleu's paired bootstrap and Koehn (2004): that gives the CI. The
+    p-value is a paired randomization test's (``permutation.paired_rows_p``). With ``aggregate_many``
+    (statistic depends only on column sums) the resamples are vectorised, see ``paired_bootstrap_sums``.
     """
     if aggregate_many is not None:
         return paired_bootstrap_sums(baseline, candidate, aggregate_many, resamples=resamples, seed=seed,
@@ -515,7 +516,8 @@ def unpaired_bootstrap(
     seed: int = DEFAULT_SEED,
     confidence: float = CONFIDENCE,
 ) -> PairedDelta:
-    """Bootstrap of statistic(candidate) - statistic(baseline), each side resampled on its own.
+    """Bootstrap of statistic(candidate) - statistic(baseline), each side resampled on its own, for the CI;
+    the p-value from a permutation test of the pooled values (``permutation.unpaired_p``).
 
     For latency: per-sample timings of two runs are independent draws, not paired. ``statistic`` should
     accept ``axis`` like the numpy reductions (np.mean, np.median, a partial of np.percentile) so all
