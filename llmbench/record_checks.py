@@ -117,8 +117,6 @@ def _row_problem(row) -> str | None:
             v = entry.get(key)
             if not _number_or_null(v):
                 return f"quality {name!r} {key} must be a finite number or null (not measured), got {_short(v)}"
-        if entry.get("value") is not None and not math.isfinite(entry["value"]):
-            return f"quality {name!r} value must be a finite number, got {entry['value']!r}"
         hib = entry.get("higher_is_better")
         if not (hib is None or isinstance(hib, bool)):
             return f"quality {name!r} higher_is_better must be true or false, got {_short(hib)}"

@@ -22,7 +22,15 @@ import numpy as np
 
 from llmbench.models.base import time_per_output_token
 from llmbench.records import RunRecord
-from llmbench.stats import PairedDelta, Quantile, paired_bootstrap, paired_bootstrap_sums, unpaired_bootstrap
+from llmbench.stats import (
+    PairedDelta,
+    Quantile,
+    paired_bootstrap,
+    paired_bootstrap_sums,
+    paired_p_floor,
+    unpaired_bootstrap,
+    unpaired_p_floor,
+)
 
 LATENCY_FIELDS = ("ttft_s", "tpot_s", "e2e_s")
 # each takes ``axis`` like a numpy reduction, so the bootstrap evaluates all resamples in one call;
@@ -152,6 +160,21 @@ def latency_values(samples: dict[int, dict], field: str) -> list[float]:
             unit = ("batch", s["batch"]) if isinstance(s.get("batch"), int) else ("sample", key)
             units.setdefault(unit, []).append(float(v))
     return [vs[0] if len(set(vs)) == 1 else math.fsum(vs) / len(vs) for vs in units.values()]
+
+
+def quality_p_floor(baseline: dict[int, dict], candidate: dict[int, dict], resamples: int = 1000) -> float | None:
+    """The smallest p ``quality_delta`` can give on these rows' shared samples; None when none are shared."""
+    shared = len(set(baseline) & set(candidate))
+    return paired_p_floor(shared, resamples) if shared else None
+
+
+def latency_p_floor(field: str, baseline: dict[int, dict], candidate: dict[int, dict], statistic: str = "p50",
+                    seed: int = 0, resamples: int = 1000) -> float | None:
+    """The smallest p ``latency_delta`` can give for these rows' numbers of values; None without values."""
+    a, b = latency_values(baseline, field), latency_values(candidate, field)
+    if not a or not b or statistic not in _STATISTICS:
+        return None
+    return unpaired_p_floor(len(a), len(b), _STATISTICS[statistic], resamples, seed)
 
 
 def latency_delta(

@@ -95,7 +95,7 @@ def _print_table(report) -> None:
     from rich.table import Table
 
     from llmbench import console
-    from llmbench.gate.evaluate import describe, format_p, format_value
+    from llmbench.gate.evaluate import describe, format_p, format_value, verdict_mark
     from llmbench.gate.outputs import verdict_line
 
     out = console.out()
@@ -112,7 +112,7 @@ def _print_table(report) -> None:
             table.add_column(name, justify="right", no_wrap=True)
         table.add_column("Verdict", no_wrap=True)
         for c in checks:
-            verdict = _verdict(c, report.significance)
+            verdict = verdict_mark(c, report.significance)
             table.add_row(escape(c.metric), format_value(c.metric, c.baseline), format_value(c.metric, c.candidate),
                           _change(c), escape(_allowed(c)), format_p(c.p_value), f"[{_STYLE[c.status]}]{verdict}[/]")
         out.print(table)
@@ -120,8 +120,8 @@ def _print_table(report) -> None:
     for c in report.checks:
         if c.status in labels:
             out.print(f"{labels[c.status]} {escape(describe(c))}", highlight=False, soft_wrap=True)
-        elif c.status == "pass" and c.message.startswith("beyond"):
-            out.print(f"[green]{_verdict(c, report.significance)}[/] {escape(describe(c))}", highlight=False,
+        elif verdict_mark(c, report.significance) != c.status:
+            out.print(f"[green]{verdict_mark(c, report.significance)}[/] {escape(describe(c))}", highlight=False,
                       soft_wrap=True)
     colour = "green" if report.passed else "bold red"
     out.print(f"[{colour}]{verdict_line(report)}[/] (rules: {escape(report.rules_source)}; "
@@ -129,13 +129,6 @@ def _print_table(report) -> None:
               "pass~ = beyond the margin but within the noise; pass? = beyond the margin, too few samples to "
               "tell)", highlight=False, soft_wrap=True)
 
-
-def _verdict(check, alpha: float) -> str:
-    """'pass~' for a change beyond the margin that the noise test did not find significant, 'pass?' when no
-    change could have been significant on so few samples, else the status."""
-    if check.status == "pass" and check.message.startswith("beyond"):
-        return "pass?" if check.p_floor is not None and check.p_floor >= alpha else "pass~"
-    return check.status
 
 
 @click.group()

@@ -4,7 +4,16 @@ Exit codes of ``llmbench gate``: 0 every check passed, 1 a regression, 2 bad inp
 """
 
 from llmbench.gate.baselines import BASELINES_DIR, list_baselines, resolve_baseline, save_baseline
-from llmbench.gate.evaluate import FAIL, MISSING, PASS, SKIPPED, Check, GateReport, describe, evaluate
+from llmbench.gate.evaluate import (
+    FAIL,
+    MISSING,
+    PASS,
+    SKIPPED,
+    Check,
+    GateReport,
+    describe,
+    evaluate,
+)
 from llmbench.gate.outputs import to_junit, to_markdown, verdict_line
 from llmbench.gate.rules import (
     DEFAULT_RULES,

@@ -19,16 +19,16 @@ from llmbench.errors import UserError
 from llmbench.gate.rules import Rule
 from llmbench.records import ResultRow, RunRecord
 from llmbench.significance import (
-    _STATISTICS,
     environment_differences,
     higher_is_better,
     index_samples,
     latency_delta,
-    latency_values,
+    latency_p_floor,
     quality_delta,
+    quality_p_floor,
     rescorable,
 )
-from llmbench.stats import paired_p_floor, smallest_paired_p, unpaired_p_floor
+from llmbench.stats import smallest_paired_p
 
 PASS, FAIL, MISSING, SKIPPED = "pass", "fail", "missing", "skipped"
 NO_NOISE_MODEL = "no noise model: compared as point values"
@@ -251,18 +251,15 @@ def _p_floor(path: str, base: ResultRow, cand: ResultRow, b_samples: dict | None
     change; None when its test has no such floor (CI overlap, stderr) or the metric has no noise model."""
     section, _, rest = path.partition(".")
     if section == "quality":
-        shared = set(b_samples or {}) & set(c_samples or {})
         entries = base.quality.get(rest), cand.quality.get(rest)
-        if shared and rescorable(rest, *entries):
-            return paired_p_floor(len(shared), resamples)
-        if any(isinstance(e, dict) and isinstance(e.get("n"), int) and e["n"] < 2 for e in entries):
+        floor = quality_p_floor(b_samples or {}, c_samples or {}, resamples) if rescorable(rest, *entries) else None
+        if floor is None and any(isinstance(e, dict) and isinstance(e.get("n"), int) and e["n"] < 2
+                                 for e in entries):
             return 1.0
-        return None
+        return floor
     if section == "latency" and rest != "tokens_per_s" and b_samples and c_samples:
         fld, _, stat = rest.partition(".")
-        a, b = latency_values(b_samples, fld), latency_values(c_samples, fld)
-        if a and b and stat in _STATISTICS:
-            return unpaired_p_floor(len(a), len(b), _STATISTICS[stat], resamples, seed)
+        return latency_p_floor(fld, b_samples, c_samples, stat, seed, resamples)
     return None
 
 
@@ -354,7 +351,7 @@ def _check_metric(rule: Rule, path: str, key: tuple[str, str], base: ResultRow, 
     if noise.significant:
         check.status = FAIL
         check.message = f"significant {worse_word} beyond the allowed {rule.describe_limit()} ({p}{noise.method})"
-    elif check.p_floor is not None and check.p_floor >= opts["alpha"]:
+    elif could_not_fail(check, opts["alpha"]):
         check.message = (f"beyond {rule.describe_limit()} but too few samples for any change to be significant "
                          f"(smallest possible p={format_p(check.p_floor)}; {noise.method})")
     else:
@@ -362,9 +359,22 @@ def _check_metric(rule: Rule, path: str, key: tuple[str, str], base: ResultRow, 
     return check
 
 
+def could_not_fail(check: Check, alpha: float) -> bool:
+    """True when the check's noise test could not have failed on these samples, whatever the change."""
+    return check.p_floor is not None and check.p_floor >= alpha
+
+
 def blind_checks(checks: list[Check], alpha: float) -> list[Check]:
     """Checks whose noise test could not have failed on these samples, whatever the change."""
-    return [c for c in checks if c.p_floor is not None and c.p_floor >= alpha]
+    return [c for c in checks if could_not_fail(c, alpha)]
+
+
+def verdict_mark(check: Check, alpha: float) -> str:
+    """The check's status, or for a pass beyond its margin 'pass~' (within the noise) or 'pass?' (too few
+    samples for any change to be significant)."""
+    if check.status == PASS and check.message.startswith("beyond"):
+        return "pass?" if could_not_fail(check, alpha) else "pass~"
+    return check.status
 
 
 def _blind_note(checks: list[Check], alpha: float) -> str | None:

@@ -16,6 +16,7 @@ from llmbench.gate.evaluate import (
     format_limit,
     format_p,
     format_value,
+    verdict_mark,
 )
 
 _ICON = {PASS: "✅ pass", FAIL: "❌ fail", MISSING: "⚠️ missing", SKIPPED: "➖ skipped"}
@@ -66,8 +67,7 @@ def to_markdown(report: GateReport) -> str:
 
 
 def _icon(check: Check, alpha: float) -> str:
-    if check.status == PASS and check.p_floor is not None and check.p_floor >= alpha \
-            and check.message.startswith("beyond"):
+    if verdict_mark(check, alpha) == "pass?":
         return "⚠️ pass (too few samples to tell)"
     return _ICON[check.status]
 

@@ -348,15 +348,14 @@ class EnergyMeter(WindowMeter):
         assert state.e0_mj is not None
         if e1 < state.e0_mj:
             return self._unavailable("NVML energy counter went backwards (driver reloaded?)", duration)
-        result = self._available(
+        return self._available(
             NVML_COUNTER,
             (e1 - state.e0_mj) / 1000.0,
             duration,
             self._short_window_warning(duration),
             raw={"start_mj": state.e0_mj, "end_mj": e1},
+            short_window=duration < self.min_window_s,
         )
-        result["short_window"] = duration < self.min_window_s
-        return result
 
     def _stop_sampling(self, state: _State) -> dict[str, Any]:
         integ = state.integrator
@@ -373,7 +372,7 @@ class EnergyMeter(WindowMeter):
         joules = integ.mj / 1000.0
         warnings = [w for w in [self._short_window_warning(duration, "NVML power readings update")] if w]
         warnings.append("power readings may be averaged by the driver over up to 1 s on recent GPUs")
-        result = self._available(
+        return self._available(
             NVML_SAMPLING,
             joules,
             duration,
@@ -384,9 +383,8 @@ class EnergyMeter(WindowMeter):
                 "max_power_w": integ.p_max / 1000.0,
                 "period_s": self.sample_period_s,
             },
+            short_window=duration < self.min_window_s,
         )
-        result["short_window"] = duration < self.min_window_s
-        return result
 
     def _stop_rapl(self, state: _State) -> dict[str, Any]:
         win = state.rapl
@@ -448,6 +446,7 @@ class EnergyMeter(WindowMeter):
         warning: str | None,
         domains: list[dict[str, Any]] | None = None,
         raw: dict[str, Any] | None = None,
+        short_window: bool = False,
     ) -> dict[str, Any]:
         return {
             "available": True,
@@ -459,7 +458,7 @@ class EnergyMeter(WindowMeter):
             "warning": warning or None,
             # True when the window is shorter than the NVML sensor resolves (min_window_s): the value is
             # kept, but compare and gate do not use it (one ~100 ms counter step can be 0 or the whole value)
-            "short_window": False,
+            "short_window": short_window,
             "domains": domains or [],
             "raw": raw or {},
         }
