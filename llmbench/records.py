@@ -8,11 +8,8 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import platform
-import secrets
-import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
-from importlib import metadata
 from pathlib import Path
 
 SCHEMA_VERSION = 1
@@ -95,6 +92,8 @@ class RunRecord:
 
 def new_run_id(label: str | None = None) -> str:
     """Sortable, unique id: UTC timestamp plus the label or a short random suffix."""
+    import secrets
+
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
     suffix = "".join(c if c.isalnum() or c in "-_." else "-" for c in label) if label else secrets.token_hex(3)
     return f"{stamp}-{suffix}"
@@ -125,6 +124,8 @@ def now_iso() -> str:
 
 
 def _version(pkg: str) -> str | None:
+    from importlib import metadata  # here, not at import: reading records needs none of it
+
     try:
         return metadata.version(pkg)
     except metadata.PackageNotFoundError:
@@ -142,6 +143,8 @@ def _cpu_model() -> str:
 
 
 def _git(*args: str) -> str | None:
+    import subprocess
+
     here = Path(__file__).resolve().parent.parent
     try:
         out = subprocess.run(["git", "-C", str(here), *args], capture_output=True, text=True, timeout=5)
