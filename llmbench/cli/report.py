@@ -60,32 +60,36 @@ def _warn_notes(cmp) -> None:
         warn(note)
 
 
-def _rich_table(t, columns: list[int]):
-    from rich import box
-    from rich.table import Table
-    from rich.text import Text
-
-    from llmbench.report.export import table_cells, table_headers
-
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    headers = table_headers(t)
-    for i in columns:
-        table.add_column(headers[i], justify="left" if i == 0 else "right", no_wrap=True)
-    chosen = t.verdict.chosen if t.verdict is not None else None
-    for r, cells in zip(t.results, table_cells(t)):
-        style = "red" if not r.ok else "bold green" if r.model == chosen else "bold" if r.is_ref else None
-        table.add_row(*[Text(cells[i]) for i in columns], style=style)
-    return table
-
-
-def _column_chunks(t, width: int) -> list[list[int]]:
-    """Columns grouped so each table fits ``width``; every group starts with the model column."""
+def _table_text(t) -> tuple[list[str], list[list[str]], list[int]]:
+    """Headers, cells and each column's width in terminal cells (the widest of its header and cells)."""
     from rich.cells import cell_len
 
     from llmbench.report.export import table_cells, table_headers
 
-    rows = [table_headers(t)] + table_cells(t)
-    widths = [max(cell_len(r[i]) for r in rows) + 3 for i in range(len(rows[0]))]
+    headers, cells = table_headers(t), table_cells(t)
+    widths = [max(cell_len(r[i]) for r in [headers, *cells]) for i in range(len(headers))]
+    return headers, cells, widths
+
+
+def _rich_table(t, columns: list[int], text: tuple[list[str], list[list[str]], list[int]]):
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    headers, cells, widths = text
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for i in columns:  # widths known: rich need not measure every cell again
+        table.add_column(headers[i], justify="left" if i == 0 else "right", no_wrap=True, width=widths[i])
+    chosen = t.verdict.chosen if t.verdict is not None else None
+    for r, row in zip(t.results, cells):
+        style = "red" if not r.ok else "bold green" if r.model == chosen else "bold" if r.is_ref else None
+        table.add_row(*[Text(row[i]) for i in columns], style=style)
+    return table
+
+
+def _column_chunks(cell_widths: list[int], width: int) -> list[list[int]]:
+    """Columns grouped so each table fits ``width``; every group starts with the model column."""
+    widths = [w + 3 for w in cell_widths]
     if sum(widths) <= width:
         return [list(range(len(widths)))]
     chunks: list[list[int]] = []
@@ -104,8 +108,9 @@ def _print_task(console, t) -> None:
     from llmbench.report.export import failures, task_caption
 
     console.print(Text(t.task, style="bold"), Text(task_caption(t), style="dim"))
-    for columns in _column_chunks(t, console.width):  # a narrow terminal gets several tables
-        console.print(_rich_table(t, columns))
+    text = _table_text(t)
+    for columns in _column_chunks(text[2], console.width):  # a narrow terminal gets several tables
+        console.print(_rich_table(t, columns, text))
     if t.verdict is not None:
         console.print(Text.assemble(("verdict: ", "bold"), t.verdict.text))
         if t.verdict.scaling_text:
