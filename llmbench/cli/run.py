@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from llmbench.cli.options import nonempty_path
+from llmbench.cli.options import nonempty_path, nonempty_text
 from llmbench.config import GenerationConfig, ModelSpec, RunConfig
 from llmbench.errors import UserError
 
@@ -19,7 +19,8 @@ ROWS_FAILED = 3
 @click.command()
 @click.option("-m", "--model", "models", multiple=True, required=True, metavar="SPEC",
               help="Hub id, local directory or embedded alias, with options: ID,dtype=bfloat16,device_map=auto,"
-                   "revision=R,gguf_file=F,trust_remote_code=true,name=LABEL. Repeat for several models.")
+                   "revision=R,gguf_file=F,trust_remote_code=true,name=LABEL,chat_template=false. Repeat for several "
+                   "models.")
 @click.option("-t", "--task", "tasks", multiple=True, metavar="NAME",
               help="Task or suite name (repeatable; default: the smoke suite).")
 @click.option("--limit", type=int, default=None, help="At most N examples per task.")
@@ -33,7 +34,7 @@ ROWS_FAILED = 3
                    "on the CPU; lm-eval tasks: their first request), not counted.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results", callback=nonempty_path,
               show_default=True, help="Where run records are written.")
-@click.option("--name", default=None, help="A label added to the run id.")
+@click.option("--name", default=None, callback=nonempty_text, help="A label added to the run id.")
 @click.option("--tasks-dir", "tasks_dirs", multiple=True, type=click.Path(path_type=Path),
               help="Directory of extra task YAML files (repeatable).")
 @click.option("--no-chat-template", is_flag=True, help="Use plain prompts even for models with a chat template.")

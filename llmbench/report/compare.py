@@ -43,6 +43,7 @@ class ModelResult:
     quality: float | None = None
     quality_ci_low: float | None = None
     quality_ci_high: float | None = None
+    quality_stderr: float | None = None  # lm-eval's metrics come with a standard error instead of a CI
     ttft_p50_s: float | None = None
     tpot_p50_s: float | None = None
     tokens_per_s: float | None = None
@@ -162,6 +163,7 @@ def model_result(m: MergedRow, metric: str | None) -> ModelResult:
     q = row.quality.get(metric) if metric else None
     if isinstance(q, dict):
         res.quality, res.quality_ci_low, res.quality_ci_high = q.get("value"), q.get("ci_low"), q.get("ci_high")
+        res.quality_stderr = q.get("stderr")
     res.ttft_p50_s, res.tpot_p50_s = _p50(row, "ttft_s"), _p50(row, "tpot_s")
     res.tokens_per_s = row.latency.get("tokens_per_s")
     res.peak_memory_bytes, res.memory_kind = peak_memory(row)

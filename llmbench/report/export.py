@@ -91,6 +91,8 @@ def result_cells(r: ModelResult, scale: str | None) -> list[str]:
     q = fmt_quality(r.quality, scale)
     if r.quality is not None and r.quality_ci_low is not None and r.quality_ci_high is not None:
         q += f" [{fmt_quality(r.quality_ci_low, scale)}, {fmt_quality(r.quality_ci_high, scale)}]"
+    elif r.quality is not None and r.quality_stderr is not None:  # as the run table shows lm-eval's metrics
+        q += f" ±{fmt_quality(r.quality_stderr, scale)}"
     mem = fmt_bytes(r.peak_memory_bytes) + (" (GPU)" if r.memory_kind == "cuda" else "")
     energy = "n/a" if r.joules_per_sample is None else f"{r.joules_per_sample:.3g} J"
     cells = [name, fmt_params(r.parameters), q, _mark(fmt_seconds(r.ttft_p50_s), r.ttft_significant),
@@ -137,8 +139,8 @@ def to_json(cmp: Comparison, merged: MergedRuns) -> str:
 
 
 CSV_COLUMNS = ["task", "model", "parameters", "status", "error", "run_id", "device", "dtype", "metric",
-               "higher_is_better", "quality", "quality_ci_low", "quality_ci_high", "ref_model", "is_ref",
-               "quality_rel_to_ref", "quality_significant", "ttft_p50_s", "ttft_significant", "tpot_p50_s",
+               "higher_is_better", "quality", "quality_ci_low", "quality_ci_high", "quality_stderr", "ref_model",
+               "is_ref", "quality_rel_to_ref", "quality_significant", "ttft_p50_s", "ttft_significant", "tpot_p50_s",
                "speed_ratio", "speed_significant", "tokens_per_s", "peak_memory_bytes", "memory_kind",
                "memory_ratio", "joules_per_sample", "energy_ratio", "energy_method", "verdict_best",
                "verdict_chosen"]

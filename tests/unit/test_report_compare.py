@@ -195,6 +195,25 @@ def test_lm_eval_metric_with_a_registry_name_is_not_rescored():
     assert any("no per-sample scorer" in note for note in tc.notes)
 
 
+def test_lm_eval_stderr_is_shown_where_a_ci_is_absent():
+    """lm-eval metrics carry a standard error, no CI: compare and the exports show it as the run table does."""
+    import csv
+    import io
+
+    from llmbench.report.export import result_cells, to_csv
+
+    lm = {"chrf": {"value": 9.72, "stderr": 0.169, "higher_is_better": True, "scale": "0-100",
+                   "library": "lm-eval"}}
+    small = _m(_row("small", 100, quality=lm), _samples("small", [True] * 4))
+    big = _m(_row("big", 400, quality=lm), _samples("big", [True] * 4))
+    cmp = build_comparison(_merged([small, big]), metric="chrf", resamples=0)
+    res = cmp.tasks[0].result("small")
+    assert res.quality_stderr == 0.169
+    assert result_cells(res, "0-100")[2] == "9.7 ±0.2"
+    row = next(r for r in csv.DictReader(io.StringIO(to_csv(cmp))) if r["model"] == "small")
+    assert row["quality_stderr"] == "0.169" and row["quality_ci_low"] == ""
+
+
 def test_one_sample_is_never_significant():
     small = _m(_row("small", 100), _samples("small", [False]))
     big = _m(_row("big", 400), _samples("big", [True]))

@@ -296,6 +296,8 @@ def test_run_exits_3_when_a_row_failed_and_0_when_all_are_ok(tmp_path, monkeypat
     (["--lm-eval-include", "."], "--lm-eval-include only applies with --lm-eval TASKS"),
     (["-m", "x,device_map=weird"], "device_map must be one of"),
     (["-m", "smollm2-135m"], "two models are named 'smollm2-135m'"),
+    (["--name", ""], "'--name': is empty"),
+    (["--name", "  "], "'--name': is empty"),
 ])
 def test_bad_run_options_are_one_line_and_exit_2(args, expected, tmp_path, monkeypatch, capsys):
     code = _cli(["run", "-m", "smollm2-135m", *args, "--out", str(tmp_path / "r")], monkeypatch)
