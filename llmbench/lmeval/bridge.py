@@ -98,10 +98,11 @@ def preflight(config) -> None:
 
 @contextlib.contextmanager
 def _quiet_lm_eval():
-    """lm-eval logs at INFO/WARNING, prints bootstrap progress to stdout, draws a tqdm bar while it builds
-    contexts and runs `git describe` in the working folder (which prints "fatal: not a git repository" outside
-    one). Keep stdout clean for --json and the console for llmbench's own progress; llmbench records its own
-    git commit in the run's environment."""
+    """lm-eval logs at INFO/WARNING, prints bootstrap progress to stdout, draws tqdm bars while it builds
+    contexts and bootstraps stderrs, and runs `git describe` in the working folder (which prints "fatal: not a
+    git repository" outside one). Keep stdout clean for --json and the console for llmbench's own progress
+    (the one-line "bootstrapping for stddev" notes go to stderr: they say what is taking time); llmbench
+    records its own git commit in the run's environment."""
     from functools import partial
     from unittest import mock
 
@@ -113,14 +114,29 @@ def _quiet_lm_eval():
             stack.enter_context(contextlib.redirect_stdout(sys.stderr))
             import lm_eval.api.task as task_mod
             import lm_eval.evaluator as evaluator_mod
+            import tqdm as tqdm_package
 
             if hasattr(task_mod, "tqdm"):
                 stack.enter_context(mock.patch.object(task_mod, "tqdm", partial(task_mod.tqdm, disable=True)))
+            # the bootstrap's bars come from `from tqdm import tqdm` inside lm_eval.api.metrics at call time: the
+            # package's own name, replaced by a subclass (still a class for isinstance and subclassing) for now
+            stack.enter_context(mock.patch.object(tqdm_package, "tqdm", _silent_tqdm(tqdm_package.tqdm)))
             if hasattr(evaluator_mod, "get_git_commit_hash"):
                 stack.enter_context(mock.patch.object(evaluator_mod, "get_git_commit_hash", lambda: None))
             yield
     finally:
         logger.setLevel(level)
+
+
+def _silent_tqdm(base: type) -> type:
+    """A subclass of tqdm's bar whose bars are all disabled."""
+
+    class SilentTqdm(base):
+        def __init__(self, *args, **kwargs):
+            kwargs["disable"] = True
+            super().__init__(*args, **kwargs)
+
+    return SilentTqdm
 
 
 # ---------------------------------------------------------------------------------------------------------

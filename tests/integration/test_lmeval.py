@@ -210,29 +210,35 @@ def test_bridge_console_is_free_of_lm_eval_noise(tiny_model_dir, tmp_path, monke
     """Outside a git checkout lm-eval's `git describe` printed "fatal: not a git repository", and its
     context-building tqdm bar drew over llmbench's progress; both are silenced, llmbench's own lines stay."""
     exp = tmp_path / "exp"
-    export_task("extraction-qa", exp)
+    export_task("translation-en-fr", exp)
     monkeypatch.chdir(tmp_path)  # not a git repository
     capfd.readouterr()
-    assert _run(["run", "-m", f"{tiny_model_dir},name=tiny", "--lm-eval", "extraction-qa", "--lm-eval-include",
+    assert _run(["run", "-m", f"{tiny_model_dir},name=tiny", "--lm-eval", "translation-en-fr", "--lm-eval-include",
                  str(exp), "--limit", "2", "--max-new-tokens", "3", "--out", str(tmp_path / "r"),
                  "--device", "cpu", "--no-chat-template"]) == 0
     err = capfd.readouterr().err
     assert "fatal" not in err and "| 2/2" not in err, err  # no git complaint, no tqdm bar over 2 contexts
-    assert "tiny · lm-eval:extraction-qa: ok" in err
+    assert "it/s]" not in err, err  # nor the bars of its bootstrap stderr for BLEU, chrF and TER
+    assert "tiny · lm-eval:translation-en-fr: ok" in err
 
 
 def test_quiet_lm_eval_patches_are_undone_even_after_an_error():
     import lm_eval.api.task as task_mod
     import lm_eval.evaluator as evaluator_mod
+    import tqdm as tqdm_package
 
     from llmbench.lmeval.bridge import _quiet_lm_eval
 
-    tqdm_before, git_before = task_mod.tqdm, evaluator_mod.get_git_commit_hash
+    tqdm_before, git_before, package_before = task_mod.tqdm, evaluator_mod.get_git_commit_hash, tqdm_package.tqdm
     with pytest.raises(RuntimeError), _quiet_lm_eval():
         assert evaluator_mod.get_git_commit_hash() is None
         assert task_mod.tqdm([1, 2]).disable is True
+        from tqdm import tqdm  # as lm_eval.api.metrics gets it for the bootstrap
+
+        assert tqdm([1, 2]).disable is True and issubclass(tqdm, package_before)
         raise RuntimeError("a failing task")
     assert task_mod.tqdm is tqdm_before and evaluator_mod.get_git_commit_hash is git_before
+    assert tqdm_package.tqdm is package_before
 
 
 def test_multiple_choice_group_and_json_stdout(tiny_model_dir, tmp_path, capsys):
