@@ -5,7 +5,6 @@ from __future__ import annotations
 import glob as _glob
 import json
 import os
-import secrets
 from pathlib import Path
 from typing import Iterable
 
@@ -18,6 +17,8 @@ def _atomic_write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     # a unique name opened exclusively, like mkstemp, but with the usual mode of a new file (0666 less the
     # umask; mkstemp's 0600 would make records private to their writer)
+    import secrets  # here: reading records needs none of it
+
     tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp"
     try:
         with open(tmp, "x", encoding="utf-8") as fh:

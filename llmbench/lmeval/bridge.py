@@ -112,15 +112,15 @@ def _quiet_lm_eval():
     try:
         with contextlib.ExitStack() as stack:
             stack.enter_context(contextlib.redirect_stdout(sys.stderr))
+            import lm_eval.api.metrics as metrics_mod
             import lm_eval.api.task as task_mod
             import lm_eval.evaluator as evaluator_mod
-            import tqdm as tqdm_package
 
             if hasattr(task_mod, "tqdm"):
                 stack.enter_context(mock.patch.object(task_mod, "tqdm", partial(task_mod.tqdm, disable=True)))
-            # the bootstrap's bars come from `from tqdm import tqdm` inside lm_eval.api.metrics at call time: the
-            # package's own name, replaced by a subclass (still a class for isinstance and subclassing) for now
-            stack.enter_context(mock.patch.object(tqdm_package, "tqdm", _silent_tqdm(tqdm_package.tqdm)))
+            if hasattr(metrics_mod, "bootstrap_stderr"):
+                stack.enter_context(mock.patch.object(metrics_mod, "bootstrap_stderr",
+                                                      _without_bars(metrics_mod.bootstrap_stderr)))
             if hasattr(evaluator_mod, "get_git_commit_hash"):
                 stack.enter_context(mock.patch.object(evaluator_mod, "get_git_commit_hash", lambda: None))
             yield
@@ -128,15 +128,29 @@ def _quiet_lm_eval():
         logger.setLevel(level)
 
 
-def _silent_tqdm(base: type) -> type:
-    """A subclass of tqdm's bar whose bars are all disabled."""
+def _without_bars(bootstrap):
+    """lm-eval's ``bootstrap_stderr``, its progress bars hidden.
 
-    class SilentTqdm(base):
-        def __init__(self, *args, **kwargs):
-            kwargs["disable"] = True
-            super().__init__(*args, **kwargs)
+    It takes its bar from ``from tqdm import tqdm`` at call time, so the package's ``tqdm`` is a disabled
+    subclass (still a class, for isinstance and subclassing) during that call only: nothing is imported then
+    that could keep it, and the bootstrap runs in lm-eval's main thread."""
+    import functools
 
-    return SilentTqdm
+    @functools.wraps(bootstrap)
+    def run(*args, **kwargs):
+        from unittest import mock
+
+        import tqdm as tqdm_package
+
+        class SilentTqdm(tqdm_package.tqdm):
+            def __init__(self, *a, **k):
+                k["disable"] = True
+                super().__init__(*a, **k)
+
+        with mock.patch.object(tqdm_package, "tqdm", SilentTqdm):
+            return bootstrap(*args, **kwargs)
+
+    return run
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -79,7 +79,10 @@ def _mark(text: str, significant: bool | None) -> str:
 def table_headers(tc: TaskComparison) -> list[str]:
     """Column titles of a task table."""
     label = tc.metric_label
-    return ["Model", "Params", f"{label} [95% CI]", "TTFT p50", "TPOT p50", "tok/s", "Peak mem",
+    # lm-eval's metrics carry a standard error, not a CI (their tasks hold only lm-eval rows)
+    spread = "±stderr" if any(r.quality_stderr is not None for r in tc.results) and not any(
+        r.quality_ci_low is not None for r in tc.results) else "[95% CI]"
+    return ["Model", "Params", f"{label} {spread}", "TTFT p50", "TPOT p50", "tok/s", "Peak mem",
             "J/sample", f"{label} vs ref", "Speed vs ref", "Memory vs ref", "Energy vs ref"]
 
 
@@ -203,7 +206,7 @@ def to_markdown(cmp: Comparison) -> str:
 _LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
                   "×": r"$\times$", NOT_SIGNIFICANT: r"$^\dagger$", "—": "---", "→": r"$\rightarrow$",
-                  "−": "$-$", "≈": r"$\approx$"}
+                  "−": "$-$", "≈": r"$\approx$", "±": r"$\pm$"}
 _LATEX_RE = re.compile("|".join(re.escape(k) for k in _LATEX_ESCAPES))
 
 

@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -223,22 +224,33 @@ def test_bridge_console_is_free_of_lm_eval_noise(tiny_model_dir, tmp_path, monke
 
 
 def test_quiet_lm_eval_patches_are_undone_even_after_an_error():
+    import lm_eval.api.metrics as metrics_mod
     import lm_eval.api.task as task_mod
     import lm_eval.evaluator as evaluator_mod
     import tqdm as tqdm_package
 
     from llmbench.lmeval.bridge import _quiet_lm_eval
 
-    tqdm_before, git_before, package_before = task_mod.tqdm, evaluator_mod.get_git_commit_hash, tqdm_package.tqdm
+    tqdm_before, git_before = task_mod.tqdm, evaluator_mod.get_git_commit_hash
+    bootstrap_before, package_before = metrics_mod.bootstrap_stderr, tqdm_package.tqdm
+    seen = {}
+
+    def statistic(xs):  # runs inside the bootstrap: the bar class it sees is the silent one
+        from tqdm import tqdm
+
+        seen["silent"] = tqdm([1]).disable is True and issubclass(tqdm, package_before)
+        return sum(xs) / len(xs)
+
     with pytest.raises(RuntimeError), _quiet_lm_eval():
         assert evaluator_mod.get_git_commit_hash() is None
         assert task_mod.tqdm([1, 2]).disable is True
-        from tqdm import tqdm  # as lm_eval.api.metrics gets it for the bootstrap
-
-        assert tqdm([1, 2]).disable is True and issubclass(tqdm, package_before)
+        assert tqdm_package.tqdm is package_before  # only inside the bootstrap call, never while lm-eval imports
+        with mock.patch.dict(os.environ, {"DISABLE_MULTIPROC": "1"}):  # statistic runs in this process
+            assert metrics_mod.bootstrap_stderr(statistic, [1.0, 2.0, 3.0], iters=10) >= 0
+        assert seen["silent"] and tqdm_package.tqdm is package_before
         raise RuntimeError("a failing task")
     assert task_mod.tqdm is tqdm_before and evaluator_mod.get_git_commit_hash is git_before
-    assert tqdm_package.tqdm is package_before
+    assert metrics_mod.bootstrap_stderr is bootstrap_before and tqdm_package.tqdm is package_before
 
 
 def test_multiple_choice_group_and_json_stdout(tiny_model_dir, tmp_path, capsys):

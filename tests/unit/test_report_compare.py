@@ -212,6 +212,10 @@ def test_lm_eval_stderr_is_shown_where_a_ci_is_absent():
     assert result_cells(res, "0-100")[2] == "9.7 ±0.2"
     row = next(r for r in csv.DictReader(io.StringIO(to_csv(cmp))) if r["model"] == "small")
     assert row["quality_stderr"] == "0.169" and row["quality_ci_low"] == ""
+    from llmbench.report.export import latex_escape, table_headers
+
+    assert table_headers(cmp.tasks[0])[2] == "chrF ±stderr"  # not a 95% CI
+    assert latex_escape("9.7 ±0.2") == r"9.7 $\pm$0.2"
 
 
 def test_one_sample_is_never_significant():
