@@ -64,7 +64,10 @@ def err() -> Console:
 
 
 def warn(message: str) -> None:
-    err().print(f"[yellow]warning:[/] {message}", highlight=False)
+    """A warning line on stderr; ``message`` is shown as written (never read as rich markup)."""
+    from rich.markup import escape
+
+    err().print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
 
 
 def fmt_bytes(n: float | None) -> str:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 from rich.table import Table
+from rich.text import Text
 
 from llmbench.cli.options import nonempty_path, nonempty_text
 
@@ -32,7 +33,7 @@ def tasks(ctx, tasks_dirs):
     hub = []
     for r in rows:
         if r.get("type") == "suite" or "tasks" in r:
-            suites.add_row(r["name"], _n(r.get("n")), ", ".join(map(str, r.get("tasks", []))))
+            suites.add_row(Text(r["name"]), _n(r.get("n")), Text(", ".join(map(str, r.get("tasks", [])))))
         else:
             n = _n(r.get("n"))
             if r.get("problem"):
@@ -40,11 +41,13 @@ def tasks(ctx, tasks_dirs):
                 notes.append(f"({len(notes) + 1}) {r['name']}: cannot run here: {r['problem']}")
             elif r.get("n") is None:
                 hub.append(r["name"])
-            table.add_row(r["name"], r.get("kind", ""), n, " ".join(r.get("metrics", [])),
-                          str(r.get("source", "")))
+            # names and sources come from task files: Text, never read as rich markup
+            table.add_row(Text(r["name"]), Text(str(r.get("kind", ""))), n, Text(" ".join(r.get("metrics", []))),
+                          Text(str(r.get("source", ""))))
     out().print(table)
     if hub:
-        out().print(f"?: {', '.join(hub)}: counted when loaded (hub datasets)", highlight=False, soft_wrap=True)
+        out().print(f"?: {', '.join(hub)}: counted when loaded (hub datasets)", highlight=False, soft_wrap=True,
+                    markup=False)
     for note in notes:
         out().print(note, highlight=False, soft_wrap=True, markup=False)
     out().print(suites)
@@ -93,5 +96,5 @@ def models():
     for emb in EMBEDDED.values():
         installed = "[green]yes[/]" if emb.installed() else f"[red]no[/]: {emb.install}"
         cache = str(converted_dir(emb.alias)) if is_converted(emb.alias) else "not converted yet"
-        table.add_row(emb.alias, emb.description, emb.license, installed, cache)
+        table.add_row(emb.alias, emb.description, emb.license, installed, Text(cache))  # a path: as written
     out().print(table)

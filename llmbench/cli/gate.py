@@ -39,8 +39,6 @@ def gate(baseline_ref, candidate_ref, rules, rules_file, significance, strict, f
     """
     from pathlib import Path
 
-    from rich.markup import escape
-
     from llmbench import console
     from llmbench.errors import UserError
     from llmbench.gate import evaluate, resolve_baseline, resolve_rules, to_junit, to_markdown
@@ -61,9 +59,9 @@ def gate(baseline_ref, candidate_ref, rules, rules_file, significance, strict, f
     report = evaluate(base, cand, parsed, rules_source=source, significance=alpha, strict=strict,
                       fail_on_missing=fail_on_missing)
     for note in report.environment:
-        console.warn(escape(f"{note}; the numbers may not be comparable"))
+        console.warn(f"{note}; the numbers may not be comparable")
     for note in report.notes:
-        console.warn(escape(note))
+        console.warn(note)
     _print_table(report)
     for path, render in ((markdown_file, to_markdown), (junit_file, to_junit)):
         if path is not None:
@@ -149,8 +147,10 @@ def save(run, name, force, directory):
 
     path = save_baseline(run, name, directory, force=force)
     record = read_run(path)
-    console.out().print(f"saved baseline [bold]{name}[/] ({record.run_id}, {len(record.rows)} rows) -> {path}",
-                        highlight=False, soft_wrap=True)
+    from rich.markup import escape
+
+    console.out().print(f"saved baseline [bold]{escape(name)}[/] ({escape(record.run_id)}, {len(record.rows)} "
+                        f"rows) -> {escape(str(path))}", highlight=False, soft_wrap=True)
 
 
 @baseline.command("list")
@@ -158,6 +158,7 @@ def save(run, name, force, directory):
 def list_(directory):
     """List saved baselines: name, run id, date, rows, machine."""
     from rich.table import Table
+    from rich.text import Text
 
     from llmbench import console
     from llmbench.gate import list_baselines
@@ -165,17 +166,17 @@ def list_(directory):
     found = list_baselines(directory)
     if not found:
         console.err().print(f"no baselines under {directory}/; save one with `llmbench baseline save RUN --name NAME`",
-                            highlight=False, soft_wrap=True)
+                            highlight=False, soft_wrap=True, markup=False)
         return
-    table = Table(title=f"baselines in {directory}/", title_justify="left")
+    table = Table(title=Text(f"baselines in {directory}/"), title_justify="left")
     for col in ("Name", "Run", "Created", "Rows", "Machine", "llmbench"):
         table.add_column(col)
-    for name, record, problem in found:
+    for name, record, problem in found:  # names, problems and environments: Text, never read as rich markup
         if record is None:
-            table.add_row(name, f"[red]{problem}[/]", "", "", "", "")
+            table.add_row(Text(name), Text(str(problem), style="red"), "", "", "", "")
             continue
         env = record.environment
         machine = " / ".join(str(v) for v in (env.get("hostname"), env.get("gpu_name") or env.get("cpu_model")) if v)
-        table.add_row(name, record.run_id, record.created_at, str(len(record.rows)), machine,
-                      str(env.get("llmbench") or ""))
+        table.add_row(Text(name), Text(record.run_id), Text(str(record.created_at)), str(len(record.rows)),
+                      Text(machine), Text(str(env.get("llmbench") or "")))
     console.out().print(table)

@@ -79,7 +79,8 @@ def _rich_table(t, columns: list[int], text: tuple[list[str], list[list[str]], l
     headers, cells, widths = text
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     for i in columns:  # widths known: rich need not measure every cell again
-        table.add_column(headers[i], justify="left" if i == 0 else "right", no_wrap=True, width=widths[i])
+        # Text, not str: a metric name from a record is shown as written, never read as rich markup
+        table.add_column(Text(headers[i]), justify="left" if i == 0 else "right", no_wrap=True, width=widths[i])
     chosen = t.verdict.chosen if t.verdict is not None else None
     for r, row in zip(t.results, cells):
         style = "red" if not r.ok else "bold green" if r.model == chosen else "bold" if r.is_ref else None
@@ -168,7 +169,7 @@ def export(runs, results_dir, ref, metric, margin, resamples, seed, fmt, output,
         write_stdout(text)
         return
     write_output(output, text)
-    err().print(f"wrote {fmt} to {output}", highlight=False)
+    err().print(f"wrote {fmt} to {output}", highlight=False, markup=False)
 
 
 @click.command()

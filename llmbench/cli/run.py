@@ -46,6 +46,8 @@ ROWS_FAILED = 3
 def run(models, tasks, limit, device, batch_size, max_new_tokens, seed, warmup, out_dir, name, tasks_dirs,
         no_chat_template, lm_eval_tasks, lm_eval_include, as_json):
     """Benchmark models on tasks: quality, latency, memory and energy from the same generations."""
+    from rich.markup import escape
+
     from llmbench import runner
     from llmbench.cli.progress import RichProgress
     from llmbench.cli.tables import run_table
@@ -75,13 +77,14 @@ def run(models, tasks, limit, device, batch_size, max_new_tokens, seed, warmup, 
         write_stdout(json.dumps(result.record.to_dict(), indent=2, ensure_ascii=False) + "\n")
     else:
         out().print(run_table(result.record))
-    err().print(f"record: {result.path}  samples: {result.path.parent / 'samples.jsonl'}", highlight=False)
+    err().print(f"record: {result.path}  samples: {result.path.parent / 'samples.jsonl'}", highlight=False,
+                markup=False)
     if result.interrupted:
         err().print("[yellow]interrupted[/]: the rows finished before Ctrl-C are kept in the record")
         sys.exit(130)
     failed = [r for r in result.record.rows if r.status != "ok"]
     if failed:  # the record is complete, but a script or CI job must not mistake this run for a clean one
-        names = ", ".join(f"{r.model.get('name')} × {r.task.get('name')}" for r in failed[:3])
+        names = escape(", ".join(f"{r.model.get('name')} × {r.task.get('name')}" for r in failed[:3]))
         more = f" and {len(failed) - 3} more" if len(failed) > 3 else ""
         err().print(f"[red]{len(failed)} of {len(result.record.rows)} rows failed[/] ({names}{more}); "
                     "they are kept in the record: exit code 3", highlight=False, soft_wrap=True)

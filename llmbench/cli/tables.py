@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.table import Table
+from rich.text import Text
 
 from llmbench.console import fmt_bytes, fmt_num, fmt_params
 from llmbench.records import RunRecord
@@ -55,13 +56,15 @@ def run_table(record: RunRecord) -> Table:
         tasks.setdefault(row.task.get("name", "?"), []).append(row)
     for t_i, (task, rows) in enumerate(tasks.items()):
         for r_i, row in enumerate(rows):
-            model = f"{row.model.get('name')} ({fmt_params(row.model.get('parameters'))})"
+            # names, metrics and errors come from specs and records: Text, never read as rich markup
+            model = Text(f"{row.model.get('name')} ({fmt_params(row.model.get('parameters'))})")
+            name = Text(task if r_i == 0 else "")
             if row.status != "ok":
-                table.add_row(task if r_i == 0 else "", model, f"[red]failed[/]: {row.error}", "", "", "", "", "")
+                table.add_row(name, model, Text.assemble(("failed", "red"), f": {row.error}"), "", "", "", "", "")
                 continue
             tps = row.latency.get("tokens_per_s")
             table.add_row(
-                task if r_i == 0 else "", model, _quality_text(row.quality),
+                name, model, Text(_quality_text(row.quality)),
                 _p50(row.latency, "ttft_s"), _p50(row.latency, "tpot_s"),
                 "n/a" if tps is None else f"{tps:.1f}", _peak(row.memory), _energy(row.energy),
                 end_section=(r_i == len(rows) - 1 and t_i < len(tasks) - 1),

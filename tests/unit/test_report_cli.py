@@ -113,3 +113,24 @@ def test_report_commands_never_import_torch(runs, tmp_path):
                           cwd=tmp_path, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "NO-TORCH-OK" in proc.stdout
+
+
+def test_metric_names_from_records_are_shown_as_written_not_as_markup(runs, capsys, monkeypatch, tmp_path):
+    """A metric name is record data (lm-eval's, another tool's): rich must not read it as markup."""
+    import shutil
+
+    name = "[bold]score[/]"
+    copies = []
+    for run in runs:
+        dest = tmp_path / Path(run).name
+        shutil.copytree(run, dest)
+        record = json.loads((dest / "run.json").read_text())
+        for row in record["rows"]:
+            if row["quality"]:
+                row["quality"] = {name: {**next(iter(row["quality"].values())), "library": "lm-eval"}}
+        (dest / "run.json").write_text(json.dumps(record))
+        copies.append(str(dest))
+    monkeypatch.setenv("COLUMNS", "220")
+    code, out, err = _main(["compare", *copies], capsys)
+    assert code == 0, err
+    assert f"{name} [95% CI]" in out
