@@ -71,12 +71,13 @@ def export_lm_eval(ctx, task, out_dir, limit, lm_eval_name):
         raise UserError("--limit must be at least 1")
     tasks_dirs = ctx.parent.params.get("tasks_dirs", ()) if ctx.parent else ()
     done = export_task(task, out_dir, tasks_dirs=tasks_dirs, limit=limit, lm_eval_name=lm_eval_name)
-    err().print(f"wrote {done.yaml}, {done.data.name} ({done.n} examples), {done.module.name}", highlight=False)
+    err().print(f"wrote {done.yaml}, {done.data.name} ({done.n} examples), {done.module.name}", highlight=False,
+                markup=False)
     err().print(
         f"run: lm_eval run --model hf --model_args pretrained=MODEL --include_path {out_dir} "
         f"--tasks {done.task} --batch_size 1\n"
         f"  or: llmbench run -m MODEL --lm-eval {done.task} --lm-eval-include {out_dir}",
-        highlight=False, soft_wrap=True,
+        highlight=False, soft_wrap=True, markup=False,
     )
 
 
