@@ -118,15 +118,13 @@ def _print_table(report) -> None:
     for c in report.checks:
         if c.status in labels:
             out.print(f"{labels[c.status]} {escape(describe(c))}", highlight=False, soft_wrap=True)
-        elif verdict_mark(c, report.significance) != c.status:
-            out.print(f"[green]{verdict_mark(c, report.significance)}[/] {escape(describe(c))}", highlight=False,
-                      soft_wrap=True)
+        elif (mark := verdict_mark(c, report.significance)) != c.status:
+            out.print(f"[green]{mark}[/] {escape(describe(c))}", highlight=False, soft_wrap=True)
     colour = "green" if report.passed else "bold red"
     out.print(f"[{colour}]{verdict_line(report)}[/] (rules: {escape(report.rules_source)}; "
               f"significance {report.significance:g}{'; --strict' if report.strict else ''}; "
               "pass~ = beyond the margin but within the noise; pass? = beyond the margin, too few samples to "
               "tell)", highlight=False, soft_wrap=True)
-
 
 
 @click.group()
@@ -141,14 +139,14 @@ def baseline():
 @click.option("--dir", "directory", default="results/baselines", show_default=True, metavar="DIR")
 def save(run, name, force, directory):
     """Copy RUN (a run directory or run.json) to DIR/NAME, to commit as the gate's baseline."""
+    from rich.markup import escape
+
     from llmbench import console
     from llmbench.gate import save_baseline
     from llmbench.store import read_run
 
     path = save_baseline(run, name, directory, force=force)
     record = read_run(path)
-    from rich.markup import escape
-
     console.out().print(f"saved baseline [bold]{escape(name)}[/] ({escape(record.run_id)}, {len(record.rows)} "
                         f"rows) -> {escape(str(path))}", highlight=False, soft_wrap=True)
 

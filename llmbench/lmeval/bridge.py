@@ -103,7 +103,6 @@ def _quiet_lm_eval():
     git repository" outside one). Keep stdout clean for --json and the console for llmbench's own progress
     (the one-line "bootstrapping for stddev" notes go to stderr: they say what is taking time); llmbench
     records its own git commit in the run's environment."""
-    from functools import partial
     from unittest import mock
 
     logger = logging.getLogger("lm_eval")
@@ -117,7 +116,7 @@ def _quiet_lm_eval():
             import lm_eval.evaluator as evaluator_mod
 
             if hasattr(task_mod, "tqdm"):
-                stack.enter_context(mock.patch.object(task_mod, "tqdm", partial(task_mod.tqdm, disable=True)))
+                stack.enter_context(mock.patch.object(task_mod, "tqdm", _silent_tqdm(task_mod.tqdm)))
             if hasattr(metrics_mod, "bootstrap_stderr"):
                 stack.enter_context(mock.patch.object(metrics_mod, "bootstrap_stderr",
                                                       _without_bars(metrics_mod.bootstrap_stderr)))
@@ -128,12 +127,24 @@ def _quiet_lm_eval():
         logger.setLevel(level)
 
 
+def _silent_tqdm(base: type) -> type:
+    """A subclass of the tqdm class ``base`` whose bars are disabled (still a class, for isinstance and
+    subclassing)."""
+
+    class SilentTqdm(base):
+        def __init__(self, *args, **kwargs):
+            kwargs["disable"] = True
+            super().__init__(*args, **kwargs)
+
+    return SilentTqdm
+
+
 def _without_bars(bootstrap):
     """lm-eval's ``bootstrap_stderr``, its progress bars hidden.
 
-    It takes its bar from ``from tqdm import tqdm`` at call time, so the package's ``tqdm`` is a disabled
-    subclass (still a class, for isinstance and subclassing) during that call only: nothing is imported then
-    that could keep it, and the bootstrap runs in lm-eval's main thread."""
+    It takes its bar from ``from tqdm import tqdm`` at call time, so the package's ``tqdm`` is silenced
+    during that call only: nothing is imported then that could keep it, and the bootstrap runs in lm-eval's
+    main thread."""
     import functools
 
     @functools.wraps(bootstrap)
@@ -142,12 +153,7 @@ def _without_bars(bootstrap):
 
         import tqdm as tqdm_package
 
-        class SilentTqdm(tqdm_package.tqdm):
-            def __init__(self, *a, **k):
-                k["disable"] = True
-                super().__init__(*a, **k)
-
-        with mock.patch.object(tqdm_package, "tqdm", SilentTqdm):
+        with mock.patch.object(tqdm_package, "tqdm", _silent_tqdm(tqdm_package.tqdm)):
             return bootstrap(*args, **kwargs)
 
     return run
