@@ -1,7 +1,7 @@
 """Time `compare` and `export` over 200 synthetic rows (10 models x 20 tasks, 20 samples each).
 
 Not a test: prints the figures. Run with `make bench` or `python benchmarks/bench_report.py`.
-The rows are written by llmbench.store into a temporary directory, one run per model, exactly as
+The rows are written by llmbench.records.store into a temporary directory, one run per model, exactly as
 `llmbench run` lays them out, so the timings include reading the records and samples.
 
 Two sets of figures: in one process (each step on its own, best of --repeat), and whole commands as a user
@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from llmbench.metrics import compute_all, sample_scores_all  # noqa: E402
 from llmbench.records import ResultRow, RunRecord  # noqa: E402
+from llmbench.records.store import write_run, write_samples  # noqa: E402
 from llmbench.stats import Summary  # noqa: E402
-from llmbench.store import write_run, write_samples  # noqa: E402
 
 WORDS = "the a cat dog runs over under house tree river blue green small large quickly slowly".split()
 

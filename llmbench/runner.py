@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from llmbench import store
 from llmbench.config import ModelSpec, RunConfig
 from llmbench.errors import UserError
-from llmbench.records import ResultRow, RunRecord, capture_environment, create_run_dir, now_iso
+from llmbench.records import ResultRow, RunRecord, capture_environment, create_run_dir, now_iso, store
 from llmbench.stats import Summary
 
 CPU_WARMUP_NEW_TOKENS = 8  # decode steps per warm-up generation on the CPU

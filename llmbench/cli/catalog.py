@@ -19,7 +19,7 @@ def tasks(ctx, tasks_dirs):
     """List tasks and suites with their sizes."""
     if ctx.invoked_subcommand is not None:
         return
-    from llmbench.console import out
+    from llmbench.cli.console import out
     from llmbench.tasks import load_catalog
 
     rows = load_catalog(list(tasks_dirs)).describe()
@@ -63,7 +63,7 @@ def tasks(ctx, tasks_dirs):
 @click.pass_context
 def export_lm_eval(ctx, task, out_dir, limit, lm_eval_name):
     """Write TASK as an lm-eval task (YAML, data, metric functions) runnable with the lm_eval CLI."""
-    from llmbench.console import err
+    from llmbench.cli.console import err
     from llmbench.errors import UserError
     from llmbench.lmeval.export import export_task
 
@@ -88,7 +88,7 @@ def _n(v) -> str:
 @click.command()
 def models():
     """List the embedded model aliases and whether their package is installed."""
-    from llmbench.console import out
+    from llmbench.cli.console import out
     from llmbench.models.embedded import EMBEDDED, converted_dir, is_converted
 
     table = Table(title="embedded models (any hub id or local directory works too)")

@@ -39,12 +39,12 @@ def gate(baseline_ref, candidate_ref, rules, rules_file, significance, strict, f
     """
     from pathlib import Path
 
-    from llmbench import console
+    from llmbench.cli import console
     from llmbench.errors import UserError
     from llmbench.gate import evaluate, resolve_baseline, resolve_rules, to_junit, to_markdown
     from llmbench.gate.rules import resolve_significance
-    from llmbench.output_files import refuse_overwrite, write_output
-    from llmbench.store import read_run, run_files
+    from llmbench.records.output_files import refuse_overwrite, write_output
+    from llmbench.records.store import read_run, run_files
 
     parsed, source = resolve_rules(rules, rules_file)
     alpha = resolve_significance(significance, rules_file=rules_file)
@@ -92,7 +92,7 @@ def _print_table(report) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from llmbench import console
+    from llmbench.cli import console
     from llmbench.gate.evaluate import describe, format_p, format_value, verdict_mark
     from llmbench.gate.outputs import verdict_line
 
@@ -141,9 +141,9 @@ def save(run, name, force, directory):
     """Copy RUN (a run directory or run.json) to DIR/NAME, to commit as the gate's baseline."""
     from rich.markup import escape
 
-    from llmbench import console
+    from llmbench.cli import console
     from llmbench.gate import save_baseline
-    from llmbench.store import read_run
+    from llmbench.records.store import read_run
 
     path = save_baseline(run, name, directory, force=force)
     record = read_run(path)
@@ -158,7 +158,7 @@ def list_(directory):
     from rich.table import Table
     from rich.text import Text
 
-    from llmbench import console
+    from llmbench.cli import console
     from llmbench.gate import list_baselines
 
     found = list_baselines(directory)

@@ -48,13 +48,13 @@ def _build(runs, results_dir, ref, metric, margin, resamples, seed, check=None):
 
 def _inputs(merged) -> list[Path]:
     """Every run.json and samples.jsonl the command reads: outputs must never replace them."""
-    from llmbench.store import run_files
+    from llmbench.records.store import run_files
 
     return [f for record in merged.records for f in run_files(record)]
 
 
 def _warn_notes(cmp) -> None:
-    from llmbench.console import warn
+    from llmbench.cli.console import warn
 
     for note in cmp.notes:
         warn(note)
@@ -129,7 +129,7 @@ def compare(runs, results_dir, ref, metric, margin, resamples, seed):
     """Compare runs side by side, per task, with significance marks and a verdict."""
     from rich.text import Text
 
-    from llmbench.console import out
+    from llmbench.cli.console import out
     from llmbench.report.export import SIGNIFICANCE_NOTE
 
     merged, cmp = _build(runs, results_dir, ref, metric, margin, resamples, seed)
@@ -149,8 +149,8 @@ def compare(runs, results_dir, ref, metric, margin, resamples, seed):
               help="HTML: sample outputs shown per task.")
 def export(runs, results_dir, ref, metric, margin, resamples, seed, fmt, output, samples_per_task):
     """Export runs as json, csv, md, html or latex."""
-    from llmbench.console import err, write_stdout
-    from llmbench.output_files import refuse_overwrite, write_output
+    from llmbench.cli.console import err, write_stdout
+    from llmbench.records.output_files import refuse_overwrite, write_output
     from llmbench.report.export import export as render
     from llmbench.report.export import format_for
 
@@ -180,7 +180,7 @@ def export(runs, results_dir, ref, metric, margin, resamples, seed, fmt, output,
               help="Image formats (repeatable) [default: png and svg].")
 def plot(runs, results_dir, ref, metric, margin, resamples, seed, out_dir, formats):
     """Plot quality against parameters, energy per sample and TTFT, with the Pareto frontier."""
-    from llmbench.console import out
+    from llmbench.cli.console import out
 
     if not out_dir:
         raise UserError("-o/--out-dir is empty; name a directory, e.g. plots/")

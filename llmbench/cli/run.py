@@ -49,9 +49,9 @@ def run(models, tasks, limit, device, batch_size, max_new_tokens, seed, warmup, 
     from rich.markup import escape
 
     from llmbench import runner
+    from llmbench.cli.console import err, out, write_stdout
     from llmbench.cli.progress import RichProgress
     from llmbench.cli.tables import run_table
-    from llmbench.console import err, out, write_stdout
 
     for d in tasks_dirs:
         if not d.is_dir():

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.table import Table
 from rich.text import Text
 
-from llmbench.console import fmt_bytes, fmt_num, fmt_params
+from llmbench.cli.console import fmt_bytes, fmt_num, fmt_params
 from llmbench.records import RunRecord
 
 

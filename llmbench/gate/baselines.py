@@ -7,9 +7,9 @@ import shutil
 from pathlib import Path
 
 from llmbench.errors import UserError
-from llmbench.output_files import output_error
 from llmbench.records import RUN_FILE, SAMPLES_FILE, RunRecord
-from llmbench.store import read_run, read_samples, resolve_run_path
+from llmbench.records.output_files import output_error
+from llmbench.records.store import read_run, read_samples, resolve_run_path
 
 BASELINES_DIR = Path("results") / "baselines"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")

@@ -2,7 +2,7 @@
 
 Pure data in, pure data out: no console, no files written. A change fails only when it is worse than the
 rule's margin AND the worsening is significant (two-sided p-value of a randomization test below the chosen
-level, llmbench.permutation), unless ``strict`` asks for point values only. Quality: paired randomization
+level, llmbench.stats.permutation), unless ``strict`` asks for point values only. Quality: paired randomization
 over the samples both rows share (significance.quality_delta); latency ``<field>.<stat>``: permutation test
 of that statistic over each run's per-sample values (significance.latency_delta). Without per-sample data,
 quality and latency means fall back to the recorded 95% CIs (non-overlap) or lm-eval's stderr; memory,
@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from llmbench.errors import UserError
 from llmbench.gate.rules import Rule
 from llmbench.records import ResultRow, RunRecord
-from llmbench.significance import (
+from llmbench.stats import smallest_paired_p
+from llmbench.stats.significance import (
     environment_differences,
     higher_is_better,
     index_samples,
@@ -28,7 +29,6 @@ from llmbench.significance import (
     quality_p_floor,
     rescorable,
 )
-from llmbench.stats import smallest_paired_p
 
 PASS, FAIL, MISSING, SKIPPED = "pass", "fail", "missing", "skipped"
 NO_NOISE_MODEL = "no noise model: compared as point values"
@@ -437,7 +437,7 @@ def _index(record: RunRecord, notes: list[str]) -> dict[tuple[str, str], ResultR
 
 def _samples(record: RunRecord, samples: list[dict] | None) -> dict:
     if samples is None:
-        from llmbench.store import read_samples
+        from llmbench.records.store import read_samples
 
         samples = read_samples(record)
     try:

@@ -1,8 +1,8 @@
 """The comparison model: per task, every model's numbers and its ratios to a reference model.
 
 Pure data, no formatting library: the CLI, the exporters and the plots all read a ``Comparison``.
-Significance comes from ``llmbench.significance``: a paired randomization test over the shared samples for
-quality, a permutation test of the p50 over per-sample values for TTFT and TPOT (llmbench.permutation).
+Significance comes from ``llmbench.stats.significance``: a paired randomization test over the shared samples for
+quality, a permutation test of the p50 over per-sample values for TTFT and TPOT (llmbench.stats.permutation).
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from dataclasses import asdict, dataclass, field
 
 from llmbench.errors import UserError
 from llmbench.report.merge import MergedRow, MergedRuns
-from llmbench.significance import higher_is_better, latency_delta, quality_delta, rescorable
 from llmbench.stats import PairedDelta
+from llmbench.stats.significance import higher_is_better, latency_delta, quality_delta, rescorable
 
 DEFAULT_MARGIN = 0.95
 DEFAULT_RESAMPLES = 1000

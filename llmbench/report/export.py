@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 from llmbench.errors import UserError
-from llmbench.records import SCHEMA_VERSION
+from llmbench.records.schema import SCHEMA_VERSION
 from llmbench.report.compare import Comparison, ModelResult, TaskComparison
 from llmbench.report.merge import MergedRuns
 from llmbench.report.verdict import fmt_quality

@@ -12,8 +12,8 @@ from typing import Iterable
 
 from llmbench.errors import UserError
 from llmbench.records import ResultRow, RunRecord
-from llmbench.significance import environment_differences, index_samples
-from llmbench.store import expand_run_refs, read_run, read_samples
+from llmbench.records.store import expand_run_refs, read_run, read_samples
+from llmbench.stats.significance import environment_differences, index_samples
 
 # settings that make two runs' latency or quality numbers incomparable when they differ
 _SETTING_KEYS = ("setting", "batch_size", "max_new_tokens", "chat_template", "seed")

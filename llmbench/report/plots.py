@@ -152,7 +152,7 @@ def write_plots(cmp: Comparison, out_dir: str | Path, formats: tuple[str, ...] =
     """
     import matplotlib
 
-    from llmbench.output_files import output_error, refuse_overwrite
+    from llmbench.records.output_files import output_error, refuse_overwrite
 
     plan = plot_paths(cmp, out_dir, formats)
     inputs = list(inputs)

@@ -13,8 +13,8 @@ import numpy as np
 
 from llmbench.metrics import get_metric
 from llmbench.records import ResultRow, RunRecord
+from llmbench.records.store import write_run, write_samples
 from llmbench.stats import Summary
-from llmbench.store import write_run, write_samples
 
 ENVIRONMENT = {
     "hostname": "ci-runner-1", "platform": "Linux-6.1-x86_64", "python": "3.11.7", "torch": "2.13.0",

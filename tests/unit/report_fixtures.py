@@ -1,5 +1,5 @@
 """Synthetic run records + samples.jsonl for the report tests (compare, export, plot), written with
-llmbench.store so they have exactly the shape `llmbench run` writes. Everything is seeded: same bytes
+llmbench.records.store so they have exactly the shape `llmbench run` writes. Everything is seeded: same bytes
 every time, which the golden-file tests rely on.
 """
 
@@ -11,8 +11,8 @@ import numpy as np
 
 from llmbench.metrics import get_metric
 from llmbench.records import ResultRow, RunRecord
+from llmbench.records.store import write_run, write_samples
 from llmbench.stats import Summary
-from llmbench.store import write_run, write_samples
 
 RUN_SMALL = "20250301-120000-smollm2"
 RUN_LARGE = "20250302-120000-gemma3"

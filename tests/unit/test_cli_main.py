@@ -63,7 +63,7 @@ class _Unwritable:
 
 
 def test_stdout_that_cannot_be_written_is_one_line_and_a_closed_pipe_exits_141(monkeypatch):
-    from llmbench.console import write_stdout
+    from llmbench.cli.console import write_stdout
     from llmbench.errors import UserError
 
     monkeypatch.setattr(sys, "stdout", _Unwritable(errno.ENOSPC))

@@ -52,7 +52,7 @@ def test_progress_lines_show_names_and_errors_as_written():
 
 
 def test_warnings_show_their_message_as_written(monkeypatch):
-    from llmbench import console as console_mod
+    from llmbench.cli import console as console_mod
 
     console, buf = _console()
     monkeypatch.setattr(console_mod, "err", lambda: console)

@@ -8,7 +8,7 @@ from gate_fixtures import make_run
 from llmbench.errors import UserError
 from llmbench.gate import list_baselines, resolve_baseline, save_baseline
 from llmbench.records import RUN_FILE, SAMPLES_FILE
-from llmbench.store import read_run, read_samples
+from llmbench.records.store import read_run, read_samples
 
 
 def test_save_copies_record_and_samples(tmp_path):

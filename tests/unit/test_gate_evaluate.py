@@ -11,7 +11,7 @@ from llmbench.errors import UserError
 from llmbench.gate import DEFAULT_RULES, FAIL, MISSING, PASS, SKIPPED, describe, evaluate, parse_rules
 from llmbench.gate.evaluate import NO_NOISE_MODEL, STRICT
 from llmbench.records import SAMPLES_FILE
-from llmbench.store import read_run
+from llmbench.records.store import read_run
 
 ROW = ("tiny-model", "qa")
 

@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 from gate_fixtures import make_run
 
 from llmbench.gate import DEFAULT_RULES, evaluate, parse_rules, to_junit, to_markdown, verdict_line
-from llmbench.store import read_run
+from llmbench.records.store import read_run
 
 ROWS = [("tiny-model", "qa"), ("tiny-model", "trivia"), ("small-model", "qa")]
 F1 = {"f1": {"value": 92.0, "ci_low": 85.0, "ci_high": 97.0, "higher_is_better": True, "scale": "0-100", "n": 40}}

@@ -19,8 +19,8 @@ import pytest
 from llmbench.metrics import METRIC_NAMES, get_metric, sample_scores_all
 from llmbench.metrics.base import Metric
 from llmbench.metrics.text import Bleu, Chrf
-from llmbench.significance import _STATS_CACHE, quality_delta, shared_stats
 from llmbench.stats import bootstrap_ci, paired_bootstrap, resample_counts
+from llmbench.stats.significance import _STATS_CACHE, quality_delta, shared_stats
 
 JSON_METRICS = ("json_precision", "json_recall", "json_f1", "json_parse_failure_rate")
 TEXT_METRICS = tuple(n for n in METRIC_NAMES if n not in JSON_METRICS)
@@ -511,7 +511,7 @@ def test_quality_delta_with_stored_rouge_scores_does_not_import_rouge():
     scores_b = sample_scores_all(["rouge1", "rougeL"], TEXT_B, TEXT_REFS)
     code = f"""
 import json, sys
-from llmbench.significance import quality_delta
+from llmbench.stats.significance import quality_delta
 a, b = json.loads({json.dumps(json.dumps(lines(TEXT_A, TEXT_REFS, scores)))}), \
 json.loads({json.dumps(json.dumps(lines(TEXT_B, TEXT_REFS, scores_b)))})
 a = {{int(k): v for k, v in a.items()}}

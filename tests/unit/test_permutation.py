@@ -1,4 +1,4 @@
-"""llmbench.permutation: the p-values of comparisons, against brute force and the exact tests they equal."""
+"""llmbench.stats.permutation: the p-values of comparisons, against brute force and the exact tests they equal."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 from test_metrics_vectorised import inputs
 
-from llmbench import permutation
 from llmbench.metrics import METRIC_NAMES, get_metric
-from llmbench.stats import Quantile, paired_bootstrap, paired_bootstrap_sums, unpaired_bootstrap
+from llmbench.stats import Quantile, paired_bootstrap, paired_bootstrap_sums, permutation, unpaired_bootstrap
 
 
 def _swap_loop_p(m, sa: np.ndarray, sb: np.ndarray, resamples: int, seed: int) -> float:

@@ -23,7 +23,7 @@ def runs(tmp_path_factory):
 
 
 def _main(args, capsys):
-    from llmbench.console import err, out
+    from llmbench.cli.console import err, out
 
     out.cache_clear()  # a fresh Console per call: it reads COLUMNS when created
     err.cache_clear()

@@ -21,7 +21,7 @@ def runs(tmp_path) -> list[Path]:
 
 
 def _main(args, capsys):
-    from llmbench.console import err, out
+    from llmbench.cli.console import err, out
 
     out.cache_clear()
     err.cache_clear()

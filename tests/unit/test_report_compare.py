@@ -227,7 +227,7 @@ def test_one_sample_is_never_significant():
 def test_direction_of_an_entry_without_higher_is_better_comes_from_the_metric():
     """A record written by another tool may leave `higher_is_better` null or out: TER (lower is better) must not
     be ranked as higher-is-better, nor an unknown metric as lower-is-better."""
-    from llmbench.significance import higher_is_better
+    from llmbench.stats.significance import higher_is_better
 
     def q(metric, value, hib):
         entry = {"value": value, "ci_low": None, "ci_high": None, "scale": "0-100"}

@@ -5,8 +5,8 @@ from __future__ import annotations
 from report_fixtures import RUN_LARGE, RUN_SMALL, environment, make_row_and_samples, two_runs, write_record
 
 from llmbench.records import RunRecord
+from llmbench.records.store import read_run
 from llmbench.report.merge import load_runs, merge_records
-from llmbench.store import read_run
 
 
 def test_two_runs_merge_with_samples(tmp_path):
@@ -62,7 +62,7 @@ def test_warns_about_different_settings_and_devices(tmp_path):
     rec = read_run(b)
     rec.settings["max_new_tokens"] = 256
     rec.rows[0].model["device"] = "cuda"
-    from llmbench.store import write_run
+    from llmbench.records.store import write_run
 
     write_run(rec, tmp_path)
     notes = load_runs([str(a), str(b)]).notes

@@ -158,7 +158,7 @@ def test_preflight_refuses_revision_for_a_local_directory(tmp_path):
 
 def test_run_directories_are_created_exclusively(tmp_path, monkeypatch):
     """Two runs in the same second with the same --name must not share (and overwrite) one directory."""
-    from llmbench import records
+    from llmbench.records import schema as records
 
     monkeypatch.setattr(records, "new_run_id", lambda label=None: f"20250101-120000-{label}")
     ids = [records.create_run_dir(tmp_path / "out", "same") for _ in range(3)]
@@ -241,7 +241,8 @@ def test_a_scoring_error_becomes_a_failed_row_and_the_run_goes_on(tmp_path, monk
 
 
 def test_two_runs_in_the_same_second_with_the_same_name_keep_both_records(tmp_path, monkeypatch, no_torch_device):
-    from llmbench import records, runner
+    from llmbench import runner
+    from llmbench.records import schema as records
 
     fixed = lambda label=None: f"20250101-120000-{label}"  # noqa: E731
     monkeypatch.setattr(records, "new_run_id", fixed)

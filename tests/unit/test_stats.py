@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 from test_permutation import exact_permutation_p
 
-import llmbench.stats as stats
-from llmbench.significance import _STATISTICS, latency_delta
+import llmbench.stats.bootstrap as stats
 from llmbench.stats import (
     Quantile,
     Summary,
@@ -23,6 +22,7 @@ from llmbench.stats import (
     sorted_quantile,
     unpaired_bootstrap,
 )
+from llmbench.stats.significance import _STATISTICS, latency_delta
 
 # inputs (do not edit: RECORDED depends on them)
 LAT_A = [0.05 * (1 + 0.3 * math.sin(1.3 * i) + 0.1 * (i % 4)) for i in range(25)]
@@ -79,7 +79,7 @@ def _fields(d) -> list:
 
 def assert_recorded(got, expected, tol=1e-9):
     """Values and CIs as recorded; a delta's p-value (index 5) is not: it was the bootstrap's and is now a
-    randomization test's (llmbench.permutation; tests/unit/test_permutation.py checks it), n exactly."""
+    randomization test's (llmbench.stats.permutation; tests/unit/test_permutation.py checks it), n exactly."""
     got, expected = list(got), list(expected)
     if len(expected) == 7:
         assert got[6] == expected[6]
@@ -301,7 +301,7 @@ def test_cluster_ci_with_one_value_per_group_is_the_plain_bootstrap():
 
 
 def test_latency_test_takes_one_value_per_batch():
-    from llmbench.significance import latency_values
+    from llmbench.stats.significance import latency_values
 
     def samples(ttfts, batch_size):
         return {i: {"ttft_s": t, "batch": i // batch_size} for i, t in enumerate(ttfts)}

@@ -1,4 +1,4 @@
-"""llmbench.store: validation when reading records and samples, file modes, output-path helpers."""
+"""llmbench.records.store: validation when reading records and samples, file modes, output-path helpers."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 from report_fixtures import write_record
 
 from llmbench.errors import UserError
-from llmbench.output_files import refuse_overwrite, write_output
 from llmbench.records import RunRecord
-from llmbench.store import (
+from llmbench.records.output_files import refuse_overwrite, write_output
+from llmbench.records.store import (
     expand_run_refs,
     read_run,
     read_samples,

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Iterable
 
 from llmbench.errors import UserError, read_user_text
-from llmbench.record_checks import check_record, check_version, sample_problem
 from llmbench.records import RUN_FILE, SAMPLES_FILE, RunRecord
+from llmbench.records.checks import check_record, check_version, sample_problem
 
 
 def _atomic_write(path: Path, text: str) -> None:

@@ -5,7 +5,7 @@ difference and a paired randomization test (samples swapped between the rows) fo
 recomputing the corpus metric from per-sample sufficient statistics, so BLEU is resampled as corpus BLEU,
 not as a mean of sentence scores. Latency: a bootstrap of each side's per-sample values resampled
 independently for the CI, a permutation test for the p-value (timings of two runs are separate draws, not
-pairs). The tests are in llmbench.permutation.
+pairs). The tests are in llmbench.stats.permutation.
 
 The per-sample statistics are taken from the scores stored in samples.jsonl when they determine them
 (ROUGE, EM, F1: the statistic is the per-sample score, rescaled), else computed from the prediction and

@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 
 from llmbench.errors import UserError
-from llmbench.records import SCHEMA_VERSION
+from llmbench.records.schema import SCHEMA_VERSION
 
 _READABLE = "schema_version 1" if SCHEMA_VERSION == 1 else f"schema_version 1 to {SCHEMA_VERSION}"
 

@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from llmbench import permutation
+from llmbench.stats import permutation
 
 DEFAULT_RESAMPLES = 1000
 DEFAULT_SEED = 0
@@ -309,7 +309,7 @@ def cluster_bootstrap_mean_ci(
 @dataclass(frozen=True)
 class PairedDelta:
     """Candidate minus baseline, with a bootstrap CI and the two-sided p-value of a randomization test
-    (llmbench.permutation: swaps for paired samples, relabelling for unpaired ones)."""
+    (llmbench.stats.permutation: swaps for paired samples, relabelling for unpaired ones)."""
 
     baseline: float
     candidate: float
