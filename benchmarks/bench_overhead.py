@@ -38,15 +38,14 @@ def main() -> int:
 
     from llmbench import runner
     from llmbench.config import GenerationConfig, ModelSpec, RunConfig
-    from llmbench.models.embedded import EMBEDDED, ensure_converted
-    from llmbench.models.hf import HFBackend, _TokenClock, cut_at_stop, resolve_device
+    from llmbench.meters.timing import TokenClock
+    from llmbench.models.hf import HFBackend, cut_at_stop, resolve_device
     from llmbench.tasks import load_catalog
 
     spec = ModelSpec.parse(args.model)
-    source = str(ensure_converted(spec.source)) if spec.source in EMBEDDED else spec.source
     backend = HFBackend()
     device = resolve_device(args.device)
-    loaded = backend.load(spec, device, source=source)
+    loaded = backend.load(backend.preflight(spec), device, print)
     loaded.use_chat_template = loaded.has_chat_template
     tasks_dirs = tuple(Path(d) for d in args.tasks_dir)
     task = load_catalog(list(tasks_dirs)).resolve([args.task], args.limit)[0]
@@ -65,7 +64,7 @@ def main() -> int:
         for p in prompts:
             enc = backend.encode(loaded, [p])
             with torch.inference_mode():
-                ids = hf_model.generate(**enc, **kw, **({"streamer": _TokenClock()} if streamer else {}))
+                ids = hf_model.generate(**enc, **kw, **({"streamer": TokenClock()} if streamer else {}))
             texts.append(tokenizer.decode(ids[0, enc["input_ids"].shape[1]:], skip_special_tokens=True))
         sync()
         return time.perf_counter() - t0, texts
@@ -73,7 +72,7 @@ def main() -> int:
     class Preloaded:
         """The backend with the model already loaded, so both sides time generation only."""
 
-        def load(self, spec, device, source=None):
+        def load(self, prepared, device, note):
             return loaded
 
         def __getattr__(self, name):

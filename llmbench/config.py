@@ -7,13 +7,9 @@ from pathlib import Path
 
 from llmbench.errors import UserError
 
-DTYPES = ("auto", "float32", "float16", "bfloat16")
 _BOOL = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
-_SPEC_KEYS = {"dtype", "device_map", "revision", "gguf_file", "trust_remote_code", "name", "chat_template"}
-# device_map strings transformers accepts (transformers.integrations.accelerate.check_and_set_device_map):
-# accelerate's placement strategies, or one torch device for the whole model.
-DEVICE_MAP_STRATEGIES = ("auto", "balanced", "balanced_low_0", "sequential")
-DEVICE_MAP_DEVICES = ("cpu", "cuda", "cuda:N", "mps")
+# SPEC options every backend takes; the rest belong to the model's backend (its parse_options)
+COMMON_SPEC_KEYS = ("backend", "chat_template", "name")
 
 
 def _cuda_index(value: str) -> bool:
@@ -21,69 +17,67 @@ def _cuda_index(value: str) -> bool:
     return value.startswith("cuda:") and value[5:].isdigit()
 
 
-def valid_device_map(value: str) -> bool:
-    """True for a device_map string transformers can place a model with."""
-    return value in DEVICE_MAP_STRATEGIES or value in ("cpu", "cuda", "mps") or _cuda_index(value)
+def parse_bool(text: str, key: str, value: str) -> bool:
+    """``true``/``false`` (also 1/0, yes/no) for option ``key`` of spec ``text``; UserError otherwise."""
+    if value.lower() not in _BOOL:
+        raise UserError(f"model spec {text!r}: {key} must be true or false, not {value!r}")
+    return _BOOL[value.lower()]
+
+
+def unknown_option(text: str, part: str, known) -> UserError:
+    """The one error for an option no backend key matches."""
+    return UserError(f"model spec {text!r}: unknown option {part!r} (known: {', '.join(sorted(known))})")
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A model to benchmark: a hub id, a local directory or an embedded alias, with lm-eval-style options.
+    """A model to benchmark: an id (hub id, local directory, embedded alias, server URL...) with
+    lm-eval-style options, e.g. ``smollm2-135m,dtype=bfloat16`` or ``mistralai/Mistral-7B-v0.3,device_map=auto``.
 
-    ``smollm2-135m,dtype=bfloat16`` or ``mistralai/Mistral-7B-v0.3,device_map=auto,revision=main``.
+    ``backend`` is given with ``backend=NAME`` or inferred from the id (llmbench.models.infer_backend);
+    ``options`` are that backend's own keys, typed by its ``parse_options``.
     """
 
     source: str
-    dtype: str = "auto"
-    device_map: str | None = None
-    revision: str | None = None
-    gguf_file: str | None = None
-    trust_remote_code: bool = False
+    backend: str = "hf"
     label: str | None = None
-    chat_template: bool | None = None  # None: use it when the tokenizer has one
+    chat_template: bool | None = None  # None: use it when the model has one
+    options: tuple[tuple[str, object], ...] = ()
     raw: str = ""
 
     @classmethod
     def parse(cls, text: str) -> "ModelSpec":
+        from llmbench.models import BACKENDS, infer_backend
+
         parts = [p.strip() for p in text.split(",")]
         if not parts[0]:
             raise UserError(f"model spec {text!r}: the model id or path is empty")
-        kwargs: dict = {}
-        seen: set[str] = set()
-        for part in parts[1:]:
-            if not part:
-                continue
-            key, sep, value = part.partition("=")
-            key, value = key.strip(), value.strip()
-            if not sep or key not in _SPEC_KEYS:
-                raise UserError(
-                    f"model spec {text!r}: unknown option {part!r} (known: {', '.join(sorted(_SPEC_KEYS))})"
-                )
-            if key in seen:
+        pairs = [(part, *(x.strip() for x in part.partition("="))) for part in parts[1:] if part]
+        explicit = [value for _, key, sep, value in pairs if key == "backend" and sep and value]
+        backend = explicit[0] if explicit else infer_backend(parts[0])
+        backend_cls = BACKENDS.get(backend)
+        known = set(COMMON_SPEC_KEYS) | set(backend_cls.option_keys)
+        common: dict[str, str] = {}
+        rest: dict[str, str] = {}
+        for part, key, sep, value in pairs:
+            if not sep or key not in known:
+                raise unknown_option(text, part, known)
+            if key in common or key in rest:
                 raise UserError(f"model spec {text!r}: option {key}= is given twice")
-            seen.add(key)
             if not value:
                 raise UserError(f"model spec {text!r}: option {key}= needs a value")
-            if key in ("trust_remote_code", "chat_template"):
-                if value.lower() not in _BOOL:
-                    raise UserError(f"model spec {text!r}: {key} must be true or false, not {value!r}")
-                kwargs[key] = _BOOL[value.lower()]
-            elif key == "dtype":
-                if value not in DTYPES:
-                    raise UserError(f"model spec {text!r}: dtype must be one of {', '.join(DTYPES)}")
-                kwargs["dtype"] = value
-            elif key == "device_map":
-                if not valid_device_map(value):
-                    raise UserError(
-                        f"model spec {text!r}: device_map must be one of "
-                        f"{', '.join(DEVICE_MAP_STRATEGIES + DEVICE_MAP_DEVICES)}, not {value!r}"
-                    )
-                kwargs["device_map"] = value
-            elif key == "name":
-                kwargs["label"] = value
-            else:
-                kwargs[key] = value
-        return cls(source=parts[0], raw=text, **kwargs)
+            (common if key in COMMON_SPEC_KEYS else rest)[key] = value
+        options = backend_cls.parse_options(text, rest)
+        return cls(
+            source=parts[0], backend=backend, label=common.get("name"),
+            chat_template=parse_bool(text, "chat_template", common["chat_template"])
+            if "chat_template" in common else None,
+            options=tuple(sorted(options.items())), raw=text,
+        )
+
+    def option(self, key: str, default=None):
+        """The value of this backend's option ``key`` (typed), else ``default``."""
+        return dict(self.options).get(key, default)
 
     @property
     def name(self) -> str:

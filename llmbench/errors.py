@@ -21,3 +21,9 @@ def read_user_text(path: str | Path, what: str = "") -> str:
         raise UserError(f"cannot read {where}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except OSError as exc:
         raise UserError(f"cannot read {where}: {exc.strerror or exc}") from None
+
+
+def error_text(exc: BaseException) -> str:
+    """``Type: first line of the message``: how a failed row or request records what went wrong."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".strip()

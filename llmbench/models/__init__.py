@@ -1,5 +1,24 @@
-"""Model backends: one protocol (load -> handle; handle.generate -> Generations)."""
+"""Model backends: one protocol (llmbench.models.base.Backend) and one registry of them.
 
-from llmbench.models.base import Backend, Generation, LoadedModel
+A new backend is one file with a class implementing the protocol plus one ``BACKENDS`` line below (or
+``BACKENDS.register(name, "module:Class")`` from a plugin or a test). Targets are imported lazily, so
+parsing ``-m`` or ``llmbench --help`` never imports torch.
+"""
 
-__all__ = ["Backend", "Generation", "LoadedModel"]
+from llmbench.models.base import Backend, GenerateParams, Generation, LoadedModel, PreparedModel
+from llmbench.registry import Registry
+
+BACKENDS: Registry[type] = Registry("backend", {
+    "hf": "llmbench.models.hf:HFBackend",
+})
+
+
+def infer_backend(source: str) -> str:
+    """The backend a model id selects when the spec has no ``backend=``: an ``http(s)://`` URL is a served
+    model (``openai``), anything else (an embedded alias, a hub id, a directory) is loaded by ``hf``."""
+    if source.startswith(("http://", "https://")) and "openai" in BACKENDS:
+        return "openai"
+    return "hf"
+
+
+__all__ = ["BACKENDS", "Backend", "GenerateParams", "Generation", "LoadedModel", "PreparedModel", "infer_backend"]

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
-from typing import Sequence
+from typing import ClassVar, Mapping, Sequence
 
-from llmbench.config import ModelSpec
 from llmbench.errors import UserError
 from llmbench.meters.memory import parameter_count, weights_bytes
-from llmbench.models.base import Generation, LoadedModel
+from llmbench.meters.timing import token_clock
+from llmbench.models import hf_source
+from llmbench.models.base import GenerateParams, Generation, LoadedModel, Note, PreparedModel
 
 
 def resolve_device(device: str) -> str:
@@ -33,49 +33,42 @@ def _torch_dtype(name: str, device: str):
     return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[name]
 
 
-class _TokenClock:
-    """A generate() streamer that only timestamps: first put is the prompt, then one put per step."""
-
-    def __init__(self) -> None:
-        self.first_token_at: float | None = None
-        self.steps = 0
-        self.step_times: list[float] = []  # when each step's tokens reached the host
-        self._seen_prompt = False
-
-    def put(self, value) -> None:  # called with a CPU tensor, so the device has already finished the step
-        if not self._seen_prompt:
-            self._seen_prompt = True
-            return
-        now = time.perf_counter()
-        if self.first_token_at is None:
-            self.first_token_at = now
-        self.step_times.append(now)
-        self.steps += 1
-
-    def end(self) -> None:
-        pass
-
-
 class HFBackend:
     """Loads with AutoModelForCausalLM; generates greedily with per-sample TTFT from a timestamping streamer."""
 
-    def load(self, spec: ModelSpec, device: str, source: str | None = None) -> LoadedModel:
+    name: ClassVar[str] = "hf"
+    option_keys: ClassVar[tuple[str, ...]] = hf_source.OPTION_KEYS
+
+    @classmethod
+    def parse_options(cls, text: str, options: Mapping[str, str]) -> dict:
+        return hf_source.parse_options(text, options)
+
+    def preflight(self, spec) -> PreparedModel:
+        return hf_source.preflight(spec)
+
+    def resolve_device(self, requested: str) -> str:
+        return resolve_device(requested)
+
+    def load(self, prepared: PreparedModel, device: str, note: Note = lambda message: None) -> LoadedModel:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
+        spec = prepared.spec
+        source, prepare_s = hf_source.materialise(prepared, note)
         hf_logging.disable_progress_bar()  # our own progress bar is on stderr; theirs would interleave
         hf_logging.set_verbosity_error()
-        source = source or spec.source
-        kwargs: dict = {"revision": spec.revision, "trust_remote_code": spec.trust_remote_code}
-        if spec.gguf_file:
-            kwargs["gguf_file"] = spec.gguf_file
+        device_map, gguf_file = spec.option("device_map"), spec.option("gguf_file")
+        kwargs: dict = {"revision": spec.option("revision"),
+                        "trust_remote_code": spec.option("trust_remote_code", False)}
+        if gguf_file:
+            kwargs["gguf_file"] = gguf_file
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
-        model_kwargs = dict(kwargs, dtype=_torch_dtype(spec.dtype, device))
-        if spec.device_map:
-            model_kwargs["device_map"] = spec.device_map
+        model_kwargs = dict(kwargs, dtype=_torch_dtype(spec.option("dtype", "auto"), device))
+        if device_map:
+            model_kwargs["device_map"] = device_map
         model = AutoModelForCausalLM.from_pretrained(source, **model_kwargs)
-        if not spec.device_map:
+        if not device_map:
             model.to(device)
         model.eval()
         if tokenizer.pad_token_id is None:
@@ -90,10 +83,11 @@ class HFBackend:
             parameters=parameter_count(model),
             weights_bytes=weights_bytes(model),
             dtype=str(first.dtype).removeprefix("torch."),
-            device=str(first.device) if not spec.device_map else placement(spec.device_map, model),
+            device=str(first.device) if not device_map else placement(device_map, model),
             source=str(source),
             has_chat_template=bool(getattr(tokenizer, "chat_template", None)),
             handle=(model, tokenizer),
+            prepare_s=prepare_s,
         )
 
     def render(self, model: LoadedModel, messages: list[dict], plain: str) -> str:
@@ -132,43 +126,29 @@ class HFBackend:
         )
         return enc.to(hf_model.device)
 
-    def generate(
-        self,
-        model: LoadedModel,
-        prompts: Sequence[str],
-        max_new_tokens: int,
-        stop: Sequence[str],
-        batch_size: int = 1,
-        seed: int = 0,
-        sync=None,
-    ) -> list[Generation]:
+    def generate(self, model: LoadedModel, prompts: Sequence[str], params: GenerateParams,
+                 sync=None) -> list[Generation]:
         """Generate for every prompt in batches; each Generation carries its batch's timings."""
         import torch
 
         hf_model, tokenizer = model.handle
-        sync = sync or (lambda: None)
-        kwargs = self.generate_kwargs(model, max_new_tokens, stop)
+        stop, batch_size = params.stop, params.batch_size
+        kwargs = self.generate_kwargs(model, params.max_new_tokens, stop)
         eos_ids = _eos_ids(hf_model, tokenizer)
         out: list[Generation] = []
         for start in range(0, len(prompts), batch_size):
             batch = list(prompts[start:start + batch_size])
             enc = self.encode(model, batch)
-            clock = _TokenClock()
             call_kwargs, stops = kwargs, None
             if len(batch) > 1 and "stopping_criteria" in kwargs:
                 # rows of a batch end at different steps; a stop string's row is then padded, and the pad id
                 # may be the eos id, so the step each row stopped at is recorded rather than guessed
                 stops = _stop_steps(kwargs["stopping_criteria"])
                 call_kwargs = dict(kwargs, stopping_criteria=_criteria_list([stops]))
-            torch.manual_seed(seed)
-            sync()
-            t0 = time.perf_counter()
-            with torch.inference_mode():
+            torch.manual_seed(params.seed)
+            with token_clock(sync) as clock, torch.inference_mode():
                 ids = hf_model.generate(**enc, streamer=clock, **call_kwargs)
-            sync()
-            e2e = time.perf_counter() - t0
             new_ids = ids[:, enc["input_ids"].shape[1]:]
-            ttft = clock.first_token_at - t0 if clock.first_token_at is not None else None
             for i, (prompt, row) in enumerate(zip(batch, new_ids.tolist())):
                 stopped = stops.stopped_at.get(i) if stops is not None else None
                 if stopped is not None:
@@ -177,8 +157,9 @@ class HFBackend:
                     n = _count_new_tokens(row, tokenizer.pad_token_id, eos_ids)
                 text = tokenizer.decode(row[:n], skip_special_tokens=True)
                 # a row that ended before its batch: its TPOT runs to its own last token, not the batch's end
-                last = clock.step_times[n - 1] - t0 if len(batch) > 1 and 0 < n < clock.steps else None
-                out.append(Generation(prompt, cut_at_stop(text, stop), n, ttft, e2e, last_token_s=last))
+                last = clock.step_s(n - 1) if len(batch) > 1 and 0 < n < clock.steps else None
+                out.append(Generation(prompt, cut_at_stop(text, stop), n, clock.ttft_s, clock.e2e_s,
+                                      last_token_s=last))
         return out
 
     def unload(self, model: LoadedModel) -> None:

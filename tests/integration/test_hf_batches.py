@@ -13,6 +13,7 @@ torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.integration
 
 from llmbench.config import ModelSpec  # noqa: E402
+from llmbench.models.base import GenerateParams  # noqa: E402
 from llmbench.models.hf import HFBackend  # noqa: E402
 
 
@@ -58,22 +59,21 @@ def _inner_stop(stop_row_at: dict[int, int]):
 
 
 def test_rows_of_a_batch_keep_their_own_token_count_and_tpot(tiny_model_dir, monkeypatch):
-    import llmbench.models.hf as hf
+    import llmbench.meters.timing as timing
 
     backend = HFBackend()
-    loaded = backend.load(ModelSpec.parse(str(tiny_model_dir)), "cpu")
+    loaded = backend.load(backend.preflight(ModelSpec.parse(str(tiny_model_dir))), "cpu")
     hf_model, tokenizer = loaded.handle
     eos = tokenizer.eos_token_id
     tokenizer.pad_token = tokenizer.eos_token  # pad == eos: the case where padding looks like an end token
     clock = _Clock()
-    monkeypatch.setattr(hf, "time", clock)
+    monkeypatch.setattr(timing, "time", clock)
     # row 0 stops on a stop string after 3 tokens (then padded with eos); row 1 runs 5 steps
     rows = [[10, 11, 12, 13, 14], [20, 21, 22, 23, 24]]
     monkeypatch.setattr(hf_model, "generate", _scripted(clock, rows, {0: 3}, pad=eos))
     monkeypatch.setattr(backend, "_stop_criteria", lambda model, stop: _inner_stop({0: 3}))
 
-    gens = backend.generate(loaded, ["first prompt", "second prompt"], max_new_tokens=5, stop=["\n"],
-                            batch_size=2)
+    gens = backend.generate(loaded, ["first prompt", "second prompt"], GenerateParams(5, ("\n",), 2))
 
     assert [g.new_tokens for g in gens] == [3, 5]  # not 4: the eos-valued pad after the stop is not a token
     assert [g.ttft_s for g in gens] == [1.0, 1.0]
@@ -84,15 +84,15 @@ def test_rows_of_a_batch_keep_their_own_token_count_and_tpot(tiny_model_dir, mon
 
 
 def test_a_row_ended_by_eos_in_a_batch_counts_its_eos(tiny_model_dir, monkeypatch):
-    import llmbench.models.hf as hf
+    import llmbench.meters.timing as timing
 
     backend = HFBackend()
-    loaded = backend.load(ModelSpec.parse(str(tiny_model_dir)), "cpu")
+    loaded = backend.load(backend.preflight(ModelSpec.parse(str(tiny_model_dir))), "cpu")
     hf_model, tokenizer = loaded.handle
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     assert pad != eos
     clock = _Clock()
-    monkeypatch.setattr(hf, "time", clock)
+    monkeypatch.setattr(timing, "time", clock)
     rows = [[10, eos, pad, pad], [20, 21, 22, 23]]  # transformers stops row 0 itself on eos, then pads it
 
     def eos_aware(ids, scores, **kwargs):
@@ -101,7 +101,7 @@ def test_a_row_ended_by_eos_in_a_batch_counts_its_eos(tiny_model_dir, monkeypatc
     monkeypatch.setattr(hf_model, "generate", _scripted(clock, rows, {}, pad=pad))
     monkeypatch.setattr(backend, "_stop_criteria", lambda model, stop: eos_aware)
 
-    gens = backend.generate(loaded, ["a", "b"], max_new_tokens=4, stop=["\n"], batch_size=2)
+    gens = backend.generate(loaded, ["a", "b"], GenerateParams(4, ("\n",), 2))
 
     assert [g.new_tokens for g in gens] == [2, 4]
     assert gens[0].last_token_s == 2.0 and gens[0].tpot_s == 1.0

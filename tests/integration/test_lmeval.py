@@ -229,7 +229,7 @@ def test_quiet_lm_eval_patches_are_undone_even_after_an_error():
     import lm_eval.evaluator as evaluator_mod
     import tqdm as tqdm_package
 
-    from llmbench.lmeval.bridge import _quiet_lm_eval
+    from llmbench.lmeval.silence import quiet_lm_eval as _quiet_lm_eval
 
     tqdm_before, git_before = task_mod.tqdm, evaluator_mod.get_git_commit_hash
     bootstrap_before, package_before = metrics_mod.bootstrap_stderr, tqdm_package.tqdm
@@ -297,7 +297,7 @@ def test_multiple_choice_group_and_json_stdout(tiny_model_dir, tmp_path, capsys)
 def test_fake_rapl_energy_covers_requests_only(tiny_model_dir, tmp_path, monkeypatch):
     """A temporary powercap tree advances 2.5 J per generate call; warm-up is outside the window."""
     import llmbench.meters.energy as energy_mod
-    from llmbench.lmeval import bridge
+    from llmbench.lmeval import metered
 
     zone = tmp_path / "powercap" / "intel-rapl:0"
     zone.mkdir(parents=True)
@@ -307,7 +307,7 @@ def test_fake_rapl_energy_covers_requests_only(tiny_model_dir, tmp_path, monkeyp
     real_meter = energy_mod.EnergyMeter
     monkeypatch.setattr(energy_mod, "EnergyMeter",
                         lambda device, **kw: real_meter(device, powercap_root=tmp_path / "powercap", **kw))
-    cls = bridge._metered_lm_class()
+    cls = metered.metered_lm_class()
     real_generate = cls._model_generate
 
     def generate(self, *a, **k):
@@ -332,7 +332,7 @@ def test_fake_rapl_energy_covers_requests_only(tiny_model_dir, tmp_path, monkeyp
 
 
 def test_unknown_lm_eval_task_is_one_line(tiny_model_dir, tmp_path):
-    from llmbench.lmeval.bridge import task_manager
+    from llmbench.lmeval.tasks import task_manager
 
     with pytest.raises(UserError, match=r"unknown lm-eval task 'hellaswagg'.*did you mean: .*hellaswag"):
         task_manager(["hellaswagg"])
@@ -352,7 +352,7 @@ def test_missing_lm_eval_says_how_to_install(tiny_model_dir, tmp_path, monkeypat
 def test_importing_the_package_imports_neither_torch_nor_lm_eval():
     imported, _ = modules_imported_by_cli(
         ["tasks", "export-lm-eval", "--help"], ("torch", "lm_eval", "transformers"),
-        prelude="import llmbench.lmeval, llmbench.lmeval.export, llmbench.lmeval.bridge")
+        prelude="import llmbench.lmeval, llmbench.lmeval.export, llmbench.lmeval.rows")
     assert imported == []
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from llmbench.lmeval.bridge import _quality
+from llmbench.lmeval.results import _quality
 
 
 def test_non_finite_metric_is_kept_as_null_with_a_note_and_nan_is_dropped():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from llmbench.lmeval.bridge import _prefill_warm_up
+from llmbench.lmeval.metered import _prefill_warm_up
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def test_warmup_is_full_length_on_cuda_and_short_on_cpu():
-    from llmbench.runner import warmup_new_tokens
+    from llmbench.meters.timing import warmup_new_tokens
 
     # an 8-step warm-up left the first measured CUDA sample ~3x slower per token (docs/gpu.md)
     assert warmup_new_tokens("cuda:0", 64) == 64
@@ -15,19 +15,19 @@ def test_warmup_is_full_length_on_cuda_and_short_on_cpu():
 def _warm_up_calls(device: str, warmup: int, batch_size: int) -> list[tuple[list[str], int]]:
     from types import SimpleNamespace
 
-    from llmbench.config import GenerationConfig
-    from llmbench.runner import _warm_up
+    from llmbench.models.base import GenerateParams
+    from llmbench.task_rows import warm_up
 
     calls = []
 
     class Recorder:
-        def generate(self, model, prompts, max_new_tokens, stop, batch_size, seed, sync=None):
-            calls.append((list(prompts), max_new_tokens))
+        def generate(self, model, prompts, params, sync=None):
+            calls.append((list(prompts), params.max_new_tokens))
             return []
 
-    config = SimpleNamespace(warmup=warmup, generation=GenerationConfig(batch_size=batch_size))
-    task = SimpleNamespace(stop=("\n",))
-    _warm_up(Recorder(), None, ["p0", "p1", "p2"], task, 32, config, device, None)
+    ctx = SimpleNamespace(config=SimpleNamespace(warmup=warmup), device=device, backend=Recorder(), loaded=None,
+                          sync=None)
+    warm_up(ctx, ["p0", "p1", "p2"], GenerateParams(32, ("\n",), batch_size, 0))
     return calls
 
 
@@ -93,7 +93,7 @@ def test_bad_model_spec_options(text, expected):
 @pytest.mark.parametrize("value", ["auto", "balanced", "balanced_low_0", "sequential", "cpu", "cuda", "cuda:1",
                                    "mps"])
 def test_device_map_values_transformers_accepts(value):
-    assert ModelSpec.parse(f"x,device_map={value}").device_map == value
+    assert ModelSpec.parse(f"x,device_map={value}").option("device_map") == value
 
 
 def test_two_models_with_the_same_name_are_refused_with_a_hint():
@@ -173,16 +173,25 @@ def test_run_directories_are_created_exclusively(tmp_path, monkeypatch):
 class _FakeBackend:
     """Answers 'A(<prompt>)' instantly; enough for the runner's bookkeeping."""
 
-    def load(self, spec, device, source=None):
+    def preflight(self, spec):
+        from llmbench.models.base import PreparedModel
+
+        return PreparedModel(spec, spec.source)
+
+    def resolve_device(self, requested):
+        return "cpu"
+
+    def load(self, prepared, device, note):
         from llmbench.models.base import LoadedModel
 
+        spec = prepared.spec
         return LoadedModel(spec=spec, name=spec.name, parameters=10, weights_bytes=40, dtype="float32",
-                           device="cpu", source=str(source), has_chat_template=False)
+                           device="cpu", source=str(prepared.source), has_chat_template=False)
 
     def render(self, loaded, messages, plain):
         return plain
 
-    def generate(self, loaded, prompts, max_new_tokens, stop, batch_size, seed, sync=None):
+    def generate(self, loaded, prompts, params, sync=None):
         from llmbench.models.base import Generation
 
         return [Generation(p, f"A({p})", 3, 0.01, 0.03) for p in prompts]
@@ -321,7 +330,10 @@ def test_duplicate_name_hint_is_a_spec_that_parses():
 
 def test_one_token_answers_have_no_decode_throughput_rather_than_zero():
     from llmbench.models.base import Generation
-    from llmbench.runner import _latency
+    from llmbench.meters.timing import latency_summary
+
+    def _latency(gens, batch_size, seed):
+        return latency_summary(gens, batch_size, seed, "test")
 
     one_token = [Generation("p", "a", 1, 0.05, 0.052), Generation("q", "b", 1, 0.04, 0.041)]
     lat = _latency(one_token, 1, 0)
