@@ -78,10 +78,10 @@ def test_simulated_oom_marks_model_failed_and_run_goes_on(tiny_model_dir, tiny_m
 
     real_load = HFBackend.load
 
-    def load(self, spec, device, source=None):
-        if spec.name == "big":
+    def load(self, prepared, device, note):
+        if prepared.spec.name == "big":
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 28.00 GiB (simulated)")
-        return real_load(self, spec, device, source=source)
+        return real_load(self, prepared, device, note)
 
     monkeypatch.setattr(HFBackend, "load", load)
     out = tmp_path / "r"

@@ -329,8 +329,8 @@ def test_duplicate_name_hint_is_a_spec_that_parses():
 
 
 def test_one_token_answers_have_no_decode_throughput_rather_than_zero():
-    from llmbench.models.base import Generation
     from llmbench.meters.timing import latency_summary
+    from llmbench.models.base import Generation
 
     def _latency(gens, batch_size, seed):
         return latency_summary(gens, batch_size, seed, "test")
