@@ -9,6 +9,7 @@ from typing import Any, Sequence
 from llmbench.errors import UserError
 from llmbench.lmeval import require_lm_eval
 from llmbench.lmeval.silence import quiet_lm_eval
+from llmbench.registry import did_you_mean
 
 _MANAGERS: dict[tuple[str | None, bool], Any] = {}
 
@@ -42,10 +43,7 @@ def task_manager(names: Sequence[str], include: Path | str | None = None):
     manager = _manager(include, defaults=True)
     for name in names:
         if not _known(manager, name):
-            import difflib
-
-            close = difflib.get_close_matches(name, manager.all_tasks, n=3, cutoff=0.6)
-            hint = f" (did you mean: {', '.join(close)}?)" if close else ""
+            hint = did_you_mean(name, manager.all_tasks, n=3)
             where = f" or under {include}" if include else " (add --lm-eval-include DIR for your own tasks)"
             raise UserError(f"unknown lm-eval task {name!r}: not an lm-eval task, group or tag{where}{hint}")
     return manager

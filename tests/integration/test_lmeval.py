@@ -334,7 +334,7 @@ def test_fake_rapl_energy_covers_requests_only(tiny_model_dir, tmp_path, monkeyp
 def test_unknown_lm_eval_task_is_one_line(tiny_model_dir, tmp_path):
     from llmbench.lmeval.tasks import task_manager
 
-    with pytest.raises(UserError, match=r"unknown lm-eval task 'hellaswagg'.*did you mean: .*hellaswag"):
+    with pytest.raises(UserError, match=r"unknown lm-eval task 'hellaswagg'.*; did you mean .*hellaswag"):
         task_manager(["hellaswagg"])
     with pytest.raises(UserError, match="folder not found"):
         task_manager(["x"], tmp_path / "missing")
