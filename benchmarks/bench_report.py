@@ -97,7 +97,8 @@ def main() -> None:
 
     from llmbench.metrics import get_metric
     from llmbench.report import build_comparison, load_runs
-    from llmbench.report.export import export, to_html
+    from llmbench.report.exporters import export
+    from llmbench.report.exporters.html import to_html
 
     for name in ("bleu", "exact_match"):  # import the metric libraries outside the timings
         get_metric(name).sample_stats(["a"], [["a"]])

@@ -68,32 +68,3 @@ def warn(message: str) -> None:
     from rich.markup import escape
 
     err().print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
-
-
-def fmt_bytes(n: float | None) -> str:
-    """Human-readable bytes (binary units); 'n/a' for None."""
-    if n is None:
-        return "n/a"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
-
-
-def fmt_params(n: int | None) -> str:
-    """134515008 -> '135M'."""
-    if n is None:
-        return "?"
-    for div, unit in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if n >= div:
-            v = n / div
-            return f"{v:.1f}{unit}" if v < 10 else f"{v:.0f}{unit}"
-    return str(n)
-
-
-def fmt_num(v: float | None, digits: int = 3) -> str:
-    """Significant-digit formatting; 'n/a' for None."""
-    if v is None:
-        return "n/a"
-    return f"{v:.{digits}g}"

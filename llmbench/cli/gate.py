@@ -80,7 +80,7 @@ def _allowed(check) -> str:
 
 
 def _change(check) -> str:
-    from llmbench.gate.evaluate import format_change
+    from llmbench.gate.display import format_change
 
     rel = check.relative
     return f"{rel * 100:+.1f}%" if rel is not None else format_change(check)
@@ -93,8 +93,7 @@ def _print_table(report) -> None:
     from rich.table import Table
 
     from llmbench.cli import console
-    from llmbench.gate.evaluate import describe, format_p, format_value, verdict_mark
-    from llmbench.gate.outputs import verdict_line
+    from llmbench.gate.display import describe, format_p, format_value, verdict_line, verdict_mark
 
     out = console.out()
     out.print(f"[bold]gate[/]: candidate {escape(report.candidate_id)} vs baseline {escape(report.baseline_id)}",
@@ -103,8 +102,8 @@ def _print_table(report) -> None:
     for c in report.checks:
         rows.setdefault((c.model, c.task), []).append(c)
     for (model, task), checks in rows.items():
-        table = Table(title=f"{escape(model)} / {escape(task)}", title_justify="left", box=box.SIMPLE_HEAD,
-                      pad_edge=False, show_edge=False, collapse_padding=True)
+        table = Table(title=f"{escape(report.model_label(model))} / {escape(task)}", title_justify="left",
+                      box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, collapse_padding=True)
         table.add_column("Metric", no_wrap=True)
         for name in ("Baseline", "Candidate", "Change", "Allowed", "p"):
             table.add_column(name, justify="right", no_wrap=True)

@@ -64,7 +64,7 @@ def _table_text(t) -> tuple[list[str], list[list[str]], list[int]]:
     """Headers, cells and each column's width in terminal cells (the widest of its header and cells)."""
     from rich.cells import cell_len
 
-    from llmbench.report.export import table_cells, table_headers
+    from llmbench.report.table import table_cells, table_headers
 
     headers, cells = table_headers(t), table_cells(t)
     widths = [max(cell_len(r[i]) for r in [headers, *cells]) for i in range(len(headers))]
@@ -106,7 +106,7 @@ def _column_chunks(cell_widths: list[int], width: int) -> list[list[int]]:
 def _print_task(console, t) -> None:
     from rich.text import Text
 
-    from llmbench.report.export import failures, task_caption
+    from llmbench.report.table import failures, task_caption
 
     console.print(Text(t.task, style="bold"), Text(task_caption(t), style="dim"))
     text = _table_text(t)
@@ -130,7 +130,7 @@ def compare(runs, results_dir, ref, metric, margin, resamples, seed):
     from rich.text import Text
 
     from llmbench.cli.console import out
-    from llmbench.report.export import SIGNIFICANCE_NOTE
+    from llmbench.report.table import SIGNIFICANCE_NOTE
 
     merged, cmp = _build(runs, results_dir, ref, metric, margin, resamples, seed)
     _warn_notes(cmp)
@@ -140,19 +140,30 @@ def compare(runs, results_dir, ref, metric, margin, resamples, seed):
     console.print(Text(SIGNIFICANCE_NOTE, style="dim"))
 
 
+def _known_format(ctx, param, value):
+    """--format checked against the exporter registry (not a fixed click.Choice: a plugin registered at run
+    time is a format too); unknown is one line with a did-you-mean, exit 2."""
+    if value is not None:
+        from llmbench.report.exporters import get_exporter
+
+        get_exporter(value)
+    return value
+
+
 @click.command()
 @_comparison_options
-@click.option("-f", "--format", "fmt", type=click.Choice(["json", "csv", "md", "html", "latex"]), default=None,
-              help="Output format [default: from the file extension].")
+@click.option("-f", "--format", "fmt", default=None, metavar="FORMAT", callback=_known_format,
+              help="Output format, a registered exporter: json, csv, md, html, latex [default: from the file "
+                   "extension].")
 @click.option("-o", "--output", required=True, metavar="FILE", help="Output file ('-' for stdout).")
 @click.option("--samples", "samples_per_task", type=click.IntRange(min=0), default=3, show_default=True,
               help="HTML: sample outputs shown per task.")
 def export(runs, results_dir, ref, metric, margin, resamples, seed, fmt, output, samples_per_task):
-    """Export runs as json, csv, md, html or latex."""
+    """Export runs in any registered format (json, csv, md, html, latex)."""
     from llmbench.cli.console import err, write_stdout
     from llmbench.records.output_files import refuse_overwrite, write_output
-    from llmbench.report.export import export as render
-    from llmbench.report.export import format_for
+    from llmbench.report.exporters import ExportOptions, format_for
+    from llmbench.report.exporters import export as render
 
     if not output:
         raise UserError("-o/--output is empty; name a file, or '-' for stdout")
@@ -164,7 +175,7 @@ def export(runs, results_dir, ref, metric, margin, resamples, seed, fmt, output,
 
     merged, cmp = _build(runs, results_dir, ref, metric, margin, resamples, seed, check)
     _warn_notes(cmp)
-    text = render(cmp, merged, fmt, samples_per_task=samples_per_task)
+    text = render(cmp, merged, fmt, ExportOptions(samples_per_task=samples_per_task))
     if output == "-":
         write_stdout(text)
         return

@@ -1,12 +1,13 @@
-"""The side-by-side run table (rich)."""
+"""The side-by-side run table (rich); numbers formatted by llmbench.report.format, as in every other command."""
 
 from __future__ import annotations
 
 from rich.table import Table
 from rich.text import Text
 
-from llmbench.cli.console import fmt_bytes, fmt_num, fmt_params
 from llmbench.records import RunRecord
+from llmbench.report.format import NA, fmt_joules, fmt_number, fmt_params, fmt_rate, fmt_seconds
+from llmbench.report.table import memory_cell
 
 
 def _quality_text(quality: dict) -> str:
@@ -17,29 +18,29 @@ def _quality_text(quality: dict) -> str:
             continue
         ci = ""
         if q.get("ci_low") is not None:
-            ci = f" [{fmt_num(q['ci_low'])}–{fmt_num(q['ci_high'])}]"
+            ci = f" [{fmt_number(q['ci_low'])}–{fmt_number(q['ci_high'])}]"
         elif q.get("stderr") is not None:
-            ci = f" ±{fmt_num(q['stderr'])}"
-        parts.append(f"{name} {fmt_num(q['value'])}{ci}")
+            ci = f" ±{fmt_number(q['stderr'])}"
+        parts.append(f"{name} {fmt_number(q['value'])}{ci}")
     return "\n".join(parts)
 
 
-def _p50(latency: dict, key: str, scale: float = 1000.0) -> str:
-    v = (latency.get(key) or {}).get("p50")
-    return "n/a" if v is None else f"{v * scale:.1f}"
+def _p50(latency: dict, key: str) -> str:
+    return fmt_seconds((latency.get(key) or {}).get("p50"))
 
 
 def _peak(memory: dict) -> str:
-    for key in ("cuda_peak_allocated_bytes", "peak_rss_bytes"):
+    # the same memory as `compare`: CUDA peak allocated when measured on a GPU, else the process peak RSS
+    for key, kind in (("cuda_peak_allocated_bytes", "cuda"), ("peak_rss_bytes", "rss")):
         if memory.get(key) is not None:
-            return fmt_bytes(memory[key]) + (" GPU" if key.startswith("cuda") else "")
-    return "n/a"
+            return memory_cell(memory[key], kind)
+    return NA
 
 
 def _energy(energy: dict) -> str:
     if not energy or not energy.get("available") or energy.get("joules_per_sample") is None:
-        return "n/a"
-    return f"{energy['joules_per_sample']:.3g}"
+        return NA
+    return fmt_joules(energy["joules_per_sample"])
 
 
 def run_table(record: RunRecord) -> Table:
@@ -48,7 +49,7 @@ def run_table(record: RunRecord) -> Table:
     batch = record.settings.get("batch_size", 1)
     table = Table(title=f"llmbench run {record.run_id}  ({setting} setting, batch {batch})")
     for col, just in (("task", "left"), ("model (params)", "left"), ("quality [95% CI]", "left"),
-                      ("TTFT p50 ms", "right"), ("TPOT p50 ms", "right"), ("tok/s", "right"),
+                      ("TTFT p50", "right"), ("TPOT p50", "right"), ("tok/s", "right"),
                       ("peak mem", "right"), ("J/sample", "right")):
         table.add_column(col, justify=just)
     tasks: dict[str, list] = {}
@@ -62,11 +63,10 @@ def run_table(record: RunRecord) -> Table:
             if row.status != "ok":
                 table.add_row(name, model, Text.assemble(("failed", "red"), f": {row.error}"), "", "", "", "", "")
                 continue
-            tps = row.latency.get("tokens_per_s")
             table.add_row(
                 name, model, Text(_quality_text(row.quality)),
                 _p50(row.latency, "ttft_s"), _p50(row.latency, "tpot_s"),
-                "n/a" if tps is None else f"{tps:.1f}", _peak(row.memory), _energy(row.energy),
+                fmt_rate(row.latency.get("tokens_per_s")), _peak(row.memory), _energy(row.energy),
                 end_section=(r_i == len(rows) - 1 and t_i < len(tasks) - 1),
             )
     return table

@@ -1,20 +1,16 @@
 """CI regression gate: rules -> per-row checks (noise-aware) -> verdict and exit code.
 
+Split by job: ``rules`` (parsing, defaults, where rules come from), ``checks`` (the data: Check,
+GateReport), ``noise`` (significance tests, p-value floors, "could it have failed"), ``evaluate``
+(rules x rows -> checks), ``display`` (values with units, Markdown, JUnit), ``baselines``.
+
 Exit codes of ``llmbench gate``: 0 every check passed, 1 a regression, 2 bad input. See docs/ci.md.
 """
 
 from llmbench.gate.baselines import BASELINES_DIR, list_baselines, resolve_baseline, save_baseline
-from llmbench.gate.evaluate import (
-    FAIL,
-    MISSING,
-    PASS,
-    SKIPPED,
-    Check,
-    GateReport,
-    describe,
-    evaluate,
-)
-from llmbench.gate.outputs import to_junit, to_markdown, verdict_line
+from llmbench.gate.checks import FAIL, MISSING, PASS, SKIPPED, Check, GateReport
+from llmbench.gate.display import describe, to_junit, to_markdown, verdict_line
+from llmbench.gate.evaluate import evaluate
 from llmbench.gate.rules import (
     DEFAULT_RULES,
     DEFAULT_SIGNIFICANCE,

@@ -9,13 +9,14 @@ the margin is absolute, in the metric's own unit (points of its scale, seconds, 
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from llmbench.errors import UserError, read_user_text
+from llmbench.registry import did_you_mean
+from llmbench.stats.significance import LATENCY_FIELDS
 
 # Must equal [tool.llmbench.gate] rules in the project's pyproject.toml (a test checks it).
 DEFAULT_RULES: tuple[str, ...] = (
@@ -27,7 +28,6 @@ DEFAULT_RULES: tuple[str, ...] = (
 )
 DEFAULT_SIGNIFICANCE = 0.05
 
-LATENCY_FIELDS = ("ttft_s", "tpot_s", "e2e_s")
 LATENCY_STATS = ("mean", "p50", "p90", "p99")
 MEMORY_KEYS = (
     "weights_bytes",
@@ -160,7 +160,8 @@ def _gate_table(data: dict, where: str) -> dict | None:
         raise UserError(f"{where}: [tool.llmbench] gate must be a table ([tool.llmbench.gate]), got {table!r}")
     unknown = [k for k in table if k not in GATE_KEYS]
     if unknown:
-        hints = [f"{k!r} (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(k, GATE_KEYS, 1)) else repr(k)
+        # names matched quoted, so the hint quotes them as the message does: 'rulez' (did you mean 'rules'?)
+        hints = [f"{k!r} ({hint[2:]})" if (hint := did_you_mean(repr(k), [repr(g) for g in GATE_KEYS])) else repr(k)
                  for k in unknown]
         raise UserError(f"{where}: unknown key{'s' if len(unknown) > 1 else ''} {', '.join(hints)} in "
                         f"[tool.llmbench.gate]; known keys: {', '.join(GATE_KEYS)}")

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Iterable
 
 from llmbench.report.compare import Comparison, ModelResult, TaskComparison
-from llmbench.report.export import fmt_params
+from llmbench.report.format import fmt_params
 
 PLOT_FORMATS = ("png", "svg")
 _AXES = (("parameters", "Parameters", "parameters"), ("joules_per_sample", "Energy per sample (J)", "energy"),

@@ -12,21 +12,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 from llmbench.report.compare import ModelResult, TaskComparison, relative_quality
+from llmbench.report.format import fmt_pct, fmt_quality, fmt_signed_quality
 
 # a step is "diminishing" when its gain per doubling is under this fraction of the best earlier step's
 DIMINISHING_FRACTION = 0.5
-
-
-def fmt_quality(value: float | None, scale: str | None = None) -> str:
-    """A metric value on its own scale: 3 decimals on 0-1, 1 decimal on 0-100; 'n/a' for None."""
-    if value is None:
-        return "n/a"
-    return f"{value:.1f}" if scale == "0-100" else f"{value:.3f}"
-
-
-def fmt_signed(value: float, scale: str | None = None) -> str:
-    """A gain with its sign, on the metric's scale."""
-    return ("+" if value >= 0 else "−") + fmt_quality(abs(value), scale)
 
 
 @dataclass
@@ -82,12 +71,12 @@ class Verdict:
             return head + f"; no smaller model is within {self.margin:.0%} of it"
         parts = []
         if self.energy_frac is not None:
-            parts.append(f"{_pct(self.energy_frac)} of the energy")
+            parts.append(f"{fmt_pct(self.energy_frac)} of the energy")
         if self.speed_ratio is not None:
             parts.append(f"{self.speed_ratio:.1f}× the speed")
         if self.memory_frac is not None:
-            parts.append(f"{_pct(self.memory_frac)} of the memory")
-        sentence = f"{self.chosen} reaches {_pct(self.quality_rel)} of {self.best}'s {label}"
+            parts.append(f"{fmt_pct(self.memory_frac)} of the memory")
+        sentence = f"{self.chosen} reaches {fmt_pct(self.quality_rel)} of {self.best}'s {label}"
         if parts:
             sentence += " at " + (", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0])
         notes = ["energy not measured"] if self.energy_frac is None else []
@@ -100,16 +89,12 @@ class Verdict:
         """Gain per doubling of parameters between consecutive sizes, with diminishing returns flagged."""
         if not self.steps:
             return ""
-        parts = [f"{s.small} → {s.large} {fmt_signed(s.gain_per_doubling, self.scale)}"
+        parts = [f"{s.small} → {s.large} {fmt_signed_quality(s.gain_per_doubling, self.scale)}"
                  + (" (diminishing)" if s.diminishing else "") for s in self.steps]
         text = f"{self.metric_label} per doubling of parameters: " + "; ".join(parts)
         if self.diminishing_after:
             text += f"; diminishing returns beyond {self.diminishing_after}"
         return text
-
-
-def _pct(frac: float | None) -> str:
-    return "n/a" if frac is None else f"{frac * 100:.0f}%"
 
 
 def within_margin(value: float, best: float, margin: float, higher_is_better: bool) -> bool:

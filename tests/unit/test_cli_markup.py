@@ -34,7 +34,7 @@ def test_run_table_shows_record_text_as_written():
     console, buf = _console()
     console.print(run_table(record))
     out = buf.getvalue()
-    assert ERROR in out and "[bold]m[/] (1.0K)" in out and "t[/x]" in out and "[i]acc[/i] 0.5 ±0.1" in out
+    assert ERROR in out and "[bold]m[/] (1K)" in out and "t[/x]" in out and "[i]acc[/i] 0.5 ±0.1" in out
 
 
 def test_progress_lines_show_names_and_errors_as_written():

@@ -200,7 +200,8 @@ def test_lm_eval_stderr_is_shown_where_a_ci_is_absent():
     import csv
     import io
 
-    from llmbench.report.export import result_cells, to_csv
+    from llmbench.report.exporters.csv import to_csv
+    from llmbench.report.table import result_cells
 
     lm = {"chrf": {"value": 9.72, "stderr": 0.169, "higher_is_better": True, "scale": "0-100",
                    "library": "lm-eval"}}
@@ -212,7 +213,8 @@ def test_lm_eval_stderr_is_shown_where_a_ci_is_absent():
     assert result_cells(res, "0-100")[2] == "9.7 ±0.2"
     row = next(r for r in csv.DictReader(io.StringIO(to_csv(cmp))) if r["model"] == "small")
     assert row["quality_stderr"] == "0.169" and row["quality_ci_low"] == ""
-    from llmbench.report.export import latex_escape, table_headers
+    from llmbench.report.exporters.latex import latex_escape
+    from llmbench.report.table import table_headers
 
     assert table_headers(cmp.tasks[0])[2] == "chrF ±stderr"  # not a 95% CI
     assert latex_escape("9.7 ±0.2") == r"9.7 $\pm$0.2"

@@ -13,16 +13,10 @@ from report_fixtures import RUN_LARGE, RUN_SMALL, two_runs
 
 from llmbench.errors import UserError
 from llmbench.report import build_comparison, load_runs
-from llmbench.report.export import (
-    CSV_COLUMNS,
-    export,
-    fmt_bytes,
-    fmt_params,
-    fmt_seconds,
-    fmt_speed,
-    format_for,
-    latex_escape,
-)
+from llmbench.report.exporters import export, format_for
+from llmbench.report.exporters.csv import CSV_COLUMNS
+from llmbench.report.exporters.latex import latex_escape
+from llmbench.report.format import fmt_bytes, fmt_params, fmt_seconds, fmt_speed
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 UPDATE = os.environ.get("LLMBENCH_UPDATE_GOLDEN") == "1"
@@ -123,7 +117,7 @@ def test_html_escapes_model_text(tmp_path):
 
 
 def test_html_examples_show_each_models_own_prompt_when_they_differ(tmp_path):
-    from llmbench.report.export import sample_examples
+    from llmbench.report.exporters.html import sample_examples
 
     merged = load_runs([str(p) for p in two_runs(tmp_path)])
     cmp = build_comparison(merged)

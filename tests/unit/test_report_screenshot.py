@@ -11,7 +11,7 @@ import pytest
 from report_fixtures import two_runs
 
 from llmbench.report import build_comparison, load_runs
-from llmbench.report.export import export
+from llmbench.report.exporters import export
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -54,7 +54,7 @@ def test_screenshot_of_html_report_shows_tables_and_charts(tmp_path):
     assert text > 2000  # the title and the first task's table were drawn
     assert chart > 200  # the charts' points and Pareto frontier were drawn
     # the same report without its charts has none of their colours: the count above is the charts
-    from llmbench.report.export import to_html
+    from llmbench.report.exporters.html import to_html
 
     bare_chart, bare_text = _chart_and_text_pixels(_screenshot(tmp_path, to_html(cmp, merged, charts=False), "bare"))
     assert bare_chart < chart / 20 and bare_text > 2000

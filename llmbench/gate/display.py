@@ -1,23 +1,57 @@
-"""Gate reports as a Markdown PR comment and as JUnit XML for CI systems (no rich, no click)."""
+"""How a gate report is shown: values with their units (llmbench.report.format, as in every other command),
+one line per check, the verdict marks and line, a Markdown PR comment and JUnit XML (no rich, no click)."""
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from llmbench.gate.evaluate import (
-    FAIL,
-    MISSING,
-    PASS,
-    SKIPPED,
-    Check,
-    GateReport,
-    describe,
-    format_change,
-    format_limit,
-    format_p,
-    format_value,
-    verdict_mark,
-)
+from llmbench.gate.checks import FAIL, MISSING, PASS, SKIPPED, Check, GateReport
+from llmbench.gate.noise import could_not_fail
+from llmbench.report.format import fmt_field, fmt_field_change, fmt_p
+
+
+def format_value(metric: str, value: float | None) -> str:
+    """A metric value for people, with its unit: '1.42 GiB', '33.7 ms', '0.21 J'; quality to 4 digits."""
+    return fmt_field(metric, value)
+
+
+def format_change(check: Check) -> str:
+    """'+0.012 (+8.3%)', '+7.4 MiB (+1.2%)' or 'n/a'."""
+    d = check.delta
+    if d is None:
+        return "n/a"
+    shown = fmt_field_change(check.metric, d)
+    rel = check.relative
+    return f"{shown} ({rel * 100:+.1f}%)" if rel is not None else shown
+
+
+def format_limit(check: Check) -> str:
+    """The largest allowed change, signed in the worsening direction: '-1.8' or '+7.4 MiB'."""
+    if check.limit is None or check.higher_is_better is None:
+        return "n/a"
+    return ("-" if check.higher_is_better else "+") + format_value(check.metric, check.limit)
+
+
+format_p = fmt_p
+
+
+def describe(check: Check) -> str:
+    """One line that names the row, the rule and why the check has its status."""
+    head = f"{check.row}: {check.metric} [{check.rule}]"
+    if check.baseline is None or check.candidate is None:
+        return f"{head}: {check.message}"
+    text = (f"{head}: {format_value(check.metric, check.baseline)} -> "
+            f"{format_value(check.metric, check.candidate)}, {format_change(check)}")
+    return f"{text}; {check.message}" if check.message else text
+
+
+def verdict_mark(check: Check, alpha: float) -> str:
+    """The check's status, or for a pass beyond its margin 'pass~' (within the noise) or 'pass?' (too few
+    samples for any change to be significant)."""
+    if check.status == PASS and check.message.startswith("beyond"):
+        return "pass?" if could_not_fail(check, alpha) else "pass~"
+    return check.status
+
 
 _ICON = {PASS: "✅ pass", FAIL: "❌ fail", MISSING: "⚠️ missing", SKIPPED: "➖ skipped"}
 
@@ -50,9 +84,9 @@ def to_markdown(report: GateReport) -> str:
         "|---|---|---|---|---:|---:|---:|---:|---:|---|",
     ]
     for c in report.checks:
-        cells = [c.model, c.task, f"`{c.rule}`", f"`{c.metric}`", format_value(c.metric, c.baseline),
-                 format_value(c.metric, c.candidate), format_change(c), format_limit(c), format_p(c.p_value),
-                 _icon(c, report.significance)]
+        cells = [report.model_label(c.model), c.task, f"`{c.rule}`", f"`{c.metric}`",
+                 format_value(c.metric, c.baseline), format_value(c.metric, c.candidate), format_change(c),
+                 format_limit(c), format_p(c.p_value), _icon(c, report.significance)]
         lines.append("| " + " | ".join(_cell(x) for x in cells) + " |")
     failures = report.failures
     if failures:

@@ -1,0 +1,58 @@
+"""CSV: one row per model x task, flat columns, numbers unformatted (loads with ``pandas.read_csv``)."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from llmbench.report.compare import Comparison
+from llmbench.report.exporters import ExportOptions
+from llmbench.report.merge import MergedRuns
+
+CSV_COLUMNS = ["task", "model", "parameters", "status", "error", "run_id", "device", "dtype", "metric",
+               "higher_is_better", "quality", "quality_ci_low", "quality_ci_high", "quality_stderr", "ref_model",
+               "is_ref", "quality_rel_to_ref", "quality_significant", "ttft_p50_s", "ttft_significant", "tpot_p50_s",
+               "speed_ratio", "speed_significant", "tokens_per_s", "peak_memory_bytes", "memory_kind",
+               "memory_ratio", "joules_per_sample", "energy_ratio", "energy_method", "verdict_best",
+               "verdict_chosen"]
+
+
+def csv_value(v) -> str:
+    """A cell: empty for None (never 0), integers without '.0', floats to 6 significant digits."""
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return str(v)
+    if isinstance(v, float):
+        return str(int(v)) if v.is_integer() and abs(v) < 1e15 else f"{v:.6g}"
+    return str(v)
+
+
+def to_csv(cmp: Comparison) -> str:
+    """One row per model x task, flat columns (every quality metric as ``metric.<name>``)."""
+    extra = sorted({m for t in cmp.tasks for r in t.results for m in r.metrics})
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS + [f"metric.{m}" for m in extra])
+    for t in cmp.tasks:
+        verdict = t.verdict
+        for r in t.results:
+            d = r.to_dict()
+            d.update(task=t.task, metric=t.metric, higher_is_better=t.higher_is_better, ref_model=t.ref,
+                     quality_rel_to_ref=r.quality_rel,
+                     verdict_best=verdict is not None and verdict.best == r.model,
+                     verdict_chosen=verdict is not None and verdict.chosen == r.model)
+            writer.writerow([csv_value(d.get(c)) for c in CSV_COLUMNS]
+                            + [csv_value(r.metrics.get(m)) for m in extra])
+    return buf.getvalue()
+
+
+class CsvExporter:
+    """Flat table for spreadsheets and pandas."""
+
+    name = "csv"
+    suffixes = (".csv",)
+
+    def export(self, cmp: Comparison, merged: MergedRuns, options: ExportOptions) -> str:
+        """See ``to_csv``."""
+        return to_csv(cmp)

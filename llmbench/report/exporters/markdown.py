@@ -1,0 +1,45 @@
+"""Markdown (GitHub-flavoured): one table per task, the verdicts and the warnings; no timestamps."""
+
+from __future__ import annotations
+
+from llmbench.report.compare import Comparison
+from llmbench.report.exporters import ExportOptions
+from llmbench.report.merge import MergedRuns
+from llmbench.report.table import SIGNIFICANCE_NOTE, failures, table_cells, table_headers, task_caption
+
+
+def md_cell(text: str) -> str:
+    """Text safe inside a Markdown table cell (pipes escaped, one line)."""
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(cmp: Comparison) -> str:
+    """GitHub-flavoured Markdown: one table per task, the verdicts and the warnings."""
+    lines = ["# llmbench comparison", "", "Runs: " + ", ".join(f"`{r}`" for r in cmp.run_ids), ""]
+    lines += [f"> **Warning:** {md_cell(n)}" for n in cmp.notes]
+    for t in cmp.tasks:
+        lines += ["", f"## {t.task}", "", md_cell(task_caption(t)) + ".", ""]
+        headers = table_headers(t)
+        lines.append("| " + " | ".join(headers) + " |")
+        lines.append("|" + "|".join(["---"] + ["---:"] * (len(headers) - 1)) + "|")
+        lines += ["| " + " | ".join(md_cell(c) for c in row) + " |" for row in table_cells(t)]
+        lines.append("")
+        if t.verdict is not None:
+            lines.append(f"**Verdict:** {md_cell(t.verdict.text)}.")
+            if t.verdict.scaling_text:
+                lines += ["", f"Scaling: {md_cell(t.verdict.scaling_text)}."]
+        items = [f"- failed: {md_cell(f)}" for f in failures(t)] + [f"- note: {md_cell(n)}" for n in t.notes]
+        lines += [""] + items if items else []
+    lines += ["", SIGNIFICANCE_NOTE + "."]
+    return "\n".join(lines).replace("\n\n\n", "\n\n") + "\n"
+
+
+class MarkdownExporter:
+    """Tables and verdicts for a pull request or a README."""
+
+    name = "md"
+    suffixes = (".md", ".markdown")
+
+    def export(self, cmp: Comparison, merged: MergedRuns, options: ExportOptions) -> str:
+        """See ``to_markdown``."""
+        return to_markdown(cmp)

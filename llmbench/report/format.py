@@ -1,0 +1,146 @@
+"""The one set of formatters every command uses: the run table, `compare`, every export and the gate.
+
+One rule per kind of number, so the same model's size, memory and timings read the same everywhere:
+
+- parameters: three significant digits with K/M/B, a trailing ".0" dropped, and a count that rounds to
+  1000 of a unit shown in the next one: 134,515,008 -> "135M", 999,885,952 -> "1B" (never "1000M"),
+  7,241,732,096 -> "7.2B";
+- bytes: binary units, three significant digits, a value that would read 1000 or more moving to the next
+  unit: 1.05e9 -> "0.978 GiB", 1.52e9 -> "1.42 GiB";
+- durations: milliseconds below one second, seconds above, three significant digits: "33.7 ms", "2.5 s";
+- energy: joules, three significant digits: "0.21 J".
+
+Missing values print as "n/a" (parameters as "?"), never as 0. Pure functions, no rich, no click.
+"""
+
+from __future__ import annotations
+
+NA = "n/a"
+DASH = "—"
+MINUS = "−"  # U+2212: a minus sign that reads as one in a sentence, where "-" could be a dash
+
+
+def _three_digits(v: float) -> str:
+    return f"{v:.3g}" if abs(v) < 100 else f"{v:.0f}"
+
+
+def fmt_params(n: int | float | None) -> str:
+    """134515008 -> '135M', 999885952 -> '1B', 7241732096 -> '7.2B'; '?' when unknown."""
+    if n is None:
+        return "?"
+    for div, unit in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
+        # 999.5M and up rounds to 1000M: that is 1B
+        if n >= div * 0.9995:
+            v = n / div
+            return f"{v:.1f}{unit}" if v < 9.95 and round(v, 1) != round(v) else f"{v:.0f}{unit}"
+    return str(int(n))
+
+
+def fmt_bytes(n: float | None) -> str:
+    """Binary units with three significant digits ('978 MiB', '1.42 GiB'); 'n/a' for None."""
+    if n is None:
+        return NA
+    if abs(n) < 1000:
+        return f"{n:.0f} B"
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        n /= 1024
+        if abs(n) < 999.5 or unit == "TiB":
+            return f"{_three_digits(n)} {unit}"
+    return f"{n:.0f} TiB"  # pragma: no cover (the loop returns at TiB)
+
+
+def fmt_seconds(s: float | None) -> str:
+    """Milliseconds below one second, seconds above, three significant digits; 'n/a' for None."""
+    if s is None:
+        return NA
+    return f"{s * 1000:.3g} ms" if abs(s) < 1 else f"{s:.3g} s"
+
+
+def fmt_joules(j: float | None) -> str:
+    """'0.21 J'; 'n/a' for None (energy not measured is never 0 J)."""
+    return NA if j is None else f"{j:.3g} J"
+
+
+def fmt_rate(tokens_per_s: float | None) -> str:
+    """Decode throughput in tokens per second, one decimal: '95.1'."""
+    return NA if tokens_per_s is None else f"{tokens_per_s:.1f}"
+
+
+def fmt_number(v: float | None, digits: int = 3) -> str:
+    """Significant-digit formatting ('0.337', '24.9'); 'n/a' for None."""
+    return NA if v is None else f"{v:.{digits}g}"
+
+
+def fmt_quality(value: float | None, scale: str | None = None) -> str:
+    """A metric value on its own scale: 3 decimals on 0-1, 1 decimal on 0-100; 'n/a' for None."""
+    if value is None:
+        return NA
+    return f"{value:.1f}" if scale == "0-100" else f"{value:.3f}"
+
+
+def fmt_signed_quality(value: float, scale: str | None = None) -> str:
+    """A gain with its sign, on the metric's scale: '+0.013', '−2.2'."""
+    return ("+" if value >= 0 else MINUS) + fmt_quality(abs(value), scale)
+
+
+def fmt_speed(ratio: float | None) -> str:
+    """Reference TPOT / this TPOT -> '3.1× faster' or '1.4× slower'."""
+    if ratio is None:
+        return NA
+    return f"{ratio:.1f}× faster" if ratio >= 1 else f"{1 / ratio:.1f}× slower"
+
+
+def fmt_ratio(x: float | None) -> str:
+    """A cost ratio: '0.69×'."""
+    return NA if x is None else f"{x:.2f}×"
+
+
+def fmt_pct(frac: float | None) -> str:
+    """A fraction as a whole percentage: 0.976 -> '98%'."""
+    return NA if frac is None else f"{frac * 100:.0f}%"
+
+
+def fmt_p(p: float | None) -> str:
+    """A p-value: '0.032', '<0.001' or 'n/a'."""
+    if p is None:
+        return NA
+    return "<0.001" if p < 0.001 else f"{p:.2g}"
+
+
+def field_kind(path: str) -> str:
+    """What a record field path holds: 'bytes', 'seconds', 'joules', 'rate' or 'number'.
+
+    ``memory.*`` are bytes, ``latency.<field>_s.<stat>`` seconds, ``energy.joules*`` joules,
+    ``latency.tokens_per_s`` a rate; anything else (quality metrics) a plain number.
+    """
+    section, _, rest = path.partition(".")
+    if section == "memory":
+        return "bytes"
+    if section == "energy" and rest.startswith("joules"):
+        return "joules"
+    if path == "latency.tokens_per_s":
+        return "rate"
+    if section == "latency" and rest.partition(".")[0].endswith("_s"):
+        return "seconds"
+    return "number"
+
+
+_BY_KIND = {"bytes": fmt_bytes, "seconds": fmt_seconds, "joules": fmt_joules, "rate": fmt_rate}
+
+
+def fmt_field(path: str, value: float | None) -> str:
+    """A value of the record field ``path`` with its unit ('1.42 GiB', '33.7 ms', '0.21 J'); quality metrics
+    and other plain numbers to 4 significant digits."""
+    if value is None:
+        return NA
+    fmt = _BY_KIND.get(field_kind(path))
+    return fmt(value) if fmt else f"{value:.4g}"
+
+
+def fmt_field_change(path: str, delta: float | None) -> str:
+    """A signed change of the field ``path``: '+7.4 MiB', '-3.2 ms', '+0.012'."""
+    if delta is None:
+        return NA
+    if field_kind(path) == "number":
+        return f"{delta:+.4g}"
+    return ("+" if delta >= 0 else "-") + fmt_field(path, abs(delta))
