@@ -5,13 +5,14 @@ meters load them lazily, and only for CUDA devices. See docs/meters.md for each 
 """
 
 from llmbench.meters.base import Device, Meter, PeriodicThread, WindowMeter, parse_device
-from llmbench.meters.energy import EnergyMeter, find_rapl_domains, per_unit
+from llmbench.meters.energy import EnergyMeter, EnergySensor, find_rapl_domains, per_unit, register_sensor
 from llmbench.meters.gpu import cuda_sync, gpu_info, load_nvml, nvml_handle
 from llmbench.meters.memory import MemoryMeter, parameter_count, weights_bytes
 
 __all__ = [
     "Device",
     "EnergyMeter",
+    "EnergySensor",
     "MemoryMeter",
     "Meter",
     "PeriodicThread",
@@ -24,5 +25,6 @@ __all__ = [
     "parameter_count",
     "parse_device",
     "per_unit",
+    "register_sensor",
     "weights_bytes",
 ]

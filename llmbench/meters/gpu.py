@@ -93,6 +93,17 @@ def nvml_handle(nvml: Any, device: str | Device) -> Any:
     return nvml.nvmlDeviceGetHandleByIndex(index)
 
 
+def open_nvml_device(nvml: Any, device: Device) -> tuple[Any, Any, str | None]:
+    """NVML loaded and the handle of ``device``: ``(module, handle, None)`` or ``(None, None, reason)``."""
+    mod, reason = load_nvml(nvml)
+    if mod is None:
+        return None, None, reason
+    try:
+        return mod, nvml_handle(mod, device), None
+    except nvml_error(mod) as exc:
+        return None, None, f"NVML handle for {device.text} failed: {exc}"
+
+
 def _cuda_version_text(v: int) -> str:
     return f"{v // 1000}.{(v % 1000) // 10}"
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from llmbench.meters.base import PeriodicThread, WindowMeter, parse_device
-from llmbench.meters.gpu import load_nvml, nvml_error, nvml_handle
+from llmbench.meters.gpu import nvml_error, open_nvml_device
 
 PROCFS = "procfs-vmhwm"
 SAMPLING = "psutil-sampling"
@@ -106,16 +106,11 @@ class MemoryMeter(WindowMeter):
                 self._cuda_reason = "torch reports no CUDA device"
         except ImportError:
             self._cuda_reason = "torch not installed"
-        mod, reason = load_nvml(nvml)
+        mod, handle, reason = open_nvml_device(nvml, self.device)
         if mod is None:
             self._nvml_reason = reason
         else:
-            try:
-                self._handle = nvml_handle(mod, self.device)
-                self._nvml = mod
-                self._nvml_err = nvml_error(mod)
-            except nvml_error(mod) as exc:
-                self._nvml_reason = f"NVML handle for {self.device.text} failed: {exc}"
+            self._nvml, self._handle, self._nvml_err = mod, handle, nvml_error(mod)
 
     # --- RSS -------------------------------------------------------------------------------------------
     def _rss_now(self) -> int:

@@ -27,7 +27,7 @@ from llmbench.meters import (
     per_unit,
     weights_bytes,
 )
-from llmbench.meters import energy as energy_mod
+from llmbench.meters.energy import rapl as rapl_mod
 from llmbench.meters.memory import read_status_bytes
 
 
@@ -394,14 +394,14 @@ def test_rapl_psys_is_reported_but_not_summed(tmp_path):
 
 def test_rapl_permission_denied(powercap, monkeypatch):
     # Tests may run as root, where chmod 000 does not stop reads: make the read itself fail.
-    real = energy_mod._read_uj
+    real = rapl_mod._read_uj
 
     def denied(path):
         if Path(path).name == "energy_uj":
             raise PermissionError(13, "Permission denied", str(path))
         return real(path)
 
-    monkeypatch.setattr(energy_mod, "_read_uj", denied)
+    monkeypatch.setattr(rapl_mod, "_read_uj", denied)
     m = EnergyMeter("cpu", powercap_root=powercap.root)
     with m.measure():
         pass
@@ -414,7 +414,7 @@ def test_rapl_read_failure_during_window(powercap, monkeypatch):
     m = EnergyMeter("cpu", powercap_root=powercap.root)
     assert m.available
     with m.measure():
-        monkeypatch.setattr(energy_mod, "_read_uj", lambda p: (_ for _ in ()).throw(PermissionError(13, "x")))
+        monkeypatch.setattr(rapl_mod, "_read_uj", lambda p: (_ for _ in ()).throw(PermissionError(13, "x")))
     r = m.result()
     assert r["available"] is False and r["joules"] is None
     assert "permission denied" in r["reason"]
