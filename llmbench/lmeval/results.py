@@ -7,6 +7,7 @@ import math
 from typing import Any, Iterator
 
 from llmbench.lmeval.metered import ROW_PREFIX, Metering, TaskStats, Timing
+from llmbench.meters.merge import merge_energy, merge_memory
 from llmbench.meters.timing import latency_summary
 from llmbench.records import ResultRow
 
@@ -56,7 +57,8 @@ def _row(results, task, members, stats, loaded, config, model_info, load_memory,
     memory = {"weights_bytes": loaded.weights_bytes, "load_peak_rss_bytes": load_memory.get("peak_rss_bytes"),
               **merge_memory([m for st in stats for m in st.memory])}
     total_tokens = sum(t.new_tokens for t in timings) or None
-    energy = per_unit(merge_energy([e for st in stats for e in st.energy]), n, total_tokens)
+    energy = merge_energy([e for st in stats for e in st.energy], "no lm-eval requests were run")
+    energy = per_unit(energy, n, total_tokens)
     task_info = {
         "name": ROW_PREFIX + task, "kind": "lm-eval", "n": n,
         "source": f"lm-eval {lm_eval_version}: {task}"
@@ -138,43 +140,6 @@ def _latency(stats: list[TaskStats], timings: list[Timing], batch_size: int, see
             method=f"perf_counter per task ({what} requests, batch size {batch_size}; not timed one by one)",
             generate_s=busy,
         )
-    return out
-
-
-def merge_memory(windows: list[dict]) -> dict:
-    """One memory result from several windows: the largest peak of each kind, the last end RSS."""
-    if not windows:
-        return {}
-    out = dict(windows[0])
-    for w in windows[1:]:
-        for key, value in w.items():
-            if key == "rss_end_bytes":
-                out[key] = value
-            elif key.endswith("_bytes") and key != "rss_start_bytes" and isinstance(value, (int, float)):
-                prev = out.get(key)
-                out[key] = max(prev, value) if isinstance(prev, (int, float)) else value
-    if len(windows) > 1:
-        out["windows"] = len(windows)
-    return out
-
-
-def merge_energy(windows: list[dict]) -> dict:
-    """One energy result from several windows: joules and durations summed; unavailable if any window was."""
-    if not windows:
-        return {"available": False, "reason": "no lm-eval requests were run", "method": None, "joules": None,
-                "duration_s": None}
-    if len(windows) == 1:
-        return dict(windows[0])
-    duration = sum(w.get("duration_s") or 0.0 for w in windows)
-    bad = next((w for w in windows if not w.get("available")), None)
-    if bad is not None:
-        return {**bad, "duration_s": duration, "windows": len(windows)}
-    out = dict(windows[0])
-    out.update(joules=sum(w["joules"] for w in windows), duration_s=duration, windows=len(windows),
-               warning="; ".join(sorted({w["warning"] for w in windows if w.get("warning")})) or None,
-               raw=[w.get("raw") for w in windows],
-               # one window the sensor could not resolve makes the sum as coarse as that window
-               short_window=any(bool(w.get("short_window")) for w in windows))
     return out
 
 
