@@ -1,6 +1,6 @@
 """Randomization tests: the p-values of llmbench's comparisons.
 
-The bootstrap (stats.py) gives the confidence interval of a difference; its p-value is not a good test
+The bootstrap (stats.bootstrap) gives the confidence interval of a difference; its p-value is not a good test
 when few samples carry the difference. Four answers changed out of 100 make a bootstrap p of about 0.03
 ("significant"), while the exact sign-flip test on those four discordant pairs gives 0.125. So the p-value
 of a comparison comes from a randomization test that holds its level exactly under the null hypothesis:
@@ -108,7 +108,7 @@ def unpaired_p(a: np.ndarray, b: np.ndarray, statistic: Callable, resamples: int
     """Two-sided permutation p of statistic(b) - statistic(a) for independent samples ``a`` and ``b``.
 
     ``resampled(statistic, pooled, idx)`` evaluates the statistic on every row of indices ``idx`` (the
-    vectorised evaluator of stats.py)."""
+    vectorised evaluator of stats.resampling, ``resampled_statistic``)."""
     na, nb = a.size, b.size
     pooled = np.concatenate([a, b])
     observed = float(statistic(b)) - float(statistic(a))
