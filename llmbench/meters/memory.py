@@ -1,10 +1,5 @@
-"""Peak memory per window: process RSS, CUDA allocator peaks and NVML device memory used.
-
-Peak RSS on Linux costs nothing per token: writing ``5`` to ``/proc/<pid>/clear_refs`` resets the kernel's
-RSS high-water mark (``VmHWM``) to the current RSS, and ``VmHWM`` read from ``/proc/<pid>/status`` at the
-end of the window is the exact peak. Where that is not possible (not Linux, ``clear_refs`` not writable,
-reset without effect) a thread samples RSS with psutil every 20 ms instead; that peak is a lower bound and
-``rss_method`` says which was used. See docs/meters.md.
+"""Peak memory per window: process RSS (exact from procfs ``VmHWM`` on Linux, else sampled with psutil: a
+lower bound, ``rss_method`` says which), CUDA allocator peaks and NVML device memory used. See docs/meters.md.
 """
 
 from __future__ import annotations

@@ -1,177 +1,32 @@
-"""Summaries and bootstrap confidence intervals. numpy only; every resampling is seeded.
-
-Resampling is vectorised. A bootstrap draws ``resamples`` x ``n`` indices from a seeded generator; for a
-metric whose corpus value depends only on the column sums of its per-sample statistics (every metric in
-``llmbench.metrics``), those indices become a count matrix ``counts`` (how often each sample is drawn in
-each resample) and the resampled sums are one product ``counts @ stats``, which the metric's
-``aggregate_many`` maps to corpus values in one numpy pass. The indices are the ones the row-by-row loop
-used, so a given seed gives the same numbers as before (to floating-point rounding).
+"""Bootstrap confidence intervals: of one sample's statistic, of a paired difference (same samples on
+both sides) and of an unpaired one (independent timings). numpy only; every resampling is seeded
+(``llmbench.stats.resampling``); the p-values come from randomization tests (``llmbench.stats.permutation``)
+floored at what the sample sizes allow (``llmbench.stats.floors``).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
-from functools import lru_cache
 from typing import Callable, Sequence
 
 import numpy as np
 
 from llmbench.stats import permutation
+from llmbench.stats.floors import smallest_paired_p, smallest_unpaired_p
+from llmbench.stats.quantiles import sorted_quantile
+from llmbench.stats.resampling import (
+    DEFAULT_RESAMPLES,
+    DEFAULT_SEED,
+    AggregateMany,
+    as_rows,
+    resample_indices,
+    resampled_baseline,
+    resampled_statistic,
+    resampled_values,
+    unpaired_indices,
+)
 
-DEFAULT_RESAMPLES = 1000
-DEFAULT_SEED = 0
 CONFIDENCE = 0.95
-
-#: ``aggregate_many(summed, n)``: resampled column sums, shape (R, k), and the sample count -> (R,) values
-AggregateMany = Callable[[np.ndarray, int], np.ndarray]
-
-
-@dataclass(frozen=True)
-class Summary:
-    """Distribution of one per-sample measurement: mean, percentiles and a 95% bootstrap CI of the mean."""
-
-    mean: float | None
-    p50: float | None
-    p90: float | None
-    p99: float | None
-    ci_low: float | None
-    ci_high: float | None
-    n: int
-
-    @classmethod
-    def from_values(cls, values: Sequence[float], seed: int = DEFAULT_SEED,
-                    groups: Sequence | None = None) -> "Summary":
-        """Summary of the non-None ``values``. ``groups`` (one label per value) marks values measured together,
-        such as the answers of one batch, which share their timings: the CI then resamples whole groups."""
-        labels = range(len(values)) if groups is None else groups  # default: each value its own group
-        kept = [(v, g) for v, g in zip(values, labels) if v is not None]
-        arr = np.asarray([v for v, _ in kept], dtype=float)
-        if arr.size == 0:
-            return cls(None, None, None, None, None, None, 0)
-        p50, p90, p99 = np.percentile(arr, [50, 90, 99])
-        low, high = cluster_bootstrap_mean_ci(arr, [g for _, g in kept], seed=seed)
-        return cls(float(arr.mean()), float(p50), float(p90), float(p99), low, high, int(arr.size))
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-# ---------------------------------------------------------------- seeded resampling
-
-
-# Resampled arrays (indices, counts, gathered values) are evaluated in blocks of rows of about _BLOCK
-# entries; index and count matrices up to _CACHE entries (8 bytes each) are kept for reuse, a few at a time.
-_BLOCK = 1 << 20
-_CACHE = 1 << 18
-# resampled values of one side are kept, keyed on the side's data, when it has at most this many numbers
-_CACHED_INPUT = 1 << 14
-
-
-def _draw_indices(n: int, resamples: int, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
-
-
-@lru_cache(maxsize=16)
-def _cached_indices(n: int, resamples: int, seed: int) -> np.ndarray:
-    idx = _draw_indices(n, resamples, seed)
-    idx.flags.writeable = False
-    return idx
-
-
-def _resample_indices(n: int, resamples: int, seed: int) -> np.ndarray:
-    """(resamples, n) sample indices drawn with replacement; the same for the same (n, resamples, seed).
-
-    Comparisons ask again and again for the same (n, resamples, seed), so small (read-only) arrays are cached.
-    """
-    n, resamples, seed = int(n), int(resamples), int(seed)
-    if n * resamples <= _CACHE:
-        return _cached_indices(n, resamples, seed)
-    return _draw_indices(n, resamples, seed)
-
-
-def resample_counts(indices: np.ndarray, n: int) -> np.ndarray:
-    """(R, n) float matrix: how often each of the ``n`` samples is drawn in each row of ``indices``.
-
-    ``resample_counts(idx, n) @ stats`` equals ``stats[idx].sum(axis=1)``: the column sums of every resample.
-    """
-    indices = np.asarray(indices)
-    r = indices.shape[0]
-    flat = (indices + (np.arange(r) * n)[:, None]).ravel()
-    return np.bincount(flat, minlength=r * n).reshape(r, n).astype(float)
-
-
-@lru_cache(maxsize=16)
-def _cached_counts(n: int, resamples: int, seed: int) -> np.ndarray:
-    counts = resample_counts(_resample_indices(n, resamples, seed), n)
-    counts.flags.writeable = False
-    return counts
-
-
-def _row_blocks(resamples: int, n: int):
-    step = max(1, _BLOCK // max(n, 1))
-    for start in range(0, resamples, step):
-        yield slice(start, min(start + step, resamples))
-
-
-def resampled_sums(stats: np.ndarray, resamples: int = DEFAULT_RESAMPLES,
-                   seed: int = DEFAULT_SEED) -> np.ndarray:
-    """(R, k) column sums of the R seeded resamples of the rows of ``stats`` (n, k): ``counts @ stats``."""
-    arr = _as_rows(stats)
-    n, resamples, seed = int(arr.shape[0]), int(resamples), int(seed)
-    if n * resamples <= _CACHE:
-        return _cached_counts(n, resamples, seed) @ arr
-    idx = _draw_indices(n, resamples, seed)
-    out = np.empty((resamples, arr.shape[1]))
-    for rows in _row_blocks(resamples, n):
-        out[rows] = resample_counts(idx[rows], n) @ arr
-    return out
-
-
-def resampled_values(stats: Sequence | np.ndarray, aggregate_many: AggregateMany,
-                     resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> np.ndarray:
-    """(R,) corpus values of the R seeded resamples of the rows of ``stats``, from their column sums.
-
-    Kept for the rest of the process for small inputs (keyed on ``aggregate_many``, the content of
-    ``stats``, ``resamples`` and ``seed``): a reference row compared with many others is resampled once.
-    """
-    arr = _as_rows(stats)
-    if arr.size <= _CACHED_INPUT and resamples <= _CACHE and _is_hashable(aggregate_many):
-        return _cached_values(aggregate_many, arr.tobytes(), arr.shape, int(resamples), int(seed))
-    return np.asarray(aggregate_many(resampled_sums(arr, resamples, seed), arr.shape[0]), dtype=float)
-
-
-@lru_cache(maxsize=128)
-def _cached_values(aggregate_many: AggregateMany, data: bytes, shape: tuple[int, ...], resamples: int,
-                   seed: int) -> np.ndarray:
-    arr = np.frombuffer(data, dtype=float).reshape(shape)
-    out = np.array(aggregate_many(resampled_sums(arr, resamples, seed), shape[0]), dtype=float)
-    out.flags.writeable = False
-    return out
-
-
-def _as_rows(values) -> np.ndarray:
-    arr = np.asarray(values, dtype=float)
-    return arr.reshape(-1, 1) if arr.ndim == 1 else arr
-
-
-def sorted_quantile(rows: np.ndarray, q: float) -> np.ndarray:
-    """``np.quantile(rows, q, axis=-1)`` (numpy's default 'linear' method) of rows already sorted ascending.
-
-    The same operations as numpy's ``_quantile``: virtual index (n - 1) * q, clipped to the ends, then
-    numpy's ``_lerp`` between its two neighbours. (NaN rows are the caller's business.)
-    """
-    n = rows.shape[-1]
-    virtual = (n - 1) * q
-    if virtual >= n - 1:
-        return rows[..., -1] + 0.0
-    if virtual < 0:
-        return rows[..., 0] + 0.0
-    before = float(np.floor(virtual))
-    gamma = virtual - before
-    lo, hi = rows[..., int(before)], rows[..., int(before) + 1]
-    diff = hi - lo
-    return hi - diff * (1 - gamma) if gamma >= 0.5 else lo + diff * gamma
 
 
 def _interval(dist: np.ndarray, confidence: float) -> tuple[float, float]:
@@ -181,39 +36,6 @@ def _interval(dist: np.ndarray, confidence: float) -> tuple[float, float]:
     if np.isnan(ordered[-1]):  # NaN sorts last; numpy's quantiles are NaN then
         return float("nan"), float("nan")
     return float(sorted_quantile(ordered, alpha)), float(sorted_quantile(ordered, 1 - alpha))
-
-
-def smallest_paired_p(n: int) -> float:
-    """The smallest two-sided p of an exact sign-flip test on n pairs, 2 / 2**n.
-
-    A bootstrap over n pairs that all moved the same way has every resample on one side of zero (p = 0,
-    a zero-width interval), however small n: one sample would look "significant". Its p is floored here, so
-    fewer than 6 pairs can never be significant at 95%."""
-    return min(1.0, 2.0 / 2.0 ** n) if n < 1024 else 0.0
-
-
-def smallest_unpaired_p(na: int, nb: int) -> float:
-    """The smallest two-sided p of an exact permutation test of two groups of na and nb values,
-    2 / C(na + nb, na) (the unpaired counterpart of ``smallest_paired_p``)."""
-    if min(na, nb) == 0:
-        return 1.0
-    if na + nb <= 1000:
-        return min(1.0, 2.0 / math.comb(na + nb, na))
-    # larger groups: log C(na + nb, na) by lgamma (C itself can be too large for a float); underflows to 0.0
-    log_comb = math.lgamma(na + nb + 1) - math.lgamma(na + 1) - math.lgamma(nb + 1)
-    return min(1.0, 2.0 * math.exp(-log_comb))
-
-
-def paired_p_floor(n: int, resamples: int = DEFAULT_RESAMPLES) -> float:
-    """The smallest p a paired comparison (``paired_bootstrap``) can report on n shared samples."""
-    return max(permutation.smallest_paired_p(n, resamples), smallest_paired_p(n))
-
-
-def unpaired_p_floor(na: int, nb: int, statistic: Callable = np.median, resamples: int = DEFAULT_RESAMPLES,
-                     seed: int = DEFAULT_SEED) -> float:
-    """The smallest p ``unpaired_bootstrap`` can report for groups of na and nb values and this statistic."""
-    return max(permutation.smallest_unpaired_p(na, nb, statistic, resamples, seed, _resampled_statistic),
-               smallest_unpaired_p(na, nb))
 
 
 # ---------------------------------------------------------------- one sample
@@ -232,7 +54,7 @@ def bootstrap_sums(
     column sums of R resamples of n rows to R corpus values. Same indices, same numbers as
     ``bootstrap_ci(stats, statistic=aggregate)``.
     """
-    arr = _as_rows(stats)
+    arr = as_rows(stats)
     n = arr.shape[0]
     if n == 0:
         return None, None
@@ -268,7 +90,7 @@ def bootstrap_ci(
     if n == 1:
         v = float(stat(arr))
         return v, v
-    idx = _resample_indices(n, resamples, seed)
+    idx = resample_indices(n, resamples, seed)
     if statistic is None and (arr.ndim == 1 or arr.shape[1:] == (1,)):
         dist = arr.reshape(n)[idx].mean(axis=1)
     else:
@@ -299,7 +121,7 @@ def cluster_bootstrap_mean_ci(
     if sums.size == 1:
         v = float(arr.mean())
         return v, v
-    idx = _resample_indices(sums.size, resamples, seed)
+    idx = resample_indices(sums.size, resamples, seed)
     return _interval(sums[idx].sum(axis=1) / counts[idx].sum(axis=1), confidence)
 
 
@@ -360,7 +182,7 @@ def paired_bootstrap_sums(
     p-value from ``permutation.paired_sums_p`` (samples swapped between the sides).
     """
     a, b, n = _paired_inputs(baseline, candidate)
-    a, b = _as_rows(a), _as_rows(b)
+    a, b = as_rows(a), as_rows(b)
     if statistic is not None:
         va, vb = float(statistic(a)), float(statistic(b))
     else:
@@ -395,7 +217,7 @@ def paired_bootstrap(
     a, b, n = _paired_inputs(baseline, candidate)
     stat = statistic or (lambda x: float(np.mean(x, axis=0)))
     va, vb = float(stat(a)), float(stat(b))
-    idx = _resample_indices(n, resamples, seed)
+    idx = resample_indices(n, resamples, seed)
     if statistic is None and a.ndim == 1:
         deltas = b[idx].mean(axis=1) - a[idx].mean(axis=1)
     else:
@@ -403,109 +225,6 @@ def paired_bootstrap(
     low, high = _interval(deltas, confidence)
     p = max(permutation.paired_rows_p(a, b, statistic, resamples, seed), smallest_paired_p(n))
     return PairedDelta(va, vb, vb - va, low, high, p, n, confidence)
-
-
-class Quantile:
-    """``np.median`` (``percent=None``) or ``np.percentile(a, percent)`` (numpy's default 'linear' method),
-    callable like them, that evaluates a stack of resamples fast.
-
-    ``stat(rows, axis=1)`` on a 2-D array sorts every row once and interpolates between the two order
-    statistics with numpy's own formulas (the mean of the middle pair for the median, numpy's ``_lerp``
-    for a percentile) instead of partitioning row by row; the values are numpy's. Any other call is
-    passed to numpy unchanged.
-    """
-
-    def __init__(self, percent: float | None = None):
-        self.percent = percent
-
-    def __repr__(self) -> str:
-        return "Quantile(median)" if self.percent is None else f"Quantile({self.percent:g}%)"
-
-    def _numpy(self, a, axis=None):
-        if self.percent is None:
-            return np.median(a, axis=axis)
-        return np.percentile(a, self.percent, axis=axis)
-
-    def __call__(self, a, axis=None):
-        arr = np.asarray(a)
-        if arr.ndim != 2 or axis not in (1, -1) or arr.shape[1] == 0 or arr.dtype.kind != "f":
-            return self._numpy(a, axis=axis)
-        rows = np.sort(arr, axis=1)
-        if self.percent is None:  # np.median: the mean of the middle element(s)
-            n, half = rows.shape[1], rows.shape[1] // 2
-            out = rows[:, half] + 0.0 if n % 2 else (rows[:, half - 1] + rows[:, half]) / 2
-        else:
-            out = sorted_quantile(rows, float(np.true_divide(self.percent, 100)))
-        return np.where(np.isnan(rows[:, -1]), np.nan, out)  # NaN sorts last; numpy returns NaN then
-
-
-def _draw_unpaired(na: int, nb: int, resamples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    ia = rng.integers(0, na, size=(resamples, na))
-    ib = rng.integers(0, nb, size=(resamples, nb))
-    return ia, ib
-
-
-@lru_cache(maxsize=16)
-def _cached_unpaired(na: int, nb: int, resamples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    ia, ib = _draw_unpaired(na, nb, resamples, seed)
-    ia.flags.writeable = ib.flags.writeable = False
-    return ia, ib
-
-
-def _unpaired_indices(na: int, nb: int, resamples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """The baseline's (resamples, na) and the candidate's (resamples, nb) indices, drawn in that order."""
-    na, nb, resamples, seed = int(na), int(nb), int(resamples), int(seed)
-    if (na + nb) * resamples <= _CACHE:
-        return _cached_unpaired(na, nb, resamples, seed)
-    return _draw_unpaired(na, nb, resamples, seed)
-
-
-def _resampled_statistic(statistic: Callable, arr: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """statistic of every resample ``arr[idx[r]]``: vectorised with ``axis=1`` when the statistic takes it."""
-    statistic = _FAST_EQUIVALENT.get(statistic, statistic) if _is_hashable(statistic) else statistic
-    out = np.empty(idx.shape[0])
-    for rows in _row_blocks(idx.shape[0], arr.size):
-        try:
-            block = np.asarray(statistic(arr[idx[rows]], axis=1), dtype=float)
-        except TypeError:  # a statistic without an axis argument
-            block = None
-        if block is None or block.shape != (rows.stop - rows.start,):
-            return np.array([statistic(arr[i]) for i in idx], dtype=float)
-        out[rows] = block
-    return out
-
-
-def _is_hashable(value) -> bool:
-    try:
-        hash(value)
-    except TypeError:
-        return False
-    return True
-
-
-# numpy reductions with a faster equal-valued stand-in over stacks of resamples
-_FAST_EQUIVALENT: dict = {np.median: Quantile()}
-
-
-@lru_cache(maxsize=128)
-def _baseline_side(statistic: Callable, data: bytes, resamples: int, seed: int) -> np.ndarray:
-    a = np.frombuffer(data, dtype=float)
-    out = _resampled_statistic(statistic, a, _resample_indices(a.size, resamples, seed))
-    out.flags.writeable = False
-    return out
-
-
-def _resampled_baseline(statistic: Callable, a: np.ndarray, nb: int, resamples: int, seed: int) -> np.ndarray:
-    """The baseline side of ``unpaired_bootstrap``.
-
-    Its indices are the generator's first draw, ``_resample_indices(na, resamples, seed)`` whatever the
-    candidate, so a baseline compared with many candidates (a reference row) is resampled once and kept.
-    """
-    if a.ndim == 1 and a.size <= _CACHED_INPUT and resamples <= _CACHE and _is_hashable(statistic):
-        return _baseline_side(statistic, a.tobytes(), int(resamples), int(seed))
-    ia, _ = _unpaired_indices(a.size, nb, resamples, seed)
-    return _resampled_statistic(statistic, a, ia)
 
 
 def unpaired_bootstrap(
@@ -527,10 +246,10 @@ def unpaired_bootstrap(
     b = np.asarray(candidate, dtype=float)
     if a.size == 0 or b.size == 0:
         raise ValueError("bootstrap needs at least one value on each side")
-    _, ib = _unpaired_indices(a.size, b.size, resamples, seed)
-    deltas = _resampled_statistic(statistic, b, ib) - _resampled_baseline(statistic, a, b.size, resamples, seed)
+    _, ib = unpaired_indices(a.size, b.size, resamples, seed)
+    deltas = resampled_statistic(statistic, b, ib) - resampled_baseline(statistic, a, b.size, resamples, seed)
     low, high = _interval(deltas, confidence)
     va, vb = float(statistic(a)), float(statistic(b))
-    p = max(permutation.unpaired_p(a, b, statistic, resamples, seed, _resampled_statistic),
+    p = max(permutation.unpaired_p(a, b, statistic, resamples, seed, resampled_statistic),
             smallest_unpaired_p(a.size, b.size))
     return PairedDelta(va, vb, vb - va, low, high, p, int(min(a.size, b.size)), confidence)

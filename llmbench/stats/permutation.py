@@ -1,9 +1,7 @@
 """Randomization tests: the p-values of llmbench's comparisons.
 
-The bootstrap (stats.py) gives the confidence interval of a difference; its p-value is not a good test
-when few samples carry the difference. Four answers changed out of 100 make a bootstrap p of about 0.03
-("significant"), while the exact sign-flip test on those four discordant pairs gives 0.125. So the p-value
-of a comparison comes from a randomization test that holds its level exactly under the null hypothesis:
+The bootstrap (stats.bootstrap) gives the confidence interval of a difference; the p-value comes from a
+randomization test, which holds its level exactly when few samples carry the difference (why: docs/report.md):
 
 - paired (quality, both runs on the same prompts): approximate randomization, as sacrebleu's ``paired_ar``
   (Riezler & Maxwell, 2005): each sample's outputs are swapped between the two systems at random and the
@@ -108,7 +106,7 @@ def unpaired_p(a: np.ndarray, b: np.ndarray, statistic: Callable, resamples: int
     """Two-sided permutation p of statistic(b) - statistic(a) for independent samples ``a`` and ``b``.
 
     ``resampled(statistic, pooled, idx)`` evaluates the statistic on every row of indices ``idx`` (the
-    vectorised evaluator of stats.py)."""
+    vectorised evaluator of stats.resampling, ``resampled_statistic``)."""
     na, nb = a.size, b.size
     pooled = np.concatenate([a, b])
     observed = float(statistic(b)) - float(statistic(a))

@@ -10,17 +10,9 @@ The task file format is documented in docs/tasks.md.
 """
 
 from llmbench.tasks.catalog import Catalog, builtin_tasks_dir, load_catalog
-from llmbench.tasks.spec import (
-    KINDS,
-    KNOWN_METRICS,
-    Example,
-    Suite,
-    SuiteEntry,
-    Task,
-    TaskSpec,
-    parse_suites_file,
-    parse_task_file,
-)
+from llmbench.tasks.spec import KINDS, KNOWN_METRICS, parse_task_file
+from llmbench.tasks.suites import Suite, SuiteEntry, parse_suites_file
+from llmbench.tasks.task import Example, Task, TaskSpec
 
 __all__ = [
     "KINDS",

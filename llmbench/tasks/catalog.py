@@ -10,7 +10,9 @@ from typing import Any
 import llmbench
 from llmbench.errors import UserError
 from llmbench.tasks.sources import display_path
-from llmbench.tasks.spec import Suite, Task, TaskSpec, did_you_mean, parse_suites_file, parse_task_file
+from llmbench.tasks.spec import close_hint, parse_task_file
+from llmbench.tasks.suites import Suite, parse_suites_file
+from llmbench.tasks.task import Task, TaskSpec
 
 SUITES_FILE_NAMES = ("suites.yaml", "suites.yml")
 
@@ -44,7 +46,7 @@ class Catalog:
         return [*self.tasks, *self.suites]
 
     def _unknown(self, name: str, context: str = "") -> UserError:
-        hint = did_you_mean(name, self.names())
+        hint = close_hint(name, self.names())
         if not hint:
             hint = f"; known: {', '.join(sorted(self.names()))}"
         return UserError(f"{context}unknown task or suite {name!r}{hint}")

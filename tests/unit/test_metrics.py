@@ -384,3 +384,17 @@ def test_compute_all_sample_scores_all_and_evaluate_agree():
         assert [s[name] for s in scores] == get_metric(name).sample_scores(PREDS, REFS)
     with pytest.raises(UserError):
         compute_all(["bleu", "nope"], PREDS, REFS)
+
+
+def test_one_list_of_metric_names_and_close_names_from_the_registry_helper():
+    import difflib
+
+    from llmbench.metrics.names import METRIC_NAMES, close_names
+    from llmbench.tasks import KNOWN_METRICS
+
+    assert KNOWN_METRICS is METRIC_NAMES
+    for word in ("blue", "rogue1", "rouge", "json_f", "f2", "zzz", "exactmatch"):
+        for n in (1, 3):
+            assert close_names(word, METRIC_NAMES, n=n) == difflib.get_close_matches(word, METRIC_NAMES, n=n)
+    assert close_names("rogue1", METRIC_NAMES, n=3) == ["rouge1", "rougeL", "rouge2"]
+    assert close_names("zzz", METRIC_NAMES) == []

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from test_permutation import exact_permutation_p
 
-import llmbench.stats.bootstrap as stats
+import llmbench.stats.bootstrap as bootstrap
+import llmbench.stats.resampling as resampling
 from llmbench.stats import (
     Quantile,
     Summary,
@@ -19,6 +20,7 @@ from llmbench.stats import (
     resample_counts,
     resampled_sums,
     resampled_values,
+    smallest_unpaired_p,
     sorted_quantile,
     unpaired_bootstrap,
 )
@@ -135,7 +137,7 @@ def test_resample_counts_give_resampled_sums():
     assert counts.shape == (40, 17)
     assert np.array_equal(counts, np.stack([np.bincount(row, minlength=17) for row in idx]))
     assert np.array_equal(counts @ values, values[idx].sum(axis=1))
-    assert np.array_equal(resampled_sums(values, 40, 5), values[stats._resample_indices(17, 40, 5)].sum(axis=1))
+    assert np.array_equal(resampled_sums(values, 40, 5), values[resampling.resample_indices(17, 40, 5)].sum(axis=1))
 
 
 def test_large_inputs_take_the_blocked_path(monkeypatch):
@@ -145,11 +147,11 @@ def test_large_inputs_take_the_blocked_path(monkeypatch):
     a, b = rng.lognormal(size=40), rng.lognormal(size=35)
     expected = {name: unpaired_bootstrap(a, b, statistic=f, resamples=100, seed=3) for name, f in _STATISTICS.items()}
     # nothing cached, everything evaluated a few rows at a time
-    monkeypatch.setattr(stats, "_BLOCK", 50)
-    monkeypatch.setattr(stats, "_CACHE", 10)
+    monkeypatch.setattr(resampling, "_BLOCK", 50)
+    monkeypatch.setattr(resampling, "_CACHE", 10)
     calls = []
-    original = stats.resample_counts
-    monkeypatch.setattr(stats, "resample_counts", lambda idx, n: calls.append(len(idx)) or original(idx, n))
+    original = resampling.resample_counts
+    monkeypatch.setattr(resampling, "resample_counts", lambda idx, n: calls.append(len(idx)) or original(idx, n))
     assert np.array_equal(resampled_sums(values, 100, 3), small)
     assert calls == [2] * 50  # 50 // 23 rows a block
     for name, f in _STATISTICS.items():
@@ -177,7 +179,7 @@ def test_interval_equals_numpy_quantile():
         for confidence in (0.95, 0.9, 0.99, 0.5):
             dist = rng.normal(size=size)
             alpha = (1 - confidence) / 2
-            assert stats._interval(dist, confidence) == tuple(np.quantile(dist, [alpha, 1 - alpha]))
+            assert bootstrap._interval(dist, confidence) == tuple(np.quantile(dist, [alpha, 1 - alpha]))
     assert np.array_equal(sorted_quantile(np.arange(5.0), 0.3), np.quantile(np.arange(5.0), 0.3))
 
 
@@ -189,9 +191,9 @@ def test_statistic_without_axis_and_baseline_reuse():
     assert unpaired_bootstrap(LAT_A, LAT_B, statistic=p90, seed=5, resamples=300) == fast
     # the baseline's resamples are the generator's first draw whatever the candidate: reused safely
     for na, nb in ((5, 7), (25, 31), (1, 3), (30, 2)):
-        assert np.array_equal(stats._unpaired_indices(na, nb, 100, 4)[0], stats._resample_indices(na, 100, 4))
+        assert np.array_equal(resampling.unpaired_indices(na, nb, 100, 4)[0], resampling.resample_indices(na, 100, 4))
     other = unpaired_bootstrap(LAT_A, LAT_TIES, statistic=Quantile(90), seed=5, resamples=300)
-    stats._baseline_side.cache_clear()
+    resampling._baseline_side.cache_clear()
     assert unpaired_bootstrap(LAT_A, LAT_TIES, statistic=Quantile(90), seed=5, resamples=300) == other
     assert unpaired_bootstrap(LAT_A, LAT_B, statistic=Quantile(90), seed=5, resamples=300) == fast
 
@@ -213,7 +215,7 @@ def test_sums_paths_equal_row_paths():
     loop = paired_bootstrap(a, b, statistic=ratio, resamples=300, seed=2)
     assert np.allclose(_fields(fast)[:5], _fields(loop)[:5], rtol=1e-12)
     assert (fast.p_value, fast.n) == (loop.p_value, loop.n)
-    rows = stats._resample_indices(20, 300, 2)
+    rows = resampling.resample_indices(20, 300, 2)
     assert np.allclose(resampled_values(a, ratio_many, 300, 2), [ratio(a[i]) for i in rows])
     assert bootstrap_sums(a[:1], ratio_many) == (ratio(a[:1]), ratio(a[:1]))
 
@@ -254,12 +256,12 @@ def test_corpus_level_paired_test_has_the_same_floor():
 
 
 def test_unpaired_floor_is_the_exact_permutation_bound():
-    assert stats.smallest_unpaired_p(1, 1) == 1.0
-    assert stats.smallest_unpaired_p(3, 3) == pytest.approx(2 / 20)
-    assert stats.smallest_unpaired_p(4, 4) == pytest.approx(2 / 70)
+    assert smallest_unpaired_p(1, 1) == 1.0
+    assert smallest_unpaired_p(3, 3) == pytest.approx(2 / 20)
+    assert smallest_unpaired_p(4, 4) == pytest.approx(2 / 70)
     # a large group does not lift the floor set by a tiny one: 1 value against 1000 is at best 2/1001
-    assert stats.smallest_unpaired_p(1, 1000) == pytest.approx(2 / 1001)
-    assert stats.smallest_unpaired_p(600, 600) == 0.0  # 2 / C(1200, 600) is below the smallest float
+    assert smallest_unpaired_p(1, 1000) == pytest.approx(2 / 1001)
+    assert smallest_unpaired_p(600, 600) == 0.0  # 2 / C(1200, 600) is below the smallest float
     lone = unpaired_bootstrap([0.05], [0.5] * 1000)
     assert lone.p_value == pytest.approx(2 / 1001) and lone.p_value > 0
     one = unpaired_bootstrap([0.05], [0.5])
@@ -281,9 +283,9 @@ def test_cluster_ci_counts_a_batch_once():
     per_batch = [0.10, 0.14, 0.09, 0.13, 0.11, 0.16, 0.12, 0.10]
     repeated = [v for v in per_batch for _ in range(4)]
     groups = [i // 4 for i in range(len(repeated))]
-    assert stats.cluster_bootstrap_mean_ci(repeated, groups) == bootstrap_ci(per_batch)
+    assert bootstrap.cluster_bootstrap_mean_ci(repeated, groups) == bootstrap_ci(per_batch)
     naive_low, naive_high = bootstrap_ci(repeated)
-    low, high = stats.cluster_bootstrap_mean_ci(repeated, groups)
+    low, high = bootstrap.cluster_bootstrap_mean_ci(repeated, groups)
     assert high - low > 1.5 * (naive_high - naive_low)  # the copies made the naive interval far too narrow
     summary = Summary.from_values(repeated, groups=groups)
     assert (summary.ci_low, summary.ci_high) == (low, high) and summary.n == 32
@@ -292,10 +294,10 @@ def test_cluster_ci_counts_a_batch_once():
 
 def test_cluster_ci_with_one_value_per_group_is_the_plain_bootstrap():
     values = [0.3, 0.1, 0.2, 0.5, 0.4]
-    assert stats.cluster_bootstrap_mean_ci(values, [7, 3, 9, 1, 5]) == bootstrap_ci(values)
+    assert bootstrap.cluster_bootstrap_mean_ci(values, [7, 3, 9, 1, 5]) == bootstrap_ci(values)
     assert Summary.from_values(values, groups=list(range(5))) == Summary.from_values(values)
     one_batch = float(np.mean([0.2, 0.2, 0.2]))
-    assert stats.cluster_bootstrap_mean_ci([0.2, 0.2, 0.2], [0, 0, 0]) == (one_batch, one_batch)
+    assert bootstrap.cluster_bootstrap_mean_ci([0.2, 0.2, 0.2], [0, 0, 0]) == (one_batch, one_batch)
     # None values are dropped together with their group label
     assert Summary.from_values([None, 0.3, 0.1], groups=[0, 1, 2]) == Summary.from_values([0.3, 0.1])
 

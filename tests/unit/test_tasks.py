@@ -749,3 +749,14 @@ def test_tasks_listing_bad_data_is_a_note_naming_file_and_line(tmp_path, capsys)
     assert code == 0 and err == "", err
     assert "toy.jsonl:1: not UTF-8 text" in out and "toy: cannot run here" in out
     assert "translation-en-fr" in out and "extraction-json" in out
+
+
+def test_reading_the_catalog_imports_no_numpy():
+    """The metric names come from llmbench.metrics, whose scoring (numpy, sacrebleu) loads only when used."""
+    import subprocess
+
+    code = ("import sys\nfrom llmbench.tasks import load_catalog\n"
+            "load_catalog([]).resolve(['smoke'], None)\n"
+            "assert 'numpy' not in sys.modules, 'numpy imported'\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
