@@ -13,9 +13,15 @@ from llmbench.errors import UserError
 T = TypeVar("T")
 
 
+def close_matches(word: str, choices: Iterable[str], n: int = 1, cutoff: float = 0.6) -> list[str]:
+    """The choices closest to ``word``, closest first (``[]`` when none is close): the one similarity rule
+    behind every "did you mean" of llmbench."""
+    return difflib.get_close_matches(str(word), list(choices), n=n, cutoff=cutoff)
+
+
 def did_you_mean(word: str, choices: Iterable[str], n: int = 1, cutoff: float = 0.6) -> str:
     """``"; did you mean X?"`` (or ``"X or Y"``) for the closest choices, ``""`` when none is close."""
-    close = difflib.get_close_matches(str(word), list(choices), n=n, cutoff=cutoff)
+    close = close_matches(word, choices, n=n, cutoff=cutoff)
     if not close:
         return ""
     return f"; did you mean {' or '.join(close)}?"

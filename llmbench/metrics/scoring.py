@@ -16,8 +16,8 @@ from llmbench.metrics.names import (
     ROUGE_METRICS,
     SACREBLEU_METRICS,
     SQUAD_METRICS,
-    close_names,
 )
+from llmbench.registry import close_matches
 from llmbench.stats import DEFAULT_RESAMPLES, DEFAULT_SEED
 
 
@@ -44,7 +44,7 @@ def get_metric(name: str) -> Metric:
     """The metric called ``name``; an unknown name is a UserError that suggests the closest known one."""
     if name not in METRIC_NAMES:
         msg = f"unknown metric {name!r} (known: {', '.join(METRIC_NAMES)})"
-        close = close_names(str(name), METRIC_NAMES)
+        close = close_matches(str(name), METRIC_NAMES)
         if close:
             msg += f"; did you mean {close[0]!r}?"
         raise UserError(msg)

@@ -12,7 +12,8 @@ from typing import Any
 import jinja2
 
 from llmbench.errors import UserError
-from llmbench.metrics.names import METRIC_NAMES, close_names
+from llmbench.metrics.names import METRIC_NAMES
+from llmbench.registry import close_matches
 from llmbench.tasks.sources import SourceConfigError, build_source, one_line
 from llmbench.tasks.task import JINJA, TaskSpec
 from llmbench.tasks.yamldoc import YamlDoc
@@ -48,7 +49,7 @@ _EMPTY = {
 
 def close_hint(name: str, candidates: list[str] | tuple[str, ...]) -> str:
     """`` (did you mean: a, b?)`` for up to three close matches, else an empty string."""
-    close = close_names(name, candidates, n=3)
+    close = close_matches(name, candidates, n=3)
     return f" (did you mean: {', '.join(close)}?)" if close else ""
 
 

@@ -389,7 +389,8 @@ def test_compute_all_sample_scores_all_and_evaluate_agree():
 def test_one_list_of_metric_names_and_close_names_from_the_registry_helper():
     import difflib
 
-    from llmbench.metrics.names import METRIC_NAMES, close_names
+    from llmbench.metrics.names import METRIC_NAMES
+    from llmbench.registry import close_matches as close_names
     from llmbench.tasks import KNOWN_METRICS
 
     assert KNOWN_METRICS is METRIC_NAMES
