@@ -8,6 +8,7 @@ import click
 
 from llmbench.errors import UserError
 from llmbench.report.compare import DEFAULT_MARGIN, DEFAULT_RESAMPLES
+from llmbench.report.sizecurve import DEFAULT_MIN_GAIN
 
 _RUNS_HELP = "Run directories, run.json paths or globs (default: the latest run under --results-dir)."
 
@@ -23,9 +24,13 @@ def _comparison_options(f):
         click.option("--metric", default=None, metavar="NAME",
                      help="Primary quality metric [default: the first metric of each task's rows]."),
         click.option("--margin", type=float, default=DEFAULT_MARGIN, show_default=True,
-                     help="Verdict: the smallest model within this fraction of the best quality."),
+                     help="Verdict: a model is enough when the paired 95%% CI of its quality over the best's "
+                          "clears this fraction."),
+        click.option("--min-gain", type=float, default=DEFAULT_MIN_GAIN, show_default=True,
+                     help="Knee of the size curve: the gain per doubling, in points of a 0-100 scale (0.01 on "
+                          "0-1), that more size must beat with confidence to pay."),
         click.option("--resamples", type=click.IntRange(min=0), default=DEFAULT_RESAMPLES, show_default=True,
-                     help="Bootstrap resamples for the significance marks (0: no tests)."),
+                     help="Bootstrap resamples for the significance marks and the decisions (0: no tests)."),
         click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
                      help="Seed of the resamples."),
     ]
@@ -35,7 +40,7 @@ def _comparison_options(f):
     return f
 
 
-def _build(runs, results_dir, ref, metric, margin, resamples, seed, check=None):
+def _build(runs, results_dir, ref, metric, margin, min_gain, resamples, seed, check=None):
     """Load and compare the runs; ``check(merged)`` runs before the (slower) comparison."""
     from llmbench.report import build_comparison, load_runs
 
@@ -43,7 +48,7 @@ def _build(runs, results_dir, ref, metric, margin, resamples, seed, check=None):
     if check is not None:
         check(merged)
     return merged, build_comparison(merged, ref=ref, metric=metric, margin=margin, resamples=resamples,
-                                    seed=seed)
+                                    seed=seed, min_gain=min_gain)
 
 
 def _inputs(merged) -> list[Path]:
@@ -88,13 +93,13 @@ def _rich_table(t, columns: list[int], text: tuple[list[str], list[list[str]], l
     return table
 
 
-def _column_chunks(cell_widths: list[int], width: int) -> list[list[int]]:
+def _column_chunks(cell_widths: list[int], width: int, groups: tuple[range, range]) -> list[list[int]]:
     """Columns grouped so each table fits ``width``; every group starts with the model column."""
     widths = [w + 3 for w in cell_widths]
     if sum(widths) <= width:
         return [list(range(len(widths)))]
     chunks: list[list[int]] = []
-    for group in (range(1, 8), range(8, len(widths))):  # measured values, then ratios to the reference
+    for group in groups:  # measured values, then ratios to the reference and the decision
         chunks.append([0])
         for i in group:
             if len(chunks[-1]) > 1 and sum(widths[j] for j in chunks[-1]) + widths[i] > width:
@@ -106,16 +111,19 @@ def _column_chunks(cell_widths: list[int], width: int) -> list[list[int]]:
 def _print_task(console, t) -> None:
     from rich.text import Text
 
-    from llmbench.report.table import failures, task_caption
+    from llmbench.report.table import column_groups, failures, task_caption, verdict_lines
 
     console.print(Text(t.task, style="bold"), Text(task_caption(t), style="dim"))
     text = _table_text(t)
-    for columns in _column_chunks(text[2], console.width):  # a narrow terminal gets several tables
+    for columns in _column_chunks(text[2], console.width, column_groups(t)):  # narrow: several tables
         console.print(_rich_table(t, columns, text))
-    if t.verdict is not None:
-        console.print(Text.assemble(("verdict: ", "bold"), t.verdict.text))
-        if t.verdict.scaling_text:
-            console.print(Text(t.verdict.scaling_text, style="dim"))
+    for kind, line in verdict_lines(t):
+        if kind == "verdict":
+            console.print(Text.assemble(("verdict: ", "bold"), line))
+        elif kind == "decision":
+            console.print(Text(f"  {line}"))
+        else:
+            console.print(Text(line, style="dim"))
     for f in failures(t):
         console.print(Text(f"failed: {f}", style="red"))
     for n in t.notes:
@@ -125,19 +133,24 @@ def _print_task(console, t) -> None:
 
 @click.command()
 @_comparison_options
-def compare(runs, results_dir, ref, metric, margin, resamples, seed):
-    """Compare runs side by side, per task, with significance marks and a verdict."""
+def compare(runs, results_dir, ref, metric, margin, min_gain, resamples, seed):
+    """Compare runs side by side, per task, with significance marks, non-inferiority decisions, the size
+    curve's knee and a verdict per task (repeated at the end)."""
     from rich.text import Text
 
     from llmbench.cli.console import out
-    from llmbench.report.table import SIGNIFICANCE_NOTE
+    from llmbench.report.table import SIGNIFICANCE_NOTE, summary_line
 
-    merged, cmp = _build(runs, results_dir, ref, metric, margin, resamples, seed)
+    merged, cmp = _build(runs, results_dir, ref, metric, margin, min_gain, resamples, seed)
     _warn_notes(cmp)
     console = out()
     for t in cmp.tasks:
         _print_task(console, t)
     console.print(Text(SIGNIFICANCE_NOTE, style="dim"))
+    console.print()
+    console.print(Text("verdicts", style="bold"))
+    for t in cmp.tasks:
+        console.print(Text(summary_line(t)), soft_wrap=True)  # one line per task, for grep and CI logs
 
 
 def _known_format(ctx, param, value):
@@ -158,7 +171,7 @@ def _known_format(ctx, param, value):
 @click.option("-o", "--output", required=True, metavar="FILE", help="Output file ('-' for stdout).")
 @click.option("--samples", "samples_per_task", type=click.IntRange(min=0), default=3, show_default=True,
               help="HTML: sample outputs shown per task.")
-def export(runs, results_dir, ref, metric, margin, resamples, seed, fmt, output, samples_per_task):
+def export(runs, results_dir, ref, metric, margin, min_gain, resamples, seed, fmt, output, samples_per_task):
     """Export runs in any registered format (json, csv, md, html, latex)."""
     from llmbench.cli.console import err, write_stdout
     from llmbench.records.output_files import refuse_overwrite, write_output
@@ -173,7 +186,7 @@ def export(runs, results_dir, ref, metric, margin, resamples, seed, fmt, output,
         if output != "-":
             refuse_overwrite(output, _inputs(merged))
 
-    merged, cmp = _build(runs, results_dir, ref, metric, margin, resamples, seed, check)
+    merged, cmp = _build(runs, results_dir, ref, metric, margin, min_gain, resamples, seed, check)
     _warn_notes(cmp)
     text = render(cmp, merged, fmt, ExportOptions(samples_per_task=samples_per_task))
     if output == "-":
@@ -189,8 +202,12 @@ def export(runs, results_dir, ref, metric, margin, resamples, seed, fmt, output,
               help="Directory for <task>.png and <task>.svg.")
 @click.option("--format", "formats", type=click.Choice(["png", "svg"]), multiple=True,
               help="Image formats (repeatable) [default: png and svg].")
-def plot(runs, results_dir, ref, metric, margin, resamples, seed, out_dir, formats):
-    """Plot quality against parameters, energy per sample and TTFT, with the Pareto frontier."""
+@click.option("--per", type=click.Choice(["sample", "correct"]), default="sample", show_default=True,
+              help="Cost axes: energy and TTFT per sample, or energy and generation time per correct answer "
+                   "(tasks with exact match, F1 or JSON fields).")
+def plot(runs, results_dir, ref, metric, margin, min_gain, resamples, seed, out_dir, formats, per):
+    """Plot quality against parameters (the size curve, its CI band and knee), energy and latency, with the
+    Pareto frontier."""
     from llmbench.cli.console import out
 
     if not out_dir:
@@ -201,8 +218,7 @@ def plot(runs, results_dir, ref, metric, margin, resamples, seed, out_dir, forma
         raise UserError("plotting needs matplotlib: pip install 'llmbench[plots]'") from None
     from llmbench.report.plots import PLOT_FORMATS, write_plots
 
-    # significance marks are not drawn, so skip the bootstrap
-    merged, cmp = _build(runs, results_dir, ref, metric, margin, 0, seed)
+    merged, cmp = _build(runs, results_dir, ref, metric, margin, min_gain, resamples, seed)
     _warn_notes(cmp)
-    for path in write_plots(cmp, out_dir, tuple(formats) or PLOT_FORMATS, inputs=_inputs(merged)):
+    for path in write_plots(cmp, out_dir, tuple(formats) or PLOT_FORMATS, inputs=_inputs(merged), per=per):
         out().print(str(path), highlight=False)

@@ -10,9 +10,21 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from llmbench.errors import UserError
+from llmbench.report.cost import CorrectCost, correct_cost
 from llmbench.report.merge import MergedRow, MergedRuns
-from llmbench.stats import PairedDelta
-from llmbench.stats.significance import higher_is_better, latency_delta, quality_delta, rescorable
+from llmbench.report.sizecurve import DEFAULT_MIN_GAIN
+from llmbench.stats import PairedDelta, Quantile
+from llmbench.stats.noninferiority import Decision, Gain, normal_noninferiority, undecided, unpaired_ratio
+from llmbench.stats.significance import (
+    higher_is_better,
+    latency_delta,
+    latency_values,
+    quality_delta,
+    quality_gain,
+    quality_noninferiority,
+    rescorable,
+    scale_range,
+)
 
 DEFAULT_MARGIN = 0.95
 DEFAULT_RESAMPLES = 1000
@@ -61,10 +73,23 @@ class ModelResult:
     memory_ratio: float | None = None  # this / reference
     energy_ratio: float | None = None  # this / reference, J per sample
     metrics: dict[str, float | None] = field(default_factory=dict)  # every quality metric of the row
+    weights_bytes: float | None = None  # the size axis of quantized variants
+    decision: Decision | None = None  # non-inferiority against the task's best model (set by the verdict)
+    correct: CorrectCost | None = None  # latency and energy per correct answer, where the task has the notion
 
     @property
     def ok(self) -> bool:
         return self.status != "failed"
+
+    @property
+    def joules_per_correct(self) -> float | None:
+        """Energy per correct answer, where the task has a per-sample notion of correct."""
+        return self.correct.joules_per_correct if self.correct is not None else None
+
+    @property
+    def seconds_per_correct(self) -> float | None:
+        """Generation time per correct answer, where the task has a per-sample notion of correct."""
+        return self.correct.seconds_per_correct if self.correct is not None else None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -108,10 +133,11 @@ class Comparison:
     notes: list[str]
     margin: float
     resamples: int
+    min_gain: float = DEFAULT_MIN_GAIN
 
     def to_dict(self) -> dict:
         return {"runs": list(self.run_ids), "margin": self.margin, "resamples": self.resamples,
-                "notes": list(self.notes), "tasks": [t.to_dict() for t in self.tasks]}
+                "min_gain": self.min_gain, "notes": list(self.notes), "tasks": [t.to_dict() for t in self.tasks]}
 
 
 def relative_quality(value: float | None, ref: float | None, higher_is_better: bool) -> float | None:
@@ -167,6 +193,9 @@ def model_result(m: MergedRow, metric: str | None) -> ModelResult:
     res.ttft_p50_s, res.tpot_p50_s = _p50(row, "ttft_s"), _p50(row, "tpot_s")
     res.tokens_per_s = row.latency.get("tokens_per_s")
     res.peak_memory_bytes, res.memory_kind = peak_memory(row)
+    weights = (row.memory or {}).get("weights_bytes")
+    res.weights_bytes = float(weights) if isinstance(weights, (int, float)) and weights > 0 else None
+    res.correct = correct_cost(row, m.samples)
     energy = row.energy or {}
     if energy.get("available") and energy.get("short_window"):
         res.energy_reason = energy.get("warning") or "window too short for the sensor"
@@ -207,6 +236,76 @@ class _Tester:
     def latency(self, name: str, a: MergedRow, b: MergedRow) -> PairedDelta | None:
         return self._cached(("l", name, a.run_id, a.model, b.run_id, b.model, a.task), lambda: latency_delta(
             name, a.samples, b.samples, "p50", seed=self.seed, resamples=self.resamples))
+
+    def noninferiority(self, metric: str, best: MergedRow, row: MergedRow, margin: float, hib: bool,
+                       scale: str | None) -> Decision:
+        """``row`` against ``best``: paired over their shared samples, else unpaired from recorded stderrs."""
+        entries = best.row.quality.get(metric), row.row.quality.get(metric)
+        if self.resamples <= 0:
+            return undecided("untested (--resamples 0)", margin)
+        if rescorable(metric, *entries) and set(best.samples) & set(row.samples):
+            try:
+                found = quality_noninferiority(metric, best.samples, row.samples, margin, hib, scale,
+                                               seed=self.seed, resamples=self.resamples)
+            except (UserError, KeyError, TypeError, ValueError) as exc:
+                self.untested.add(f"non-inferiority not tested for {metric}: {exc}")
+                found = None
+            if found is not None:
+                return found
+        fallback = _stderr_noninferiority(entries, margin, hib, scale)
+        if fallback is not None:
+            return fallback
+        why = "no shared per-sample outputs" if rescorable(metric, *entries) else \
+            f"no per-sample scorer for {metric} and no standard errors"
+        return undecided(f"untested: {why}", margin)
+
+    def gain(self, metric: str, small: MergedRow, large: MergedRow, hib: bool) -> Gain | None:
+        """large - small on ``metric`` (positive = better) with its paired CI; None when untestable."""
+        if self.resamples <= 0 or not rescorable(metric, small.row.quality.get(metric),
+                                                 large.row.quality.get(metric)):
+            return None
+        try:
+            return quality_gain(metric, small.samples, large.samples, hib, seed=self.seed,
+                                resamples=self.resamples)
+        except (UserError, KeyError, TypeError, ValueError):
+            return None  # its non-inferiority test says why
+
+    def speed(self, best: MergedRow, chosen: MergedRow) -> tuple | None:
+        """best TPOT p50 / chosen TPOT p50 with an unpaired bootstrap CI; None without per-sample values."""
+        return unpaired_ratio(latency_values(best.samples, "tpot_s"), latency_values(chosen.samples, "tpot_s"),
+                              Quantile(), resamples=self.resamples, seed=self.seed)
+
+
+class _TaskTests:
+    """The tests of one task's verdict, by model name: ``decide``, ``speed`` and ``gain``."""
+
+    def __init__(self, tester: _Tester, tc: TaskComparison, rows: dict[str, MergedRow], margin: float):
+        self.tester, self.tc, self.rows, self.margin = tester, tc, rows, margin
+
+    def decide(self, best: str, model: str) -> Decision:
+        tc = self.tc
+        return self.tester.noninferiority(tc.metric, self.rows[best], self.rows[model], self.margin,
+                                          tc.higher_is_better, tc.scale)
+
+    def speed(self, best: str, chosen: str) -> tuple | None:
+        return self.tester.speed(self.rows[best], self.rows[chosen])
+
+    def gain(self, smaller: str, larger: str) -> Gain | None:
+        return self.tester.gain(self.tc.metric, self.rows[smaller], self.rows[larger], self.tc.higher_is_better)
+
+
+def _stderr_noninferiority(entries, margin: float, hib: bool, scale: str | None) -> Decision | None:
+    """Non-inferiority from two rows' recorded values and standard errors (lm-eval's metrics), or None."""
+    if not all(isinstance(e, dict) for e in entries):
+        return None
+    values = [e.get("value") for e in entries]
+    ses = [e.get("stderr") for e in entries]
+    ns = [e.get("n") for e in entries]
+    if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in values + ses) \
+            or not all(isinstance(n, int) and n > 1 for n in ns):
+        return None
+    return normal_noninferiority(values[0], ses[0], values[1], ses[1], min(ns), margin, hib,
+                                 difference_margin=(1 - margin) * scale_range(scale))
 
 
 def _significant(delta: PairedDelta | None) -> bool | None:
@@ -267,12 +366,18 @@ def compare_task(task: str, rows: list[MergedRow], ref: str | None = None, metri
 
 def build_comparison(merged: MergedRuns, ref: str | None = None, metric: str | None = None,
                      margin: float = DEFAULT_MARGIN, resamples: int = DEFAULT_RESAMPLES,
-                     seed: int = 0) -> Comparison:
-    """Compare every task of ``merged``; ``ref`` and ``metric`` are checked and raise UserError if unknown."""
+                     seed: int = 0, min_gain: float = DEFAULT_MIN_GAIN) -> Comparison:
+    """Compare every task of ``merged``; ``ref`` and ``metric`` are checked and raise UserError if unknown.
+
+    ``margin``: a model is enough when the paired CI of its quality over the best's clears it; ``min_gain``:
+    the gain per doubling (points of a 0-100 scale) below which more size stops paying (the knee)."""
     from llmbench.report.verdict import task_verdict
 
     if not 0 < margin <= 1:
         raise UserError(f"--margin must be in (0, 1], e.g. 0.95 for within 95% of the best; got {margin}")
+    if not min_gain >= 0 or min_gain == float("inf"):
+        raise UserError(f"--min-gain must be a finite number >= 0 (points of a 0-100 scale per doubling); "
+                        f"got {min_gain}")
     if not merged.rows:
         raise UserError("no rows to compare")
     models = {r.model for r in merged.rows}
@@ -287,7 +392,9 @@ def build_comparison(merged: MergedRuns, ref: str | None = None, metric: str | N
         tc = compare_task(task, merged.rows_for(task), ref, metric, tester)
         if metric and tc.metric != metric:
             tc.notes.append(f"no {metric} for this task; using {tc.metric}")
-        tc.verdict = task_verdict(tc, margin, lambda a, b, m=tc.metric: tester.quality(m, a, b),
-                                  {r.model: r for r in merged.rows_for(task)})
+        tests = _TaskTests(tester, tc, {r.model: r for r in merged.rows_for(task)}, margin)
+        tc.verdict = task_verdict(tc, margin, decide=tests.decide, speed=tests.speed, gain=tests.gain,
+                                  min_gain=min_gain)
         tasks.append(tc)
-    return Comparison(merged.run_ids, tasks, list(merged.notes) + sorted(tester.untested), margin, resamples)
+    return Comparison(merged.run_ids, tasks, list(merged.notes) + sorted(tester.untested), margin, resamples,
+                      min_gain)

@@ -1,4 +1,5 @@
-"""Per task: quality against parameters (log scale), energy per sample and TTFT, Pareto frontier drawn.
+"""Per task: quality against parameters (log scale: the size curve with its CI band and the knee marked),
+against energy and latency (per sample, or per correct answer), the Pareto frontier drawn.
 
 Uses matplotlib's object API on the Agg canvas (no pyplot, no display): safe headless and in threads.
 """
@@ -15,8 +16,14 @@ from llmbench.report.compare import Comparison, ModelResult, TaskComparison
 from llmbench.report.format import fmt_params
 
 PLOT_FORMATS = ("png", "svg")
-_AXES = (("parameters", "Parameters", "parameters"), ("joules_per_sample", "Energy per sample (J)", "energy"),
-         ("ttft_p50_s", "TTFT p50 (s)", "TTFT"))
+PER = ("sample", "correct")
+_AXES = {
+    "sample": (("parameters", "Parameters", "parameters"), ("joules_per_sample", "Energy per sample (J)", "energy"),
+               ("ttft_p50_s", "TTFT p50 (s)", "TTFT")),
+    "correct": (("parameters", "Parameters", "parameters"),
+                ("joules_per_correct", "Energy per correct answer (J)", "energy per correct answer"),
+                ("seconds_per_correct", "Generation time per correct answer (s)", "time per correct answer")),
+}
 
 
 def pareto_front(points: list[tuple[float, float]], higher_is_better: bool = True) -> list[int]:
@@ -65,6 +72,8 @@ def _panel(ax, tc: TaskComparison, attr: str, xlabel: str, what: str) -> None:
         ax.legend(loc="best", fontsize=8)
     for r, x, q in zip(pts, xs, qs):
         ax.annotate(r.model, (x, q), textcoords="offset points", xytext=(5, 6), fontsize=8)
+    if attr == "parameters":
+        _size_curve(ax, tc)
     if attr == "parameters" or (min(xs) > 0 and max(xs) / min(xs) > 20):
         ax.set_xscale("log")
     if attr == "parameters":  # ticks at the models' sizes, labelled 135M, 1.5B
@@ -88,15 +97,32 @@ def _panel(ax, tc: TaskComparison, attr: str, xlabel: str, what: str) -> None:
         ax.set_xlim(x / 2, x * 4) if ax.get_xscale() == "log" else ax.set_xlim(x * 0.5, x * 1.6)
 
 
-def task_figure(tc: TaskComparison):
-    """A three-panel matplotlib Figure for one task."""
+def _size_curve(ax, tc: TaskComparison) -> None:
+    """The size curve through the models' qualities, its band the rows' 95% CIs, and the knee marked."""
+    curve = tc.verdict.curve if tc.verdict is not None else None
+    if curve is None:
+        return
+    xs = [p.size for p in curve.points]
+    ax.plot(xs, [p.quality for p in curve.points], color="#1f6feb", lw=1, alpha=0.7, zorder=1)
+    if all(p.ci_low is not None and p.ci_high is not None for p in curve.points):
+        ax.fill_between(xs, [p.ci_low for p in curve.points], [p.ci_high for p in curve.points],
+                        color="#9cc3ff", alpha=0.3, lw=0, label="95% CI", zorder=0)
+    if curve.knee_size is not None:
+        ax.axvline(curve.knee_size, color="#8250df", ls="--", lw=1.2, zorder=1,
+                   label=f"knee: past {curve.knee}, < {curve.gain_text(curve.min_gain)} per doubling")
+    ax.legend(loc="best", fontsize=8)
+
+
+def task_figure(tc: TaskComparison, per: str = "sample"):
+    """A three-panel matplotlib Figure for one task; ``per`` 'correct' puts energy and time per correct
+    answer on the cost axes instead of per sample."""
     from matplotlib.figure import Figure
 
     # fixed margins: a layout engine triples the rendering time and the panels never change shape
     fig = Figure(figsize=(15, 4.6), dpi=100)
     fig.subplots_adjust(left=0.05, right=0.99, bottom=0.12, top=0.88, wspace=0.2)
     axes = fig.subplots(1, 3)
-    for ax, (attr, xlabel, what) in zip(axes, _AXES):
+    for ax, (attr, xlabel, what) in zip(axes, _AXES[per]):
         _panel(ax, tc, attr, xlabel, what)
     failed = [r.model for r in tc.results if not r.ok]
     title = f"{tc.task}: {tc.metric_label} ({'higher' if tc.higher_is_better else 'lower'} is better)"
@@ -112,10 +138,10 @@ def _save(fig, fh, fmt: str) -> None:
     fig.savefig(fh, format=fmt, metadata=metadata)
 
 
-def task_png(tc: TaskComparison) -> bytes:
+def task_png(tc: TaskComparison, per: str = "sample") -> bytes:
     """The task figure as PNG bytes (for embedding in the HTML report)."""
     buf = io.BytesIO()
-    _save(task_figure(tc), buf, "png")
+    _save(task_figure(tc, per), buf, "png")
     return buf.getvalue()
 
 
@@ -144,7 +170,7 @@ def plot_paths(cmp: Comparison, out_dir: str | Path,
 
 
 def write_plots(cmp: Comparison, out_dir: str | Path, formats: tuple[str, ...] = PLOT_FORMATS,
-                inputs: Iterable[Path] = ()) -> list[Path]:
+                inputs: Iterable[Path] = (), per: str = "sample") -> list[Path]:
     """Write ``<task>.<fmt>`` per task and format under ``out_dir``; returns the paths written.
 
     Refuses (UserError) to write over any of ``inputs`` (the records being plotted); a file or directory
@@ -167,7 +193,7 @@ def write_plots(cmp: Comparison, out_dir: str | Path, formats: tuple[str, ...] =
     written = []
     with matplotlib.rc_context({"svg.hashsalt": "llmbench"}):  # stable SVG ids
         for tc, paths in plan:
-            fig = task_figure(tc)
+            fig = task_figure(tc, per)
             for path in paths:
                 try:
                     with open(path, "wb") as fh:

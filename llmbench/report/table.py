@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from llmbench.report.format import (
     DASH,
+    NA,
     fmt_bytes,
     fmt_joules,
     fmt_params,
@@ -15,6 +16,7 @@ from llmbench.report.format import (
     fmt_rate,
     fmt_ratio,
     fmt_seconds,
+    fmt_signed_quality,
     fmt_speed,
 )
 
@@ -31,14 +33,51 @@ def _mark(text: str, significant: bool | None) -> str:
     return f"{text} {NOT_SIGNIFICANT}" if significant is False else text
 
 
+def has_correct(tc: TaskComparison) -> bool:
+    """Whether the task has a per-sample notion of a correct answer (then it shows cost per correct answer)."""
+    return any(r.correct is not None for r in tc.results)
+
+
 def table_headers(tc: TaskComparison) -> list[str]:
     """Column titles of a task table."""
     label = tc.metric_label
     # lm-eval's metrics carry a standard error, not a CI (their tasks hold only lm-eval rows)
     spread = "±stderr" if any(r.quality_stderr is not None for r in tc.results) and not any(
         r.quality_ci_low is not None for r in tc.results) else "[95% CI]"
-    return ["Model", "Params", f"{label} {spread}", "TTFT p50", "TPOT p50", "tok/s", "Peak mem",
-            "J/sample", f"{label} vs ref", "Speed vs ref", "Memory vs ref", "Energy vs ref"]
+    measured = ["Model", "Params", f"{label} {spread}", "TTFT p50", "TPOT p50", "tok/s", "Peak mem", "J/sample"]
+    if has_correct(tc):
+        measured += ["Correct", "s/correct", "J/correct"]
+    return measured + [f"{label} vs ref", "Speed vs ref", "Memory vs ref", "Energy vs ref", "vs best [95% CI]"]
+
+
+def column_groups(tc: TaskComparison) -> tuple[range, range]:
+    """The measured columns and the comparison columns (ratios, decision), without the model column."""
+    n = len(table_headers(tc))
+    split = 11 if has_correct(tc) else 8
+    return range(1, split), range(split, n)
+
+
+def decision_cell(r: ModelResult, scale: str | None = None) -> str:
+    """'undecided 98% [63%, 151%]', 'enough +0.01 [−0.02, +0.04]', 'best', or 'untested'."""
+    d = r.decision
+    if d is None:
+        return "untested"
+    if d.estimate is None:
+        return d.outcome
+    if d.measure == "ratio":
+        shown = [fmt_pct(x) for x in (d.estimate, d.ci_low, d.ci_high)]
+    else:
+        shown = [fmt_signed_quality(x, scale) if x is not None else "n/a" for x in (d.estimate, d.ci_low, d.ci_high)]
+    ci = "" if d.ci_low is None else f" [{shown[1]}, {shown[2]}]"
+    return f"{d.outcome} {shown[0]}{ci}"
+
+
+def correct_cells(r: ModelResult) -> list[str]:
+    """'7/10', seconds and joules per correct answer; n/a when the row has no per-sample correctness."""
+    c = r.correct
+    if c is None:
+        return [NA] * 3
+    return [f"{c.correct}/{c.n}", fmt_seconds(c.seconds_per_correct), fmt_joules(c.joules_per_correct)]
 
 
 def quality_cell(value: float | None, low: float | None, high: float | None, stderr: float | None,
@@ -57,25 +96,32 @@ def memory_cell(n: float | None, kind: str | None) -> str:
     return fmt_bytes(n) + (" (GPU)" if kind == "cuda" else "")
 
 
-def result_cells(r: ModelResult, scale: str | None) -> list[str]:
-    """The cells of one model's row; failed rows say so and show no numbers."""
+def result_cells(r: ModelResult, scale: str | None, with_correct: bool = False,
+                 best: str | None = None) -> list[str]:
+    """The cells of one model's row (``with_correct``: the cost-per-correct cells too; ``best``: the task's
+    best model, whose decision cell says so); failed rows say so and show no numbers."""
     name = f"{r.model} (ref)" if r.is_ref else r.model
+    width = 13 + (3 if with_correct else 0)
     if not r.ok:
-        return [name, fmt_params(r.parameters), "failed"] + [DASH] * 9
+        return [name, fmt_params(r.parameters), "failed"] + [DASH] * (width - 3)
     q = quality_cell(r.quality, r.quality_ci_low, r.quality_ci_high, r.quality_stderr, scale)
     cells = [name, fmt_params(r.parameters), q, _mark(fmt_seconds(r.ttft_p50_s), r.ttft_significant),
              fmt_seconds(r.tpot_p50_s), fmt_rate(r.tokens_per_s), memory_cell(r.peak_memory_bytes, r.memory_kind),
              fmt_joules(r.joules_per_sample)]
+    if with_correct:
+        cells += correct_cells(r)
+    decision = "best" if r.model == best else decision_cell(r, scale) if r.quality is not None else NA
     if r.is_ref:
-        return cells + ["ref"] * 4
+        return cells + ["ref"] * 4 + [decision]
     return cells + [_mark(fmt_pct(r.quality_rel), r.quality_significant),
                     _mark(fmt_speed(r.speed_ratio), r.speed_significant),
-                    fmt_ratio(r.memory_ratio), fmt_ratio(r.energy_ratio)]
+                    fmt_ratio(r.memory_ratio), fmt_ratio(r.energy_ratio), decision]
 
 
 def table_cells(tc: TaskComparison) -> list[list[str]]:
     """All rows of a task table as text cells."""
-    return [result_cells(r, tc.scale) for r in tc.results]
+    best = tc.verdict.best if tc.verdict is not None else None
+    return [result_cells(r, tc.scale, has_correct(tc), best) for r in tc.results]
 
 
 def task_caption(tc: TaskComparison) -> str:
@@ -89,3 +135,26 @@ def task_caption(tc: TaskComparison) -> str:
 def failures(tc: TaskComparison) -> list[str]:
     """'model: error' for each failed row."""
     return [f"{r.model}: {r.error or 'failed'}" for r in tc.results if not r.ok]
+
+
+def verdict_lines(tc: TaskComparison) -> list[tuple[str, str]]:
+    """What every format prints under a task's table, as (kind, text): the verdict; each other model's
+    decision when there are several or the best is the smallest (else the verdict's sentence says it); the
+    size curve's steps; its knee line when the curve has three or more sizes."""
+    v = tc.verdict
+    if v is None:
+        return []
+    lines = [("verdict", v.text)]
+    decisions = v.decision_lines
+    if len(decisions) > 1 or (decisions and v.smallest):  # else the verdict's sentence holds the one decision
+        lines += [("decision", d) for d in decisions]
+    if v.scaling_text:
+        lines.append(("curve", v.scaling_text))
+    if v.curve is not None and len(v.curve.points) >= 3 or v.bytes_curve is not None:
+        lines.append(("knee", v.knee_text))
+    return lines
+
+
+def summary_line(tc: TaskComparison) -> str:
+    """'task: verdict' for the end of `compare`."""
+    return f"{tc.task}: {tc.verdict.text}" if tc.verdict is not None else f"{tc.task}: no verdict"

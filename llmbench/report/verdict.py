@@ -1,38 +1,88 @@
-"""The verdict of a task: the smallest model within a margin of the best, what it saves, and how quality
-grows per doubling of parameters between consecutive sizes (so diminishing returns are visible).
+"""The verdict of a task: is a smaller model enough, proven by a non-inferiority test, and where does size
+stop paying?
 
-"Within the margin" reads the metric's direction: value >= best x margin when higher is better,
-value <= best / margin when lower is better. Savings are the chosen model's cost against the best model's.
+Per task the *best* model has the best point value of the primary metric. Every other model is compared
+with it (``llmbench.stats.noninferiority``): *enough* when the lower bound of the paired 95% CI of
+(model / best), direction-adjusted, clears ``margin``; *not enough* when the upper bound falls below it;
+*undecided* otherwise, with the examples that would decide. The verdict names the smallest *enough* model
+and what it saves against the best (speed with its CI; memory and energy are one measurement per row, so
+they have none), or says that no smaller model is proven enough. The size curve and its knee are in
+``llmbench.report.sizecurve``.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
-from llmbench.report.compare import ModelResult, TaskComparison, relative_quality
+from llmbench.report.compare import TaskComparison
 from llmbench.report.format import fmt_pct, fmt_quality, fmt_signed_quality
+from llmbench.report.sizecurve import DEFAULT_MIN_GAIN, SizeCurve, size_curve
+from llmbench.stats.noninferiority import ENOUGH, NOT_ENOUGH, UNDECIDED, Decision, Gain
+from llmbench.stats.significance import scale_range
 
-# a step is "diminishing" when its gain per doubling is under this fraction of the best earlier step's
-DIMINISHING_FRACTION = 0.5
+# how many smaller models a "none is proven enough" sentence names (the table and JSON hold them all)
+_SHOWN = 3
+
+
+def within_margin(value: float, best: float, margin: float, higher_is_better: bool) -> bool:
+    """value >= best*margin (higher is better) or value <= best/margin (lower is better): the point values'
+    rule, which the verdict no longer trusts on its own (see ``Decision``)."""
+    return value >= best * margin if higher_is_better else value <= best / margin
+
+
+def _frac(num: float | None, den: float | None) -> float | None:
+    return num / den if num is not None and den is not None and den > 0 else None
+
+
+def _times(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.1f}×"
+
+
+def _details(d: Decision, best: str, label: str, scale: str | None) -> str:
+    """'98% of gemma3-270m's ROUGE-L [71%, 131%], against a 95% margin; about 4,150 examples would decide
+    (the rows share 10)'."""
+    if d.estimate is None:
+        return d.reason or "untested"
+    if d.measure == "ratio":
+        what = f"{fmt_pct(d.estimate)} of {best}'s {label}"
+        ci = "" if d.ci_low is None else f" [{fmt_pct(d.ci_low)}, {fmt_pct(d.ci_high)}]"
+        bar = f"a {fmt_pct(d.margin)} margin"
+    else:
+        what = f"{fmt_signed_quality(d.estimate, scale)} {label} against {best}"
+        ci = "" if d.ci_low is None else f" [{fmt_signed_quality(d.ci_low, scale)}, " \
+                                         f"{fmt_signed_quality(d.ci_high, scale)}]"
+        bar = f"a {fmt_signed_quality(d.margin, scale)} margin"
+    where = {ENOUGH: "above", NOT_ENOUGH: "below"}.get(d.outcome, "against")
+    text = f"{what}{ci}, {where} {bar}"
+    if d.outcome == UNDECIDED:
+        if d.reason:
+            text += f"; {d.reason}"
+        if d.examples_needed is not None:
+            text += f"; about {d.examples_needed:,} examples would decide (the rows share {d.n:,})"
+        elif not d.reason:
+            text += "; no number of examples would decide (the estimate sits on the margin)"
+    return text
+
+
+def decision_text(d: Decision | None, best: str, label: str, scale: str | None) -> str:
+    """'undecided: 98% of gemma3-270m's ROUGE-L [71%, 131%], against a 95% margin; about 4,150 examples
+    would decide (the rows share 10)'; 'untested' without a decision."""
+    return "untested" if d is None else f"{d.outcome}: {_details(d, best, label, scale)}"
 
 
 @dataclass
-class ScalingStep:
-    """From one size to the next larger one: direction-adjusted quality gain (positive = better)."""
+class ModelDecision:
+    """One model's decision against the best model of its task."""
 
-    small: str
-    large: str
-    param_ratio: float
-    gain: float
-    gain_per_doubling: float
-    diminishing: bool = False
+    model: str
+    parameters: int | None
+    decision: Decision | None
 
 
 @dataclass
 class Verdict:
-    """Best model, the smallest model within the margin of it, its savings and the scaling steps."""
+    """The best model, each other model's decision against it, the smallest enough one and its savings."""
 
     task: str
     metric: str | None
@@ -41,97 +91,116 @@ class Verdict:
     margin: float
     best: str | None = None
     best_quality: float | None = None
-    chosen: str | None = None
+    chosen: str | None = None  # the smallest enough model; the best when no smaller one is proven enough
     chosen_quality: float | None = None
-    quality_rel: float | None = None  # chosen / best, direction-adjusted
-    quality_significant: bool | None = None  # chosen vs best, paired randomization test
-    energy_frac: float | None = None  # chosen J/sample / best J/sample
-    speed_ratio: float | None = None  # best TPOT p50 / chosen TPOT p50
-    memory_frac: float | None = None
-    params_frac: float | None = None
-    steps: list[ScalingStep] = field(default_factory=list)
-    diminishing_after: str | None = None
     smallest: bool = False  # the best model is also the smallest scored one
+    decisions: list[ModelDecision] = field(default_factory=list)  # every other scored model, by size
+    quality_rel: float | None = None  # chosen / best, direction-adjusted (point value)
+    speed_ratio: float | None = None  # best TPOT p50 / chosen TPOT p50
+    speed_ci_low: float | None = None
+    speed_ci_high: float | None = None
+    memory_frac: float | None = None
+    energy_frac: float | None = None
+    params_frac: float | None = None
+    curve: SizeCurve | None = None  # quality against parameters
+    bytes_curve: SizeCurve | None = None  # against weight bytes, when variants make it a different curve
 
     def to_dict(self) -> dict:
+        """Plain JSON-ready dict, with the sentences."""
         d = asdict(self)
-        d["text"], d["scaling_text"] = self.text, self.scaling_text
+        d["text"], d["decision_lines"] = self.text, self.decision_lines
+        d["scaling_text"], d["knee_text"] = self.scaling_text, self.knee_text
         return d
+
+    def decision(self, model: str) -> Decision | None:
+        """The decision of ``model`` against the best, or None."""
+        return next((d.decision for d in self.decisions if d.model == model), None)
+
+    def _smaller(self) -> list[ModelDecision]:
+        """Decisions of the models of known size smaller than the best, smallest first."""
+        best_params = next((d.parameters for d in self.decisions if d.model == self.best), None)
+        return [d for d in self.decisions if d.model != self.best and d.parameters is not None
+                and (best_params is None or d.parameters < best_params)]
 
     @property
     def text(self) -> str:
-        """One sentence: who reaches what share of the best, at what cost."""
+        """One sentence: which smaller model is proven enough and what it saves, or that none is."""
         label = self.metric_label
         if self.best is None:
             return f"no finished model has a {label} value"
-        if self.chosen == self.best:
-            head = f"{self.best} has the best {label} ({fmt_quality(self.best_quality, self.scale)})"
-            if self.smallest:
-                return head + " and is the smallest model"
-            return head + f"; no smaller model is within {self.margin:.0%} of it"
+        head = f"{self.best} has the best {label} ({fmt_quality(self.best_quality, self.scale)})"
+        if self.smallest:
+            return head + " and is the smallest model"
+        smaller = self._smaller()
+        if self.chosen is None or self.chosen == self.best:
+            if not smaller:
+                return head + "; no model of known smaller size to compare"
+            # the largest smaller models first: the likeliest to be enough
+            shown = [f"{d.model} is " + ("untested" if d.decision is None else
+                                         f"{d.decision.outcome} ({_details(d.decision, self.best, label, self.scale)})")
+                     for d in reversed(smaller[-_SHOWN:])]
+            more = f"; and {len(smaller) - _SHOWN} more" if len(smaller) > _SHOWN else ""
+            return f"no smaller model is proven enough: {head}; " + "; ".join(shown) + more
+        d = self.decision(self.chosen)
+        text = f"{self.chosen} is enough: {_details(d, self.best, label, self.scale)}"
         parts = []
-        if self.energy_frac is not None:
-            parts.append(f"{fmt_pct(self.energy_frac)} of the energy")
         if self.speed_ratio is not None:
-            parts.append(f"{self.speed_ratio:.1f}× the speed")
+            ci = "" if self.speed_ci_low is None else f" [{_times(self.speed_ci_low)}, {_times(self.speed_ci_high)}]"
+            parts.append(f"{_times(self.speed_ratio)} the speed{ci}")
         if self.memory_frac is not None:
             parts.append(f"{fmt_pct(self.memory_frac)} of the memory")
-        sentence = f"{self.chosen} reaches {fmt_pct(self.quality_rel)} of {self.best}'s {label}"
+        if self.energy_frac is not None:
+            parts.append(f"{fmt_pct(self.energy_frac)} of the energy")
         if parts:
-            sentence += " at " + (", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0])
-        notes = ["energy not measured"] if self.energy_frac is None else []
-        if self.quality_significant is False:
-            notes.append("the quality difference is not significant at 95%")
-        return sentence + (f" ({'; '.join(notes)})" if notes else "")
+            text += "; at " + (", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0])
+        notes = []
+        if self.memory_frac is not None or self.energy_frac is not None:
+            notes.append("memory and energy: one measurement per row, no CI")
+        if self.energy_frac is None:
+            notes.append("energy not measured")
+        below = [m.model for m in smaller if m.model != self.chosen and m.decision is not None
+                 and m.decision.outcome == UNDECIDED and (m.parameters or 0) < self._chosen_params()]
+        if below:
+            notes.append(f"smaller and undecided: {', '.join(below)}")
+        return text + (f" ({'; '.join(notes)})" if notes else "")
+
+    def _chosen_params(self) -> int:
+        return next((d.parameters or 0 for d in self.decisions if d.model == self.chosen), 0)
+
+    @property
+    def decision_lines(self) -> list[str]:
+        """'model: enough: 98% of best's ROUGE-L [96%, 101%], above a 95% margin' for every other model."""
+        return [f"{d.model}: {decision_text(d.decision, self.best or '?', self.metric_label, self.scale)}"
+                for d in self.decisions if d.model != self.best]
 
     @property
     def scaling_text(self) -> str:
-        """Gain per doubling of parameters between consecutive sizes, with diminishing returns flagged."""
-        if not self.steps:
-            return ""
-        parts = [f"{s.small} → {s.large} {fmt_signed_quality(s.gain_per_doubling, self.scale)}"
-                 + (" (diminishing)" if s.diminishing else "") for s in self.steps]
-        text = f"{self.metric_label} per doubling of parameters: " + "; ".join(parts)
-        if self.diminishing_after:
-            text += f"; diminishing returns beyond {self.diminishing_after}"
-        return text
+        """The size curve's steps (gain per doubling with its CI), '' with fewer than two sizes."""
+        curves = [c for c in (self.curve, self.bytes_curve) if c is not None]
+        return " | ".join(c.steps_text for c in curves)
+
+    @property
+    def knee_text(self) -> str:
+        """Where more parameters stop paying (or why that cannot be said), '' with fewer than two sizes."""
+        curves = [c for c in (self.curve, self.bytes_curve) if c is not None]
+        return " | ".join(c.knee_text for c in curves)
 
 
-def within_margin(value: float, best: float, margin: float, higher_is_better: bool) -> bool:
-    """value >= best*margin (higher is better) or value <= best/margin (lower is better)."""
-    return value >= best * margin if higher_is_better else value <= best / margin
+def _untested(smaller: str, larger: str) -> None:
+    return None
 
 
-def _frac(num: float | None, den: float | None) -> float | None:
-    return num / den if num is not None and den is not None and den > 0 else None
+def task_verdict(tc: TaskComparison, margin: float, decide: Callable[[str, str], Decision | None] | None = None,
+                 speed: Callable[[str, str], tuple | None] | None = None,
+                 gain: Callable[[str, str], Gain | None] | None = None,
+                 min_gain: float = DEFAULT_MIN_GAIN) -> Verdict:
+    """The verdict of one compared task.
 
-
-def scaling_steps(results: list[ModelResult], higher_is_better: bool) -> list[ScalingStep]:
-    """Gain per doubling between consecutive distinct sizes (the better model where sizes tie)."""
-    by_size: dict[int, ModelResult] = {}
-    sign = 1 if higher_is_better else -1
-    for r in results:
-        if r.ok and r.quality is not None and r.parameters:
-            cur = by_size.get(r.parameters)
-            if cur is None or sign * r.quality > sign * cur.quality:
-                by_size[r.parameters] = r
-    sizes = sorted(by_size)
-    steps: list[ScalingStep] = []
-    peak = 0.0
-    for a, b in zip(sizes, sizes[1:]):
-        small, large = by_size[a], by_size[b]
-        gain = sign * (large.quality - small.quality)
-        per = gain / math.log2(b / a)
-        diminishing = peak > 0 and per < DIMINISHING_FRACTION * peak
-        steps.append(ScalingStep(small.model, large.model, b / a, gain, per, diminishing))
-        peak = max(peak, per)
-    return steps
-
-
-def task_verdict(tc: TaskComparison, margin: float,
-                 test: Callable[[object, object], object] | None = None,
-                 rows: dict | None = None) -> Verdict:
-    """The verdict of one compared task; ``test(row_a, row_b)`` gives the quality PairedDelta (optional)."""
+    ``decide(best, model)``: the non-inferiority Decision of ``model`` against ``best``; ``speed(best,
+    chosen)``: (ratio, ci_low, ci_high) of best TPOT p50 / chosen TPOT p50; ``gain(smaller, larger)``: the
+    paired quality Gain of the larger model. ``min_gain`` is in points of a 0-100 scale per doubling.
+    Without ``decide`` nothing is proven and no smaller model is chosen.
+    """
     hib = tc.higher_is_better
     v = Verdict(tc.task, tc.metric, tc.metric_label, tc.scale, margin)
     scored = [r for r in tc.results if r.ok and r.quality is not None]
@@ -139,21 +208,34 @@ def task_verdict(tc: TaskComparison, margin: float,
         return v
     sign = 1 if hib else -1
     best = max(scored, key=lambda r: (sign * r.quality, r.parameters is not None, -(r.parameters or 0)))
-    near = [r for r in scored if within_margin(r.quality, best.quality, margin, hib)]
-    chosen = min(near, key=lambda r: (r.parameters is None, r.parameters or 0, r.model))
-    v.best, v.best_quality, v.chosen, v.chosen_quality = best.model, best.quality, chosen.model, chosen.quality
-    v.steps = scaling_steps(tc.results, hib)
-    v.diminishing_after = next((s.small for s in v.steps if s.diminishing), None)
+    v.best, v.best_quality = best.model, best.quality
+    by_size = sorted(scored, key=lambda r: (r.parameters is None, r.parameters or 0, r.model))
+    v.smallest = by_size[0] is best
+    for r in by_size:
+        d = decide(best.model, r.model) if decide is not None and r is not best else None
+        r.decision = d
+        v.decisions.append(ModelDecision(r.model, r.parameters, d))
+    unit_gain = min_gain * scale_range(tc.scale) / 100.0
+    gain = gain or _untested
+    v.curve = size_curve(tc.results, "parameters", hib, tc.metric_label, tc.scale, unit_gain, gain)
+    bytes_curve = size_curve(tc.results, "weights_bytes", hib, tc.metric_label, tc.scale, unit_gain, gain)
+    if bytes_curve is not None and v.curve is not None and \
+            [p.model for p in bytes_curve.points] != [p.model for p in v.curve.points]:
+        v.bytes_curve = bytes_curve  # variants (e.g. quantized) that share a parameter count
+    enough = [r for r in by_size if r is not best and r.decision is not None and r.decision.outcome == ENOUGH
+              and r.parameters is not None and (best.parameters is None or r.parameters < best.parameters)]
+    chosen = enough[0] if enough else best
+    v.chosen, v.chosen_quality = chosen.model, chosen.quality
     if chosen is best:
-        v.smallest = best is min(scored, key=lambda r: (r.parameters is None, r.parameters or 0, r.model))
         return v
-    v.quality_rel = relative_quality(chosen.quality, best.quality, hib)
+    v.quality_rel = _frac(*((chosen.quality, best.quality) if hib else (best.quality, chosen.quality)))
+    if speed is not None and (found := speed(best.model, chosen.model)) is not None:
+        v.speed_ratio, v.speed_ci_low, v.speed_ci_high = found
+    else:
+        v.speed_ratio = _frac(best.tpot_p50_s, chosen.tpot_p50_s)
     v.energy_frac = _frac(chosen.joules_per_sample, best.joules_per_sample)
-    v.speed_ratio = _frac(best.tpot_p50_s, chosen.tpot_p50_s)
     if chosen.memory_kind == best.memory_kind:
         v.memory_frac = _frac(chosen.peak_memory_bytes, best.peak_memory_bytes)
     v.params_frac = _frac(chosen.parameters, best.parameters)
-    if test is not None and rows and tc.metric:
-        delta = test(rows[best.model], rows[chosen.model])
-        v.quality_significant = None if delta is None else bool(delta.significant)
     return v
+

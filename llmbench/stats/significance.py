@@ -31,7 +31,10 @@ from llmbench.stats import (
     unpaired_bootstrap,
     unpaired_p_floor,
 )
+from llmbench.stats.noninferiority import Decision, Gain, paired_gain, paired_noninferiority, undecided
 
+# the per-sample latency fields of a record (samples.jsonl and each row's ``latency`` summaries); the gate's
+# rule paths ``latency.<field>.<stat>`` are built from this list
 LATENCY_FIELDS = ("ttft_s", "tpot_s", "e2e_s")
 # each takes ``axis`` like a numpy reduction, so the bootstrap evaluates all resamples in one call;
 # Quantile gives np.median / np.percentile's values, sorting each resample once
@@ -76,6 +79,54 @@ def higher_is_better(metric: str, *entries) -> bool:
     return True
 
 
+def paired_stats(metric: str, baseline: dict[int, dict], candidate: dict[int, dict]):
+    """(Metric, baseline stats, candidate stats) over the shared sample indices, both scored against the
+    baseline's references; None when no index is shared."""
+    from llmbench.metrics import get_metric
+
+    shared = sorted(set(baseline) & set(candidate))
+    if not shared:
+        return None
+    m = get_metric(metric)
+    refs = [list(baseline[i]["references"]) for i in shared]
+    return m, shared_stats(m, [baseline[i] for i in shared], refs), shared_stats(m, [candidate[i] for i in shared],
+                                                                                 refs)
+
+
+def scale_range(scale: str | None) -> float:
+    """The full range of a metric's scale: 100 for '0-100', else 1 (0-1 scales and unknown ones)."""
+    return 100.0 if scale == "0-100" else 1.0
+
+
+def quality_noninferiority(metric: str, reference: dict[int, dict], candidate: dict[int, dict], margin: float,
+                           higher_is_better: bool, scale: str | None = None, seed: int = 0,
+                           resamples: int = 1000, confidence: float = 0.95) -> Decision | None:
+    """Is ``candidate`` within ``margin`` of ``reference`` on a quality metric, paired over the shared samples
+    (``stats.noninferiority.paired_noninferiority``)? Where a ratio is meaningless the difference is used,
+    with ``(1 - margin)`` of the scale's range as the allowed drop. None when no sample is shared."""
+    found = paired_stats(metric, reference, candidate)
+    if found is None:
+        return None
+    m, a, b = found
+    if not m.additive:
+        return undecided(f"{metric} is not resampled from column sums: no paired non-inferiority test", margin)
+    return paired_noninferiority(a, b, m.aggregate_many, margin, higher_is_better,
+                                 difference_margin=(1 - margin) * scale_range(scale), resamples=resamples,
+                                 seed=seed, confidence=confidence)
+
+
+def quality_gain(metric: str, smaller: dict[int, dict], larger: dict[int, dict], higher_is_better: bool,
+                 seed: int = 0, resamples: int = 1000, confidence: float = 0.95) -> Gain | None:
+    """larger - smaller on a quality metric (positive = better) with its paired bootstrap CI over the shared
+    samples; None when none are shared or the metric is not resampled from column sums."""
+    found = paired_stats(metric, smaller, larger)
+    if found is None or not found[0].additive:
+        return None
+    m, a, b = found
+    return paired_gain(a, b, m.aggregate_many, higher_is_better, resamples=resamples, seed=seed,
+                       confidence=confidence)
+
+
 def quality_delta(
     metric: str,
     baseline: dict[int, dict],
@@ -85,15 +136,10 @@ def quality_delta(
 ) -> PairedDelta | None:
     """A quality metric's difference over the shared sample indices (paired bootstrap CI, paired
     randomization p); None when none are shared."""
-    from llmbench.metrics import get_metric
-
-    shared = sorted(set(baseline) & set(candidate))
-    if not shared:
+    found = paired_stats(metric, baseline, candidate)
+    if found is None:
         return None
-    m = get_metric(metric)
-    refs = [list(baseline[i]["references"]) for i in shared]
-    a = shared_stats(m, [baseline[i] for i in shared], refs)
-    b = shared_stats(m, [candidate[i] for i in shared], refs)
+    m, a, b = found
     if m.additive:
         return paired_bootstrap_sums(a, b, m.aggregate_many, statistic=m.aggregate, seed=seed,
                                      resamples=resamples)

@@ -14,7 +14,9 @@ CSV_COLUMNS = ["task", "model", "parameters", "status", "error", "run_id", "devi
                "is_ref", "quality_rel_to_ref", "quality_significant", "ttft_p50_s", "ttft_significant", "tpot_p50_s",
                "speed_ratio", "speed_significant", "tokens_per_s", "peak_memory_bytes", "memory_kind",
                "memory_ratio", "joules_per_sample", "energy_ratio", "energy_method", "verdict_best",
-               "verdict_chosen"]
+               "verdict_chosen", "decision", "decision_measure", "decision_estimate", "decision_ci_low",
+               "decision_ci_high", "decision_margin", "examples_needed", "correct", "correct_n", "correct_rule",
+               "seconds_per_correct", "joules_per_correct", "weights_bytes"]
 
 
 def csv_value(v) -> str:
@@ -26,6 +28,22 @@ def csv_value(v) -> str:
     if isinstance(v, float):
         return str(int(v)) if v.is_integer() and abs(v) < 1e15 else f"{v:.6g}"
     return str(v)
+
+
+def _decision_columns(decision) -> dict:
+    if decision is None:
+        return {}
+    return {"decision": decision.outcome, "decision_measure": decision.measure,
+            "decision_estimate": decision.estimate, "decision_ci_low": decision.ci_low,
+            "decision_ci_high": decision.ci_high, "decision_margin": decision.margin,
+            "examples_needed": decision.examples_needed}
+
+
+def _correct_columns(cost) -> dict:
+    if cost is None:
+        return {}
+    return {"correct": cost.correct, "correct_n": cost.n, "correct_rule": cost.rule,
+            "seconds_per_correct": cost.seconds_per_correct, "joules_per_correct": cost.joules_per_correct}
 
 
 def to_csv(cmp: Comparison) -> str:
@@ -42,6 +60,7 @@ def to_csv(cmp: Comparison) -> str:
                      quality_rel_to_ref=r.quality_rel,
                      verdict_best=verdict is not None and verdict.best == r.model,
                      verdict_chosen=verdict is not None and verdict.chosen == r.model)
+            d.update(_decision_columns(r.decision), **_correct_columns(r.correct))
             writer.writerow([csv_value(d.get(c)) for c in CSV_COLUMNS]
                             + [csv_value(r.metrics.get(m)) for m in extra])
     return buf.getvalue()

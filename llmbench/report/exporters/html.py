@@ -7,7 +7,15 @@ from llmbench.report.compare import Comparison, TaskComparison
 from llmbench.report.exporters import ExportOptions
 from llmbench.report.format import fmt_quality
 from llmbench.report.merge import MergedRuns
-from llmbench.report.table import NOT_SIGNIFICANT, SIGNIFICANCE_NOTE, failures, table_cells, table_headers, task_caption
+from llmbench.report.table import (
+    NOT_SIGNIFICANT,
+    SIGNIFICANCE_NOTE,
+    failures,
+    table_cells,
+    table_headers,
+    task_caption,
+    verdict_lines,
+)
 
 
 def sample_examples(tc: TaskComparison, n: int = 3, max_chars: int = 600) -> list[dict]:
@@ -73,7 +81,7 @@ def to_html(cmp: Comparison, merged: MergedRuns, samples_per_task: int = 3, char
     env = jinja2.Environment(loader=jinja2.PackageLoader("llmbench.report", "templates"), autoescape=True,
                              trim_blocks=True, lstrip_blocks=True)
     tasks = [{"t": t, "caption": task_caption(t), "headers": table_headers(t), "rows": _html_rows(t),
-              "failures": failures(t), "chart": chart_uris.get(t.task),
+              "verdict_lines": verdict_lines(t), "failures": failures(t), "chart": chart_uris.get(t.task),
               "examples": sample_examples(t, samples_per_task)} for t in cmp.tasks]
     envs = [{"run_id": r.run_id, "created_at": r.created_at, "environment": r.environment}
             for r in merged.records]

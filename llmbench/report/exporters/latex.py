@@ -7,7 +7,7 @@ import re
 from llmbench.report.compare import Comparison
 from llmbench.report.exporters import ExportOptions
 from llmbench.report.merge import MergedRuns
-from llmbench.report.table import NOT_SIGNIFICANT, table_cells, table_headers, task_caption
+from llmbench.report.table import NOT_SIGNIFICANT, table_cells, table_headers, task_caption, verdict_lines
 
 _LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
@@ -37,8 +37,7 @@ def to_latex(cmp: Comparison) -> str:
                 " & ".join(latex_escape(h) for h in headers) + r" \\", r"\midrule"]
         out += [" & ".join(latex_escape(c) for c in row) + r" \\" for row in table_cells(t)]
         out += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
-        if t.verdict is not None:
-            out.append(f"% verdict: {t.verdict.text}")
+        out += [f"% {kind}: {text}" for kind, text in verdict_lines(t)]
     return "\n".join(out) + "\n"
 
 

@@ -5,7 +5,16 @@ from __future__ import annotations
 from llmbench.report.compare import Comparison
 from llmbench.report.exporters import ExportOptions
 from llmbench.report.merge import MergedRuns
-from llmbench.report.table import SIGNIFICANCE_NOTE, failures, table_cells, table_headers, task_caption
+from llmbench.report.table import (
+    SIGNIFICANCE_NOTE,
+    failures,
+    table_cells,
+    table_headers,
+    task_caption,
+    verdict_lines,
+)
+
+_LABELS = {"curve": "Size curve", "knee": "Knee"}
 
 
 def md_cell(text: str) -> str:
@@ -24,10 +33,15 @@ def to_markdown(cmp: Comparison) -> str:
         lines.append("|" + "|".join(["---"] + ["---:"] * (len(headers) - 1)) + "|")
         lines += ["| " + " | ".join(md_cell(c) for c in row) + " |" for row in table_cells(t)]
         lines.append("")
-        if t.verdict is not None:
-            lines.append(f"**Verdict:** {md_cell(t.verdict.text)}.")
-            if t.verdict.scaling_text:
-                lines += ["", f"Scaling: {md_cell(t.verdict.scaling_text)}."]
+        for kind, text in verdict_lines(t):
+            if kind == "verdict":
+                lines.append(f"**Verdict:** {md_cell(text)}.")
+            elif kind == "decision":
+                if not lines[-1].startswith("- "):  # a blank line opens the list
+                    lines.append("")
+                lines.append(f"- {md_cell(text)}")
+            else:
+                lines += ["", f"{_LABELS[kind]}: {md_cell(text)}."]
         items = [f"- failed: {md_cell(f)}" for f in failures(t)] + [f"- note: {md_cell(n)}" for n in t.notes]
         lines += [""] + items if items else []
     lines += ["", SIGNIFICANCE_NOTE + "."]
