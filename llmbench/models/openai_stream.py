@@ -167,6 +167,8 @@ def handle_event(result: RequestResult, data: str, now: float) -> bool:
 async def stream_request(client, url: str, body: dict, result: RequestResult) -> None:
     """Send ``body`` to ``url`` on the httpx AsyncClient ``client`` and fill ``result``. Never raises for a
     failure of the server or the network: it is recorded in ``result.error`` (and ``http_status``)."""
+    from contextlib import aclosing
+
     import httpx
     from httpx_sse import SSEError, aconnect_sse
 
@@ -179,12 +181,13 @@ async def stream_request(client, url: str, body: dict, result: RequestResult) ->
             if response.status_code != 200:
                 result.error = body_error(response.status_code, await response.aread())
                 return
-            async for event in source.aiter_sse():
-                now = time.perf_counter()
-                if not event.data:
-                    continue
-                if not handle_event(result, event.data, now):
-                    break
+            async with aclosing(source.aiter_sse()) as events:  # closed here, not left to the GC
+                async for event in events:
+                    now = time.perf_counter()
+                    if not event.data:
+                        continue
+                    if not handle_event(result, event.data, now):
+                        break
     except SSEError as exc:  # 200 but not an event stream (a proxy's HTML page, a non-streaming server)
         result.error = f"not an event stream: {exc}"
     except httpx.TimeoutException as exc:
