@@ -198,6 +198,8 @@ class StubServer:
                 self._write(b"")
 
         class Server(ThreadingHTTPServer):
+            request_queue_size = 256  # listen backlog: 64+ clients connecting at once must not be dropped
+
             def handle_error(self, request, client_address) -> None:  # a client that hung up: not news
                 import sys
 

@@ -90,6 +90,8 @@ class _Handle:
     def close(self) -> None:
         try:
             self.loop.run_until_complete(self.client.aclose())
+            # streams left at [DONE] leave httpx's inner byte iterators to be finalised on this loop
+            self.loop.run_until_complete(self.loop.shutdown_asyncgens())
         finally:
             self.loop.close()
 
