@@ -81,9 +81,17 @@ class ModelSpec:
 
     @property
     def name(self) -> str:
-        """Short display name: the label, else the last path component of the id."""
+        """Short display name: the label, else the last path component of the id; for a served model the
+        last path component of its ``model=`` name, else the server's host:port."""
         if self.label:
             return self.label
+        if self.backend == "openai":
+            from urllib.parse import urlsplit
+
+            model = self.option("model")
+            if model:
+                return Path(str(model).rstrip("/")).name or str(model)
+            return urlsplit(self.source).netloc or self.source
         return Path(self.source.rstrip("/")).name or self.source
 
 
@@ -105,6 +113,131 @@ class GenerationConfig:
 
 
 @dataclass(frozen=True)
+class LoadLevel:
+    """One load setting of a served model; ``concurrency=1, rate=None`` is the latency setting."""
+
+    concurrency: int | None = 1  # at most this many requests in flight; None: unbounded (a rate level)
+    rate: float | None = None  # requests per second, Poisson arrivals (seeded with --seed)
+
+    @property
+    def is_latency(self) -> bool:
+        return self.concurrency == 1 and self.rate is None
+
+    @property
+    def suffix(self) -> str:
+        """What a level row's model name gets: ``""`` for the latency setting, else ``@c4``, ``@r2``,
+        ``@c4r2.5`` (rows are keyed by model and task name, so each level stays its own row)."""
+        if self.is_latency:
+            return ""
+        c = f"c{self.concurrency}" if self.concurrency is not None else ""
+        r = f"r{self.rate:g}" if self.rate is not None else ""
+        return f"@{c}{r}"
+
+    def describe(self) -> str:
+        parts = [f"concurrency {self.concurrency}" if self.concurrency else "unbounded concurrency"]
+        if self.rate is not None:
+            parts.append(f"Poisson {self.rate:g} req/s")
+        return ", ".join(parts)
+
+    def to_dict(self) -> dict:
+        return {"concurrency": self.concurrency, "rate": self.rate,
+                "arrivals": "poisson" if self.rate is not None else "closed-loop"}
+
+
+_SLO_KEYS = {"ttft_ms": "ttft_s", "tpot_ms": "tpot_s", "e2e_ms": "e2e_s"}
+
+
+def parse_concurrency(text: str | None) -> tuple[int, ...]:
+    """``"1,4,16"`` -> (1, 4, 16); UserError for anything but positive integers."""
+    if text is None:
+        return ()
+    out = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part.isdigit() or int(part) < 1:
+            raise UserError(f"--concurrency {text!r}: give positive integers separated by commas, e.g. 1,4,16")
+        out.append(int(part))
+    return tuple(dict.fromkeys(out))
+
+
+def parse_rates(text: str | None) -> tuple[float, ...]:
+    """``"0.5,2"`` -> (0.5, 2.0) requests per second; UserError for anything but positive numbers."""
+    if text is None:
+        return ()
+    out = []
+    for part in (p.strip() for p in text.split(",")):
+        try:
+            value = float(part)
+        except ValueError:
+            value = -1.0
+        if not (value > 0 and value != float("inf")):
+            raise UserError(f"--rate {text!r}: give requests per second as positive numbers, e.g. 2 or 0.5,2")
+        out.append(value)
+    return tuple(dict.fromkeys(out))
+
+
+def parse_slo(text: str | None) -> tuple[tuple[str, float], ...]:
+    """``"ttft_ms=200,tpot_ms=50"`` -> (("ttft_s", 0.2), ("tpot_s", 0.05)); keys ttft_ms, tpot_ms, e2e_ms."""
+    if text is None:
+        return ()
+    out: dict[str, float] = {}
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        key, sep, value = (x.strip() for x in part.partition("="))
+        if key not in _SLO_KEYS or not sep:
+            raise UserError(f"--slo {text!r}: unknown bound {part!r} (known: {', '.join(_SLO_KEYS)}, e.g. "
+                            "ttft_ms=200,tpot_ms=50)")
+        try:
+            ms = float(value)
+        except ValueError:
+            ms = -1.0
+        if not ms > 0:
+            raise UserError(f"--slo {text!r}: {key} must be a positive number of milliseconds")
+        out[_SLO_KEYS[key]] = ms / 1000.0
+    if not out:
+        raise UserError(f"--slo {text!r}: give at least one bound, e.g. ttft_ms=200,tpot_ms=50")
+    return tuple(out.items())
+
+
+@dataclass(frozen=True)
+class LoadConfig:
+    """How served models are driven: load levels, SLOs, telemetry, timeouts (in-process models run one
+    batch at a time, their latency setting, whatever is asked here)."""
+
+    concurrency: tuple[int, ...] = ()  # () : not given
+    rates: tuple[float, ...] = ()
+    slo: tuple[tuple[str, float], ...] = ()  # (ttft_s | tpot_s | e2e_s, upper bound in seconds)
+    gpu_telemetry: tuple[str, ...] = ()  # DCGM exporter /metrics URLs, one per node
+    request_timeout_s: float = 600.0
+    connect_timeout_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not self.request_timeout_s > 0:
+            raise UserError("--request-timeout must be a positive number of seconds")
+        if not self.connect_timeout_s > 0:
+            raise UserError("--connect-timeout must be a positive number of seconds")
+        for url in self.gpu_telemetry:
+            if not url.startswith(("http://", "https://")):
+                raise UserError(f"--gpu-telemetry {url!r}: give the exporter's URL, e.g. http://node1:9400/metrics")
+
+    def levels(self) -> list[LoadLevel]:
+        """Every (concurrency, rate) pair asked for; the latency setting when neither was given."""
+        if not self.concurrency and not self.rates:
+            return [LoadLevel(1, None)]
+        if not self.rates:
+            return [LoadLevel(c, None) for c in self.concurrency]
+        concurrency = self.concurrency or (None,)
+        return [LoadLevel(c, r) for c in concurrency for r in self.rates]
+
+    @property
+    def is_default(self) -> bool:
+        return self == LoadConfig()
+
+    def to_settings(self) -> dict:
+        return {"levels": [lv.to_dict() | {"suffix": lv.suffix} for lv in self.levels()],
+                "slo": dict(self.slo) or None, "gpu_telemetry": list(self.gpu_telemetry),
+                "request_timeout_s": self.request_timeout_s, "connect_timeout_s": self.connect_timeout_s}
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Everything one `llmbench run` needs."""
 
@@ -120,6 +253,7 @@ class RunConfig:
     lm_eval_tasks: tuple[str, ...] = ()
     lm_eval_include: Path | None = None
     command: str = ""
+    load: LoadConfig = field(default_factory=LoadConfig)
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -141,6 +275,19 @@ class RunConfig:
             seen.add(spec.name)
         if self.lm_eval_include is not None and not self.lm_eval_tasks:
             raise UserError("--lm-eval-include only applies with --lm-eval TASKS")
+        served = [spec for spec in self.models if spec.backend == "openai"]
+        if self.lm_eval_tasks and served:
+            raise UserError(
+                f"--lm-eval runs on in-process models only, and {served[0].name!r} is served: run lm-eval's own "
+                "API model on it (lm_eval --model local-completions --model_args base_url=URL/completions,...; "
+                "see docs/served.md), or drop --lm-eval for this run")
+        if served:
+            names = {spec.name for spec in self.models}
+            for spec in served:
+                for level in self.load.levels():
+                    if level.suffix and spec.name + level.suffix in names:
+                        raise UserError(f"model name {spec.name + level.suffix!r} is also the name of load level "
+                                        f"{level.suffix[1:]} of {spec.name!r}: rename one with name=LABEL")
 
 
 def _with_name(spec: ModelSpec, name: str) -> str:

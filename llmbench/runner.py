@@ -89,7 +89,7 @@ def producers_for(config: RunConfig, catalog) -> list[RowProducer]:
     from llmbench.task_rows import TaskRows
 
     tasks = catalog.resolve(list(config.tasks), config.limit) if config.tasks else []
-    producers: list[RowProducer] = [TaskRows(task) for task in tasks]
+    producers: list[RowProducer] = [TaskRows(task, config.load.levels()) for task in tasks]
     if config.lm_eval_tasks:
         from llmbench.lmeval.rows import LmEvalRows
 
@@ -114,6 +114,9 @@ def run(config: RunConfig, backend=None, progress: Progress | None = None) -> Ru
     for producer in producers:  # every task's data, lm-eval and its task names, before any model is loaded
         producer.preflight()
     backends = [backend or BACKENDS.get(spec.backend)() for spec in config.models]
+    for b in backends:  # a backend that takes run-wide settings (served: load levels, timeouts, telemetry)
+        if hasattr(b, "configure"):
+            b.configure(config)
     prepared = [b.preflight(spec) for b, spec in zip(backends, config.models)]
     devices = [b.resolve_device(config.device) for b in backends]
 
@@ -142,6 +145,8 @@ def run(config: RunConfig, backend=None, progress: Progress | None = None) -> Ru
             "lm_eval_tasks": list(config.lm_eval_tasks),
         },
     )
+    if any(getattr(b, "serves_load_levels", False) for b in backends) or not config.load.is_default:
+        record.settings["load"] = config.load.to_settings()
     run_dir = Path(config.out_dir) / record.run_id
     samples: list[dict] = []
     path = store.write_run(record, config.out_dir)

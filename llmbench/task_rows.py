@@ -1,5 +1,8 @@
 """llmbench's own tasks (YAML + JSONL) as a row producer: for one loaded model, render the prompts, warm up,
-generate under the memory and energy meters, score, and return the row with its samples.jsonl lines."""
+generate under the memory and energy meters, score, and return the row with its samples.jsonl lines.
+
+A served model (a backend with ``serves_load_levels``) gives one row per load level (``--concurrency``,
+``--rate``), each scored from that level's own answers: llmbench.served_rows."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import contextlib
 import time
 from typing import Iterator
 
+from llmbench.config import LoadLevel
 from llmbench.errors import UserError, error_text
 from llmbench.meters.timing import latency_summary, warmup_new_tokens, warmup_prefills
 from llmbench.models.base import GenerateParams
@@ -23,10 +27,11 @@ def failed_row(model: dict, task, error: str) -> ResultRow:
 
 
 class TaskRows:
-    """One llmbench task (llmbench.tasks.Task) -> one row per model."""
+    """One llmbench task (llmbench.tasks.Task) -> one row per model (per load level for a served model)."""
 
-    def __init__(self, task) -> None:
+    def __init__(self, task, levels: list[LoadLevel] | None = None) -> None:
         self.task = task
+        self.levels = list(levels or [LoadLevel()])
         self._examples = None
 
     def preflight(self) -> None:
@@ -38,9 +43,23 @@ class TaskRows:
         return self._examples
 
     def failed_rows(self, model_info: dict, error: str) -> list[ResultRow]:
+        if model_info.get("backend") == "openai":
+            from llmbench.served_rows import level_model_info
+
+            return [failed_row(level_model_info(model_info, lv), self.task, error) for lv in self.levels]
         return [failed_row(model_info, self.task, error)]
 
     def rows(self, ctx) -> Iterator[tuple[ResultRow, list[dict]]]:
+        if getattr(ctx.backend, "serves_load_levels", False):
+            from llmbench.served_rows import run_level
+
+            for level in self.levels:
+                yield run_level(ctx, self.task, self.examples(), level)
+            return
+        if self.levels != [LoadLevel()] and not getattr(ctx, "load_noted", False):
+            ctx.load_noted = True  # once per model
+            ctx.progress.note(f"{ctx.loaded.name}: in-process, so it runs its latency setting only (one batch at a "
+                              "time); --concurrency and --rate apply to served models")
         yield run_task(ctx, self.task, self.examples())
 
 
@@ -125,7 +144,24 @@ def run_task(ctx, task, examples) -> tuple[ResultRow, list[dict]]:
         return row, sample_lines
     for line, scores in zip(sample_lines, per_sample):
         line["scores"] = scores
+    measured["energy"] = per_correct(measured["energy"], quality, task.metrics)
     return ResultRow(model=dict(ctx.model_info), task=task_info, quality=quality, **measured), sample_lines
+
+
+def per_correct(energy: dict, quality: dict, metrics) -> dict:
+    """``energy`` with ``joules_per_correct``: the joules over the number of correct answers the task's primary
+    metric (its first higher-is-better one) counts, value x n on its scale (for a graded metric such as BLEU,
+    joules per unit of quality); None when energy is unavailable or nothing was correct."""
+    out = dict(energy)
+    primary = next((m for m in metrics if m in quality and quality[m].get("higher_is_better", True)), None)
+    q = quality.get(primary) or {}
+    joules = energy.get("joules") if energy.get("available") else None
+    value, n = q.get("value"), q.get("n")
+    top = 100.0 if q.get("scale") == "0-100" else 1.0
+    correct = value / top * n if isinstance(value, (int, float)) and isinstance(n, (int, float)) else None
+    out["joules_per_correct"] = joules / correct if joules is not None and correct else None
+    out["per_correct_metric"] = primary
+    return out
 
 
 def _free_cuda(device: str) -> None:

@@ -9,7 +9,15 @@ from pathlib import Path
 import click
 
 from llmbench.cli.options import nonempty_path, nonempty_text
-from llmbench.config import GenerationConfig, ModelSpec, RunConfig
+from llmbench.config import (
+    GenerationConfig,
+    LoadConfig,
+    ModelSpec,
+    RunConfig,
+    parse_concurrency,
+    parse_rates,
+    parse_slo,
+)
 from llmbench.errors import UserError
 
 # the run finished and its record is complete, but a row failed; not 1, which is also a crash's exit code
@@ -19,8 +27,9 @@ ROWS_FAILED = 3
 @click.command()
 @click.option("-m", "--model", "models", multiple=True, required=True, metavar="SPEC",
               help="Hub id, local directory or embedded alias, with options: ID,dtype=bfloat16,device_map=auto,"
-                   "revision=R,gguf_file=F,trust_remote_code=true,name=LABEL,chat_template=false. Repeat for several "
-                   "models.")
+                   "revision=R,gguf_file=F,trust_remote_code=true,name=LABEL,chat_template=false; or a served model: "
+                   "http://HOST:PORT/v1,model=NAME,api=chat|completions,api_key_env=VAR,parameters=N,tokenizer=DIR,"
+                   "urls=URL2;URL3 (docs/served.md). Repeat for several models.")
 @click.option("-t", "--task", "tasks", multiple=True, metavar="NAME",
               help="Task or suite name (repeatable; default: the smoke suite).")
 @click.option("--limit", type=int, default=None, help="At most N examples per task.")
@@ -42,9 +51,25 @@ ROWS_FAILED = 3
               help="Comma-separated lm-eval tasks to run under the same meters (needs llmbench[lmeval]).")
 @click.option("--lm-eval-include", type=click.Path(path_type=Path), default=None,
               help="Directory of extra lm-eval task YAMLs.")
+@click.option("--concurrency", default=None, metavar="N[,N...]",
+              help="Served models: load levels of at most N requests in flight, e.g. 1,4,16 (one row each; "
+                   "default 1, the latency setting). In-process models run their latency setting only.")
+@click.option("--rate", default=None, metavar="R[,R...]",
+              help="Served models: Poisson arrivals at R requests/s (seeded with --seed), one row per rate; with "
+                   "--concurrency, every pair.")
+@click.option("--slo", default=None, metavar="ttft_ms=X,tpot_ms=Y",
+              help="Served models: goodput = requests/s meeting every bound (ttft_ms, tpot_ms, e2e_ms).")
+@click.option("--gpu-telemetry", "gpu_telemetry", multiple=True, metavar="URL",
+              help="DCGM exporter metrics URL of a served model's node (repeatable, one per node): its GPU "
+                   "energy and memory, summed over nodes.")
+@click.option("--request-timeout", type=float, default=600.0, show_default=True,
+              help="Served models: seconds one request may take before it is recorded as failed.")
+@click.option("--connect-timeout", type=float, default=10.0, show_default=True,
+              help="Served models: seconds to wait for a connection.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run record to stdout instead of the table.")
 def run(models, tasks, limit, device, batch_size, max_new_tokens, seed, warmup, out_dir, name, tasks_dirs,
-        no_chat_template, lm_eval_tasks, lm_eval_include, as_json):
+        no_chat_template, lm_eval_tasks, lm_eval_include, concurrency, rate, slo, gpu_telemetry, request_timeout,
+        connect_timeout, as_json):
     """Benchmark models on tasks: quality, latency, memory and energy from the same generations."""
     from rich.markup import escape
 
@@ -67,6 +92,9 @@ def run(models, tasks, limit, device, batch_size, max_new_tokens, seed, warmup, 
         generation=GenerationConfig(max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed,
                                     use_chat_template=not no_chat_template),
         lm_eval_tasks=lm_tasks, lm_eval_include=lm_eval_include,
+        load=LoadConfig(concurrency=parse_concurrency(concurrency), rates=parse_rates(rate), slo=parse_slo(slo),
+                        gpu_telemetry=tuple(gpu_telemetry), request_timeout_s=request_timeout,
+                        connect_timeout_s=connect_timeout),
         command=" ".join(shlex.quote(a) for a in ["llmbench", *sys.argv[1:]]),
     )
     with _LazyProgress(RichProgress, err()) as progress:

@@ -28,6 +28,8 @@ class Generation:
     last_token_s: float | None = None
     # backend-specific facts for this answer's samples.jsonl line (e.g. a server's request id and usage)
     extra: dict = field(default_factory=dict)
+    # why this answer is missing or incomplete (a served request that failed); None: it completed
+    error: str | None = None
 
     @property
     def tpot_s(self) -> float | None:
@@ -44,6 +46,10 @@ class GenerateParams:
     stop: tuple[str, ...] = ()
     batch_size: int = 1
     seed: int = 0
+    # load level (served backends only; an in-process backend runs one batch at a time and ignores them):
+    # at most ``concurrency`` requests in flight (None: unbounded), Poisson arrivals at ``rate`` per second
+    concurrency: int | None = 1
+    rate: float | None = None
 
 
 @dataclass

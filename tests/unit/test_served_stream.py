@@ -1,0 +1,146 @@
+"""Streaming edge cases of the served backend against a local stub server (tests/openai_stub.py):
+TPOT and tokens/s follow the server's token counts, not the chunks; the usage-only chunk does not move the
+end; keep-alive comments, split JSON, reasoning, HTTP errors and dropped connections."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+pytest.importorskip("httpx")
+pytest.importorskip("httpx_sse")
+
+from openai_stub import Stream, StubServer  # noqa: E402
+
+from llmbench.config import LoadLevel  # noqa: E402
+from llmbench.models.openai_stream import RequestResult, build_payload, endpoint, handle_event  # noqa: E402
+
+
+def _one(stub: StubServer, api: str = "chat", max_tokens: int = 64, timeout: float | None = 30.0):
+    """One request through the load runner; its RequestResult and Generation."""
+    import httpx
+
+    from llmbench.models.hf import cut_at_stop
+    from llmbench.models.openai_load import run_level
+    from llmbench.models.served_timing import to_generation
+
+    content = [{"role": "user", "content": "hi"}] if api == "chat" else "hi"
+    body = build_payload(api, "stub-model", content, max_tokens, (), 0)
+
+    async def go():
+        async with httpx.AsyncClient(timeout=30) as client:
+            return await run_level(client, [(stub.url, endpoint(stub.url, api), body)], LoadLevel(1), 0, timeout)
+
+    run = asyncio.run(go())
+    result = run.results[0]
+    return result, to_generation(result, "hi", (), None, run.started_at, cut_at_stop)
+
+
+def test_tpot_follows_the_servers_token_count_when_chunks_carry_several_tokens():
+    # 4 chunks of 3 tokens each, 50 ms apart: 12 tokens; chunk-counting would say 4 tokens and 3x the TPOT
+    with StubServer(answer=lambda body: Stream(pieces=["aaa", "bbb", "ccc", "ddd"], tokens=[3, 3, 3, 3],
+                                               gap_s=0.05)) as stub:
+        result, g = _one(stub)
+    assert result.ok and g.new_tokens == 12 and g.extra["token_source"] == "server-usage"
+    assert g.extra["chunks"] == 4
+    span = g.last_token_s - g.ttft_s
+    assert g.tpot_s == pytest.approx(span / 11)
+    assert 0.14 < span < 0.5  # three 50 ms gaps
+    assert g.text == "aaabbbcccddd"
+
+
+def test_the_usage_only_last_chunk_does_not_move_the_end_time():
+    raw = [b'data: {"id":"x","choices":[{"index":0,"delta":{"content":"ab"}}]}\n\n',
+           b'data: {"id":"x","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n', 0.3,
+           b'data: {"id":"x","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2}}\n\n',
+           b"data: [DONE]\n\n"]
+    with StubServer(answer=lambda body: Stream(raw=raw)) as stub:
+        result, g = _one(stub)
+    assert result.ok and result.usage["completion_tokens"] == 2 and g.new_tokens == 2
+    assert g.extra["stream_end_s"] - g.e2e_s >= 0.25  # e2e ends at the last token, the stream 0.3 s later
+    assert g.e2e_s == g.last_token_s == g.ttft_s  # one content chunk: first and last token arrive together
+    assert g.tpot_s == 0.0
+
+
+def test_keep_alive_comments_and_json_split_across_reads():
+    with StubServer(answer=lambda body: Stream(pieces=["he", "llo"], comments=True, split_json=True)) as stub:
+        result, g = _one(stub, api="completions")
+    assert result.ok, result.error
+    assert g.text == "hello" and g.new_tokens == 2 and g.extra["chunks"] == 2
+    assert g.extra["request_id"] == "req-1"  # the x-request-id header wins over the chunk id
+
+
+def test_reasoning_is_timed_and_kept_apart_from_the_answer():
+    with StubServer(answer=lambda body: Stream(reasoning=["think", "ing"], pieces=["42"], gap_s=0.02)) as stub:
+        result, g = _one(stub)
+    assert g.text == "42" and g.extra["reasoning"] == "thinking" and g.extra["reasoning_chunks"] == 2
+    assert g.new_tokens == 3  # usage counts the reasoning tokens too
+    assert g.extra["first_content_s"] > g.ttft_s  # TTFT is the first token of any kind
+
+
+def test_http_errors_are_recorded_with_their_status():
+    with StubServer(answer=lambda body: Stream(status=503, error_body={"error": {"message": "overloaded"}})) as stub:
+        result, g = _one(stub)
+    assert not result.ok and result.http_status == 503 and result.error == "HTTP 503: overloaded"
+    assert g.error == result.error and g.extra["status"] == "error" and g.extra["http_status"] == 503
+
+
+def test_an_error_inside_the_stream_fails_the_request_and_keeps_what_came():
+    with StubServer(answer=lambda body: Stream(pieces=["a", "b", "c"], error_after=2)) as stub:
+        result, g = _one(stub)
+    assert result.error == "server error in stream: engine died"
+    assert result.text == "ab" and g.error is not None
+
+
+def test_a_connection_dropped_mid_stream_is_a_failed_request_not_a_crash():
+    with StubServer(answer=lambda body: Stream(pieces=["a", "b", "c"], drop_after=1)) as stub:
+        result, g = _one(stub)
+    assert not result.ok and "RemoteProtocolError" in result.error
+    assert result.text == "a"
+
+
+def test_a_request_over_its_timeout_is_recorded_as_timed_out():
+    with StubServer(answer=lambda body: Stream(pieces=["a"], first_s=1.0)) as stub:
+        result, _ = _one(stub, timeout=0.2)
+    assert result.error == "timed out after 0.2 s (--request-timeout)"
+
+
+def test_no_usage_and_no_tokenizer_leaves_tokens_unknown_never_counted_from_chunks():
+    with StubServer(answer=lambda body: Stream(pieces=["a", "b"], usage=False, done=False)) as stub:
+        result, g = _one(stub)
+    assert result.ok and g.extra["new_tokens"] is None and g.extra["token_source"] is None and g.tpot_s is None
+
+
+def test_a_client_side_count_is_kept_beside_the_servers_with_a_mismatch_flag():
+    from llmbench.models.hf import cut_at_stop
+    from llmbench.models.served_timing import to_generation
+
+    r = RequestResult(index=0, replica="u", sent_at=1.0, content_times=[1.1, 1.2], text="ab",
+                      usage={"completion_tokens": 3}, closed_at=1.3)
+    g = to_generation(r, "p", (), len, 0.0, cut_at_stop)  # a "tokenizer" that counts characters
+    assert (g.new_tokens, g.extra["client_completion_tokens"], g.extra["token_mismatch"]) == (3, 2, True)
+    r.usage = None
+    g = to_generation(r, "p", (), len, 0.0, cut_at_stop)
+    assert g.new_tokens == 2 and g.extra["token_source"] == "client-tokenizer" and g.extra["token_mismatch"] is None
+
+
+def test_handle_event_ignores_role_and_finish_chunks_for_timing():
+    r = RequestResult(index=0, replica="u")
+    assert handle_event(r, '{"id":"a","choices":[{"delta":{"role":"assistant"}}]}', 1.0)
+    assert handle_event(r, '{"id":"a","choices":[{"delta":{"content":""}}]}', 1.5)
+    assert handle_event(r, '{"id":"a","choices":[{"delta":{"content":"x"}}]}', 2.0)
+    assert handle_event(r, '{"id":"a","choices":[{"delta":{"reasoning":"y"}}]}', 2.5)  # vLLM's newer name
+    assert handle_event(r, '{"id":"a","choices":[{"delta":{},"finish_reason":"stop"}]}', 3.0)
+    assert not handle_event(r, "[DONE]", 4.0)
+    assert r.content_times == [2.0] and r.reasoning_times == [2.5] and r.finish_reason == "stop"
+    assert r.request_id == "a" and r.reasoning == "y"
+    assert not handle_event(r, "{not json", 5.0) and r.error.startswith("unreadable stream chunk")
+
+
+def test_payload_is_greedy_with_the_tasks_stops_and_cap():
+    body = build_payload("chat", "m", [{"role": "user", "content": "q"}], 32, ("\n", "###"), 7)
+    assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
+    assert (body["temperature"], body["seed"], body["max_tokens"], body["stop"]) == (0, 7, 32, ["\n", "###"])
+    assert "messages" in body and "prompt" not in body
+    assert "stop" not in build_payload("completions", "m", "q", 8, (), 0)
