@@ -10,6 +10,7 @@ from llmbench.registry import Registry
 
 BACKENDS: Registry[type] = Registry("backend", {
     "hf": "llmbench.models.hf:HFBackend",
+    "llamacpp": "llmbench.models.llamacpp:LlamaCppBackend",
 })
 
 

@@ -66,6 +66,7 @@ class HFBackend:
         from transformers.utils import logging as hf_logging
 
         spec = prepared.spec
+        quant.import_torchao_quietly()
         source, prepare_s = hf_source.materialise(prepared, note)
         hf_logging.disable_progress_bar()  # our own progress bar is on stderr; theirs would interleave
         hf_logging.set_verbosity_error()

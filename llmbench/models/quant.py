@@ -198,3 +198,25 @@ def disable_auto_compile(hf_model) -> None:
     """``cache=static`` without ``compile=true``: transformers would compile the decode step on CUDA on its
     own; a row says compiled only when it asked to be."""
     hf_model.generation_config.disable_compile = True
+
+
+def import_torchao_quietly() -> None:
+    """transformers imports torchao (where installed) inside every from_pretrained, and torchao logs a warning
+    for each CUDA-only extension a CPU build cannot load, and torch one per enum it registers: lines that say
+    nothing about the run. Import it first with warnings off; a torchao that fails to import stays absent
+    (quant=torchao-* then fails at load with its own error)."""
+    import importlib.util
+    import logging
+    import sys
+
+    if "torchao" in sys.modules or importlib.util.find_spec("torchao") is None:
+        return
+    logging.disable(logging.WARNING)
+    try:
+        import torchao  # noqa: F401
+        import torchao.prototype.safetensors.safetensors_support  # noqa: F401  (what transformers imports)
+        import torchao.quantization  # noqa: F401
+    except Exception:
+        pass
+    finally:
+        logging.disable(logging.NOTSET)
