@@ -98,10 +98,10 @@ class HFBackend:
         if device.startswith("cuda"):
             torch.cuda.synchronize(device)
         first = next(model.parameters())
-        if spec.option("cache") == "static" and not spec.option("compile"):
-            quant.disable_auto_compile(model)
         held = weights_bytes(model)
         info = quant.runtime_info(model, spec, held)
+        if spec.option("cache") == "static":
+            info["static_cache_len"] = quant.static_cache(model, bool(spec.option("compile")))
         loaded = LoadedModel(
             spec=spec,
             name=spec.name,

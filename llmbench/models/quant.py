@@ -194,10 +194,20 @@ def compile_model(backend, loaded, note) -> float:
     return time.perf_counter() - t0
 
 
-def disable_auto_compile(hf_model) -> None:
-    """``cache=static`` without ``compile=true``: transformers would compile the decode step on CUDA on its
-    own; a row says compiled only when it asked to be."""
-    hf_model.generation_config.disable_compile = True
+STATIC_CACHE_LEN = 1024  # tokens; prompt + answer of every built-in task fit
+
+
+def static_cache(hf_model, compile_: bool) -> int:
+    """``cache=static``: one cache length for every call (the model's context if shorter), so the cache is
+    allocated once and a compiled decode step never recompiles for a new prompt length inside a measured
+    window (a longer call still grows it, transformers#46424). Without ``compile=true`` transformers' own
+    auto-compile (CUDA) is switched off: a row says compiled only when it asked to be. Returns the length."""
+    gen = hf_model.generation_config
+    limit = getattr(hf_model.config.get_text_config(), "max_position_embeddings", None) or STATIC_CACHE_LEN
+    gen.max_cache_len = min(STATIC_CACHE_LEN, int(limit))
+    if not compile_:
+        gen.disable_compile = True
+    return gen.max_cache_len
 
 
 def import_torchao_quietly() -> None:

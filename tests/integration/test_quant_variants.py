@@ -46,7 +46,23 @@ def test_static_cache_and_eager_attention_are_recorded(tiny_model_dir, task_dir,
     [row] = record["rows"]
     assert row["status"] == "ok", row["error"]
     m = row["model"]
-    assert m["name"].endswith("[static,eager]")
+    assert m["name"].endswith("[static,eager]") and m["static_cache_len"] == 1024
     assert (m["cache"], m["attn_implementation"], m["compile"]) == ("static", "eager", False)
     assert m["kv_bytes_per_context_token"] == 2 * 2 * 16 * 2 * 4  # layers x kv heads x head dim x K,V x fp32
     assert row["latency"]["roofline"]["mean_context_tokens"] > 0
+
+
+@pytest.mark.slow
+def test_compiled_static_cache_reports_compile_seconds_outside_latency(tiny_model_dir, task_dir, tmp_path):
+    """Inductor compiles C++ on the CPU: 20-100 s on 2 cores, hence slow."""
+    out = tmp_path / "r"
+    code = run_cli(["run", "-m", f"{tiny_model_dir},cache=static,compile=true", "-t", "tiny-qa",
+                    "--tasks-dir", str(task_dir), "--out", str(out), "--device", "cpu", "--warmup", "1"])
+    assert code == 0
+    record, _ = read_single_run(out)
+    [row] = record["rows"]
+    assert row["status"] == "ok", row["error"]
+    m = row["model"]
+    assert m["compile"] is True and m["compile_s"] > 0 and m["static_cache_len"] == 1024
+    assert "CompileConfig" in m["compile_how"]
+    assert m["compile_s"] < m["load_time_s"]  # the compiling generation ran inside load, not in a window
