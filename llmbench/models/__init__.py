@@ -11,6 +11,7 @@ from llmbench.registry import Registry
 BACKENDS: Registry[type] = Registry("backend", {
     "hf": "llmbench.models.hf:HFBackend",
     "openai": "llmbench.models.openai_http:OpenAIBackend",
+    "llamacpp": "llmbench.models.llamacpp:LlamaCppBackend",
 })
 
 

@@ -26,6 +26,7 @@ class Generation:
     e2e_s: float  # start -> end (device synchronised); in a batch, the batch's end
     # start -> this answer's last token on the host, for an answer that ended before its batch did
     last_token_s: float | None = None
+    prompt_tokens: int | None = None  # the prompt's length in tokens (the roofline's KV-cache reads), if known
     # backend-specific facts for this answer's samples.jsonl line (e.g. a server's request id and usage)
     extra: dict = field(default_factory=dict)
     # why this answer is missing or incomplete (a served request that failed); None: it completed

@@ -8,7 +8,7 @@ from typing import ClassVar, Mapping, Sequence
 from llmbench.errors import UserError
 from llmbench.meters.memory import parameter_count, weights_bytes
 from llmbench.meters.timing import token_clock
-from llmbench.models import hf_source
+from llmbench.models import hf_source, quant
 from llmbench.models.base import GenerateParams, Generation, LoadedModel, Note, PreparedModel
 
 
@@ -43,11 +43,22 @@ class HFBackend:
     def parse_options(cls, text: str, options: Mapping[str, str]) -> dict:
         return hf_source.parse_options(text, options)
 
+    @classmethod
+    def variant(cls, options: Mapping[str, object]) -> str | None:
+        """The default row name's suffix (``[bnb-4bit]``, ``[static,compile]``...), see ModelSpec.name."""
+        return quant.variant_suffix(options)
+
     def preflight(self, spec) -> PreparedModel:
-        return hf_source.preflight(spec)
+        prepared = hf_source.preflight(spec)
+        self._spec = spec  # resolve_device checks the spec's options against the device the run picks
+        return prepared
 
     def resolve_device(self, requested: str) -> str:
-        return resolve_device(requested)
+        device = resolve_device(requested)
+        spec = getattr(self, "_spec", None)
+        if spec is not None:
+            quant.check_device(spec.source, dict(spec.options), device)
+        return device
 
     def load(self, prepared: PreparedModel, device: str, note: Note = lambda message: None) -> LoadedModel:
         import torch
@@ -55,6 +66,7 @@ class HFBackend:
         from transformers.utils import logging as hf_logging
 
         spec = prepared.spec
+        quant.import_torchao_quietly()
         source, prepare_s = hf_source.materialise(prepared, note)
         hf_logging.disable_progress_bar()  # our own progress bar is on stderr; theirs would interleave
         hf_logging.set_verbosity_error()
@@ -65,8 +77,17 @@ class HFBackend:
             kwargs["gguf_file"] = gguf_file
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
         model_kwargs = dict(kwargs, dtype=_torch_dtype(spec.option("dtype", "auto"), device))
+        method = spec.option("quant")
+        if method:
+            model_kwargs["quantization_config"] = quant.quantization_config(method)
+            # quantized models are placed at load (bitsandbytes refuses .to() afterwards)
+            device_map = device_map or device
+        if spec.option("attn"):
+            model_kwargs["attn_implementation"] = spec.option("attn")
         if device_map:
             model_kwargs["device_map"] = device_map
+        if method:
+            quant.silence_bnb_cast_warning()
         model = AutoModelForCausalLM.from_pretrained(source, **model_kwargs)
         if not device_map:
             model.to(device)
@@ -77,18 +98,26 @@ class HFBackend:
         if device.startswith("cuda"):
             torch.cuda.synchronize(device)
         first = next(model.parameters())
-        return LoadedModel(
+        held = weights_bytes(model)
+        info = quant.runtime_info(model, spec, held)
+        if spec.option("cache") == "static":
+            info["static_cache_len"] = quant.static_cache(model, bool(spec.option("compile")))
+        loaded = LoadedModel(
             spec=spec,
             name=spec.name,
             parameters=parameter_count(model),
-            weights_bytes=weights_bytes(model),
+            weights_bytes=held,
             dtype=str(first.dtype).removeprefix("torch."),
             device=str(first.device) if not device_map else placement(device_map, model),
             source=str(source),
             has_chat_template=bool(getattr(tokenizer, "chat_template", None)),
             handle=(model, tokenizer),
             prepare_s=prepare_s,
+            info=info,
         )
+        if spec.option("compile"):
+            info["compile_s"] = quant.compile_model(self, loaded, note)
+        return loaded
 
     def render(self, model: LoadedModel, messages: list[dict], plain: str) -> str:
         """The exact prompt text: the chat template when ``model.use_chat_template``, else the plain prompt."""
@@ -101,6 +130,8 @@ class HFBackend:
         """Greedy decoding settings shared by llmbench and the bare reference loop in benchmarks."""
         _, tokenizer = model.handle
         kw = {"max_new_tokens": max_new_tokens, "do_sample": False, "pad_token_id": tokenizer.pad_token_id}
+        if model.spec.option("cache") == "static":
+            kw["cache_implementation"] = "static"
         if stop:
             kw["stopping_criteria"] = self._stop_criteria(model, tuple(stop))
         return kw
@@ -139,6 +170,7 @@ class HFBackend:
         for start in range(0, len(prompts), batch_size):
             batch = list(prompts[start:start + batch_size])
             enc = self.encode(model, batch)
+            prompt_tokens = enc["attention_mask"].sum(dim=1).tolist()
             call_kwargs, stops = kwargs, None
             if len(batch) > 1 and "stopping_criteria" in kwargs:
                 # rows of a batch end at different steps; a stop string's row is then padded, and the pad id
@@ -159,7 +191,7 @@ class HFBackend:
                 # a row that ended before its batch: its TPOT runs to its own last token, not the batch's end
                 last = clock.step_s(n - 1) if len(batch) > 1 and 0 < n < clock.steps else None
                 out.append(Generation(prompt, cut_at_stop(text, stop), n, clock.ttft_s, clock.e2e_s,
-                                      last_token_s=last))
+                                      last_token_s=last, prompt_tokens=int(prompt_tokens[i])))
         return out
 
     def unload(self, model: LoadedModel) -> None:

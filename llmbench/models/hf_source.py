@@ -10,11 +10,12 @@ from typing import Mapping
 
 from llmbench.config import ModelSpec, parse_bool
 from llmbench.errors import UserError
+from llmbench.models import quant
 from llmbench.models.base import Note, PreparedModel
 from llmbench.registry import did_you_mean
 
 DTYPES = ("auto", "float32", "float16", "bfloat16")
-OPTION_KEYS = ("dtype", "device_map", "revision", "gguf_file", "trust_remote_code")
+OPTION_KEYS = ("dtype", "device_map", "revision", "gguf_file", "trust_remote_code", *quant.OPTION_KEYS)
 # device_map strings transformers accepts (transformers.integrations.accelerate.check_and_set_device_map):
 # accelerate's placement strategies, or one torch device for the whole model.
 DEVICE_MAP_STRATEGIES = ("auto", "balanced", "balanced_low_0", "sequential")
@@ -44,6 +45,8 @@ def parse_options(text: str, options: Mapping[str, str]) -> dict:
                     f"{', '.join(DEVICE_MAP_STRATEGIES + DEVICE_MAP_DEVICES)}, not {value!r}"
                 )
             out[key] = value
+        elif key in quant.OPTION_KEYS:
+            out[key] = quant.parse_option(text, key, value)
         else:
             out[key] = value
     return out
@@ -54,6 +57,10 @@ def preflight(spec: ModelSpec) -> PreparedModel:
     from llmbench.models.embedded import EMBEDDED
 
     revision, gguf_file = spec.option("revision"), spec.option("gguf_file")
+    options = dict(spec.options)
+    quant.check_installed(spec.source, options)
+    if quant.QUANT_METHODS.get(options.get("quant") or "", None) and quant.QUANT_METHODS[options["quant"]].cuda_only:
+        _check_cuda_visible(spec, options)
     if spec.source in EMBEDDED:
         emb = EMBEDDED[spec.source]
         # the alias is one fixed file inside a package: there is no other revision or GGUF file to pick
@@ -87,6 +94,15 @@ def preflight(spec: ModelSpec) -> PreparedModel:
         )
     _check_hub_id(spec)
     return PreparedModel(spec, spec.source)
+
+
+def _check_cuda_visible(spec: ModelSpec, options: dict) -> None:
+    """A CUDA-only method where torch sees no CUDA device fails here; ``resolve_device`` checks again against
+    the device the run actually picks (``--device cpu`` on a GPU machine)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        quant.check_device(spec.source, options, "cpu")
 
 
 def _check_hub_id(spec: ModelSpec) -> None:
