@@ -142,9 +142,9 @@ def run(config: RunConfig, backend=None, progress: Progress | None = None) -> Ru
             "lm_eval_tasks": list(config.lm_eval_tasks),
         },
     )
-    from llmbench.meters.bandwidth import peak_bandwidth
+    from llmbench.meters.bandwidth import environment_entries, peak_bandwidth
 
-    record.environment["memory_bandwidth"] = peak_bandwidth(device)  # the roofline's peak, once per run
+    record.environment.update(environment_entries(peak_bandwidth(device)))  # the roofline's peak, once per run
     run_dir = Path(config.out_dir) / record.run_id
     samples: list[dict] = []
     path = store.write_run(record, config.out_dir)

@@ -35,7 +35,9 @@ def test_quantized_variant_rows_record_method_library_and_bytes_held(method, lib
     assert q["weights_bytes"] == held and 0 < held < fp32
     roof = quantized["latency"]["roofline"]
     assert roof["weights_bytes"] == held and roof["achieved_bytes_per_s"] > 0
-    assert record["environment"]["memory_bandwidth"]["bytes_per_s"] > 0
+    env = record["environment"]
+    assert env["memory_bandwidth_bytes_per_s"] > 0 and env["memory_bandwidth_method"].startswith("numpy-triad")
+    assert roof["peak_bytes_per_s"] == env["memory_bandwidth_bytes_per_s"]
 
 
 def test_static_cache_and_eager_attention_are_recorded(tiny_model_dir, task_dir, tmp_path):
