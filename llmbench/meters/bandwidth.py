@@ -85,6 +85,14 @@ def peak_bandwidth(device: str) -> dict:
     return out
 
 
+def environment_entries(peak: dict) -> dict:
+    """The probe as a record's environment keys (plain values: environments are compared value by value)."""
+    return {"memory_bandwidth_bytes_per_s": peak.get("bytes_per_s"), "memory_bandwidth_method": peak.get("method"),
+            "memory_bandwidth_best_s": peak.get("best_s"), "memory_bandwidth_bytes_moved": peak.get("bytes_moved"),
+            "memory_bandwidth_repeats": peak.get("repeats"), "memory_bandwidth_probe_s": peak.get("probe_s"),
+            "memory_bandwidth_reason": peak.get("reason")}
+
+
 def unavailable(reason: str) -> dict:
     return {"available": False, "bytes_per_s": None, "method": None, "reason": reason}
 

@@ -277,5 +277,13 @@ def parameter_count(model: Any) -> int:
         if key in seen:
             continue
         seen.add(key)
-        total += int(p.numel())
+        # bitsandbytes 4-bit packs two weights per byte: its quant_state keeps the logical shape
+        shape = getattr(getattr(p, "quant_state", None), "shape", None)
+        if shape is not None:
+            n = 1
+            for d in shape:
+                n *= int(d)
+            total += n
+        else:
+            total += int(p.numel())
     return total

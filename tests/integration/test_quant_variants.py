@@ -29,12 +29,15 @@ def test_quantized_variant_rows_record_method_library_and_bytes_held(method, lib
     q = quantized["model"]["quantization"]
     assert (q["method"], q["library"], q["bits"]) == (method, library, bits) and q["library_version"]
     assert plain["model"]["quantization"] is None
+    assert quantized["model"]["parameters"] == plain["model"]["parameters"]  # 4-bit packing is not fewer weights
     # the linear weights shrink; embeddings and norms stay float32, so less than the fp32 count, not 1/4 of it
     held, fp32 = quantized["memory"]["weights_bytes"], plain["memory"]["weights_bytes"]
     assert q["weights_bytes"] == held and 0 < held < fp32
     roof = quantized["latency"]["roofline"]
     assert roof["weights_bytes"] == held and roof["achieved_bytes_per_s"] > 0
-    assert record["environment"]["memory_bandwidth"]["bytes_per_s"] > 0
+    env = record["environment"]
+    assert env["memory_bandwidth_bytes_per_s"] > 0 and env["memory_bandwidth_method"].startswith("numpy-triad")
+    assert roof["peak_bytes_per_s"] == env["memory_bandwidth_bytes_per_s"]
 
 
 def test_static_cache_and_eager_attention_are_recorded(tiny_model_dir, task_dir, tmp_path):

@@ -59,3 +59,9 @@ def test_cpu_triad_is_short_and_counts_its_bytes():
 def test_unknown_device_has_no_figure():
     out = bandwidth.peak_bandwidth("mps")
     assert out["available"] is False and out["bytes_per_s"] is None and "mps" in out["reason"]
+
+
+def test_the_probe_goes_into_the_environment_as_plain_values():
+    entries = bandwidth.environment_entries(bandwidth.cpu_triad(array_bytes=8 * 2**20, repeats=1))
+    assert entries["memory_bandwidth_bytes_per_s"] > 0 and entries["memory_bandwidth_reason"] is None
+    assert all(v is None or isinstance(v, (str, int, float)) for v in entries.values())

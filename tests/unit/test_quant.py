@@ -155,3 +155,12 @@ def test_weights_bytes_counts_what_quantized_tensors_hold():
     four_bit = _Plain(50, 1, 3000, quant_state=_State(3100))  # packed nibbles + blockwise absmax
     model = _Model([dense, _Subclass(4000), int8_bnb, four_bit, dense])  # dense twice: tied, counted once
     assert weights_bytes(model) == 200 + (100 + 40) + (100 + 40) + (50 + 16)
+
+
+def test_parameter_count_of_4bit_packed_weights_is_the_logical_count():
+    from llmbench.meters.memory import parameter_count
+
+    state = _State(5100)
+    state.shape = (10, 10)
+    packed = _Plain(50, 1, 5000, quant_state=state)  # 100 weights, two per byte
+    assert parameter_count(_Model([packed, _Plain(7, 4, 6000)])) == 107
