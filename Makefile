@@ -28,8 +28,9 @@ $(STAMP): pyproject.toml Makefile
 
 install: $(STAMP)  ## create .venv and install llmbench with everything it needs
 
-demo: $(STAMP)  ## run smollm2-135m against gemma3-270m on the smoke suite and print the table
+demo: $(STAMP)  ## run smollm2-135m against gemma3-270m on the smoke suite, print the table, end with the verdicts
 	HF_HUB_OFFLINE=1 $(BIN)/llmbench run -m smollm2-135m -m gemma3-270m -t smoke --name demo
+	$(BIN)/llmbench compare  # the run just written (the latest under results/); ends with the verdict per task
 
 test: $(STAMP)  ## run the test suite (offline; slow and GPU tests excluded)
 	HF_HUB_OFFLINE=1 $(BIN)/pytest -q -m "not slow and not gpu"
