@@ -2,8 +2,10 @@
 
 Pure data in, pure data out: no console, no files written. A change fails only when it is worse than the
 rule's margin AND the worsening is significant (llmbench.gate.noise: the two-sided p-value of a
-randomization test below the chosen level), unless ``strict`` asks for point values only; memory, energy
-and tokens/s have no noise model and are compared as point values.
+randomization test below the chosen level), unless ``strict`` asks for point values only; past the margin
+but not significant, it is undecided, with the examples that would decide. Memory, energy and tokens/s have
+no noise model and are compared as point values. ``noninferior`` rules pass only a candidate proven to
+reach their share of the baseline (llmbench.stats.noninferiority).
 """
 
 from __future__ import annotations
