@@ -33,8 +33,9 @@ install-llamacpp: $(STAMP)  ## also build llama-cpp-python for backend=llamacpp 
 	# build alone would take CI from ~5 to ~19 of its 25 minutes): tests/integration/test_llamacpp.py is slow
 	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/pip install -q -e ".[llamacpp]"
 
-demo: $(STAMP)  ## run smollm2-135m against gemma3-270m on the smoke suite and print the table
+demo: $(STAMP)  ## run smollm2-135m against gemma3-270m on the smoke suite, print the table, end with the verdicts
 	HF_HUB_OFFLINE=1 $(BIN)/llmbench run -m smollm2-135m -m gemma3-270m -t smoke --name demo
+	$(BIN)/llmbench compare  # the run just written (the latest under results/); ends with the verdict per task
 
 test: $(STAMP)  ## run the test suite (offline; slow and GPU tests excluded)
 	HF_HUB_OFFLINE=1 $(BIN)/pytest -q -m "not slow and not gpu"

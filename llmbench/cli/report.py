@@ -24,7 +24,7 @@ def _comparison_options(f):
         click.option("--metric", default=None, metavar="NAME",
                      help="Primary quality metric [default: the first metric of each task's rows]."),
         click.option("--margin", type=float, default=DEFAULT_MARGIN, show_default=True,
-                     help="Verdict: a model is enough when the paired 95%% CI of its quality over the best's "
+                     help="Verdict: a model is enough when the paired 95% CI of its quality over the best's "
                           "clears this fraction."),
         click.option("--min-gain", type=float, default=DEFAULT_MIN_GAIN, show_default=True,
                      help="Knee of the size curve: the gain per doubling, in points of a 0-100 scale (0.01 on "

@@ -4,11 +4,21 @@ Split by job: ``rules`` (parsing, defaults, where rules come from), ``checks`` (
 GateReport), ``noise`` (significance tests, p-value floors, "could it have failed"), ``evaluate``
 (rules x rows -> checks), ``display`` (values with units, Markdown, JUnit), ``baselines``.
 
-Exit codes of ``llmbench gate``: 0 every check passed, 1 a regression, 2 bad input. See docs/ci.md.
+Exit codes of ``llmbench gate``: 0 every check passed, 1 a regression, 2 bad input, 3 undecided (a change
+past its margin that the test cannot tell from noise; ``--undecided pass`` accepts it). See docs/ci.md.
 """
 
 from llmbench.gate.baselines import BASELINES_DIR, list_baselines, resolve_baseline, save_baseline
-from llmbench.gate.checks import FAIL, MISSING, PASS, SKIPPED, Check, GateReport
+from llmbench.gate.checks import (
+    EXIT_UNDECIDED,
+    FAIL,
+    MISSING,
+    NOT_CHECKED,
+    PASS,
+    UNDECIDED,
+    Check,
+    GateReport,
+)
 from llmbench.gate.display import describe, to_junit, to_markdown, verdict_line
 from llmbench.gate.evaluate import evaluate
 from llmbench.gate.rules import (
@@ -27,7 +37,9 @@ __all__ = [
     "FAIL",
     "MISSING",
     "PASS",
-    "SKIPPED",
+    "NOT_CHECKED",
+    "UNDECIDED",
+    "EXIT_UNDECIDED",
     "Check",
     "GateReport",
     "Rule",

@@ -9,7 +9,10 @@ from dataclasses import dataclass, field
 
 from llmbench.gate.rules import Rule
 
-PASS, FAIL, MISSING, SKIPPED = "pass", "fail", "missing", "skipped"
+PASS, FAIL, UNDECIDED, MISSING, NOT_CHECKED = "pass", "fail", "undecided", "missing", "not checked"
+STATUSES = (PASS, FAIL, UNDECIDED, MISSING, NOT_CHECKED)
+#: exit codes of `llmbench gate` (2, bad input, comes from UserError)
+EXIT_PASS, EXIT_REGRESSION, EXIT_UNDECIDED = 0, 1, 3
 
 
 @dataclass
@@ -20,7 +23,7 @@ class Check:
     metric: str
     model: str
     task: str
-    status: str  # pass | fail | missing | skipped
+    status: str  # pass | fail | undecided | missing | not checked
     baseline: float | None = None
     candidate: float | None = None
     limit: float | None = None  # largest allowed worsening, in the metric's unit
@@ -33,6 +36,9 @@ class Check:
     # the smallest p-value the noise test could give on these samples; at or above the significance level,
     # no change of this metric could have failed the check (see docs/ci.md, Noise)
     p_floor: float | None = None
+    n: int | None = None  # samples (or timings per side) the test compared
+    examples_needed: int | None = None  # for an undecided check: examples that would decide
+    ratio: float | None = None  # noninferior rules: candidate / baseline, direction-adjusted; ci_* is its CI
 
     @property
     def row(self) -> str:
@@ -75,6 +81,7 @@ class GateReport:
     notes: list[str] = field(default_factory=list)  # rows only in the candidate, duplicate rows, ...
     environment: list[str] = field(default_factory=list)  # machine / version / settings differences
     parameters: dict[str, int] = field(default_factory=dict)  # model name -> parameter count, for display
+    undecided_policy: str = "fail"  # "fail": an undecided check makes the exit code 3; "pass": it does not
 
     def model_label(self, model: str) -> str:
         """'tiny-model (96K)': the model with its size, formatted as every other command formats it."""
@@ -88,18 +95,28 @@ class GateReport:
         return [c for c in self.checks if c.status == FAIL]
 
     @property
+    def undecided(self) -> list[Check]:
+        """Checks whose change is past the margin but whose test cannot decide (or, for noninferior rules,
+        whose CI straddles the share)."""
+        return [c for c in self.checks if c.status == UNDECIDED]
+
+    @property
     def passed(self) -> bool:
-        """True when no check failed."""
-        return not self.failures
+        """True when no check failed and none is undecided (or undecided checks are allowed)."""
+        return not self.failures and (not self.undecided or self.undecided_policy == "pass")
 
     @property
     def exit_code(self) -> int:
-        """0 pass, 1 regression."""
-        return 0 if self.passed else 1
+        """0 pass, 1 regression, 3 undecided (unless ``undecided_policy`` is "pass")."""
+        if self.failures:
+            return EXIT_REGRESSION
+        if self.undecided and self.undecided_policy != "pass":
+            return EXIT_UNDECIDED
+        return EXIT_PASS
 
     def counts(self) -> dict[str, int]:
         """Checks per status."""
-        out = {PASS: 0, FAIL: 0, MISSING: 0, SKIPPED: 0}
+        out = dict.fromkeys(STATUSES, 0)
         for c in self.checks:
             out[c.status] = out.get(c.status, 0) + 1
         return out

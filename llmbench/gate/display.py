@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from llmbench.gate.checks import FAIL, MISSING, PASS, SKIPPED, Check, GateReport
-from llmbench.gate.noise import could_not_fail
-from llmbench.report.format import fmt_field, fmt_field_change, fmt_p
+from llmbench.gate.checks import FAIL, MISSING, NOT_CHECKED, PASS, UNDECIDED, Check, GateReport
+from llmbench.report.format import fmt_field, fmt_field_change, fmt_p, fmt_pct
 
 
 def format_value(metric: str, value: float | None) -> str:
@@ -16,7 +15,10 @@ def format_value(metric: str, value: float | None) -> str:
 
 
 def format_change(check: Check) -> str:
-    """'+0.012 (+8.3%)', '+7.4 MiB (+1.2%)' or 'n/a'."""
+    """'+0.012 (+8.3%)', '+7.4 MiB (+1.2%)', for a noninferior rule the ratio '97% [94%, 101%]'; or 'n/a'."""
+    if check.ratio is not None:
+        ci = "" if check.ci_low is None else f" [{fmt_pct(check.ci_low)}, {fmt_pct(check.ci_high)}]"
+        return f"{fmt_pct(check.ratio)}{ci}"
     d = check.delta
     if d is None:
         return "n/a"
@@ -26,9 +28,12 @@ def format_change(check: Check) -> str:
 
 
 def format_limit(check: Check) -> str:
-    """The largest allowed change, signed in the worsening direction: '-1.8' or '+7.4 MiB'."""
+    """The largest allowed change, signed in the worsening direction: '-1.8' or '+7.4 MiB'; '≥98%' for a
+    noninferior rule."""
     if check.limit is None or check.higher_is_better is None:
         return "n/a"
+    if ":noninferior:" in check.rule:
+        return f"≥{fmt_pct(check.limit)}"
     return ("-" if check.higher_is_better else "+") + format_value(check.metric, check.limit)
 
 
@@ -45,15 +50,8 @@ def describe(check: Check) -> str:
     return f"{text}; {check.message}" if check.message else text
 
 
-def verdict_mark(check: Check, alpha: float) -> str:
-    """The check's status, or for a pass beyond its margin 'pass~' (within the noise) or 'pass?' (too few
-    samples for any change to be significant)."""
-    if check.status == PASS and check.message.startswith("beyond"):
-        return "pass?" if could_not_fail(check, alpha) else "pass~"
-    return check.status
-
-
-_ICON = {PASS: "✅ pass", FAIL: "❌ fail", MISSING: "⚠️ missing", SKIPPED: "➖ skipped"}
+_ICON = {PASS: "✅ pass", FAIL: "❌ fail", UNDECIDED: "❓ undecided", MISSING: "⚠️ missing",
+         NOT_CHECKED: "➖ not checked"}
 
 
 def _cell(text: str) -> str:
@@ -61,24 +59,36 @@ def _cell(text: str) -> str:
 
 
 def verdict_line(report: GateReport) -> str:
-    """'PASS: 12 checks passed, 1 skipped' or 'REGRESSION: 2 of 13 checks failed'."""
+    """'PASS: 12 of 13 checks passed, 1 not checked', 'UNDECIDED: ...' or 'REGRESSION: 2 of 13 checks failed'."""
     c = report.counts()
-    extra = ", ".join(f"{c[s]} {s}" for s in (MISSING, SKIPPED) if c[s])
-    if report.passed:
-        head = f"PASS: {c[PASS]} of {len(report.checks)} checks passed"
+    total = len(report.checks)
+    extra = ", ".join(f"{c[s]} {s}" for s in (UNDECIDED, MISSING, NOT_CHECKED) if c[s])
+    if report.failures:
+        head = f"REGRESSION: {c[FAIL]} of {total} checks failed"
+    elif report.undecided and report.undecided_policy != "pass":
+        extra = ", ".join(f"{c[s]} {s}" for s in (PASS, MISSING, NOT_CHECKED) if c[s])
+        head = (f"UNDECIDED: {c[UNDECIDED]} of {total} checks could not tell a worsening beyond the margin from "
+                "noise (no regression proven, none ruled out)")
     else:
-        head = f"REGRESSION: {c[FAIL]} of {len(report.checks)} checks failed"
+        head = f"PASS: {c[PASS]} of {total} checks passed"
+        if report.undecided:
+            head += " (undecided ones allowed by --undecided pass)"
     return f"{head}, {extra}" if extra else head
 
 
+def _icon_heading(report: GateReport) -> str:
+    return "❌" if report.failures else "❓" if report.exit_code else "✅"
+
+
 def to_markdown(report: GateReport) -> str:
-    """A Markdown comment: verdict, one table row per check, then failures and notes."""
+    """A Markdown comment: verdict, one table row per check, then failures, undecided checks and notes."""
     lines = [
-        f"## llmbench gate: {'✅' if report.passed else '❌'} {verdict_line(report)}",
+        f"## llmbench gate: {_icon_heading(report)} {verdict_line(report)}",
         "",
         f"Baseline `{report.baseline_id}` vs candidate `{report.candidate_id}`; rules from "
         f"{report.rules_source or 'the command line'}; significance level {report.significance:g}"
-        + (" (`--strict`: point values only)" if report.strict else "") + ".",
+        + (" (`--strict`: point values only)" if report.strict else "")
+        + ("; undecided checks allowed (`--undecided pass`)" if report.undecided_policy == "pass" else "") + ".",
         "",
         "| Model | Task | Rule | Metric | Baseline | Candidate | Change | Allowed | p | Verdict |",
         "|---|---|---|---|---:|---:|---:|---:|---:|---|",
@@ -86,41 +96,38 @@ def to_markdown(report: GateReport) -> str:
     for c in report.checks:
         cells = [report.model_label(c.model), c.task, f"`{c.rule}`", f"`{c.metric}`",
                  format_value(c.metric, c.baseline), format_value(c.metric, c.candidate), format_change(c),
-                 format_limit(c), format_p(c.p_value), _icon(c, report.significance)]
+                 format_limit(c), format_p(c.p_value), _ICON[c.status]]
         lines.append("| " + " | ".join(_cell(x) for x in cells) + " |")
-    failures = report.failures
-    if failures:
-        lines += ["", "### Regressions", ""] + [f"- {_cell(describe(c))}" for c in failures]
-    others = [c for c in report.checks if c.status in (MISSING, SKIPPED)]
-    if others:
-        lines += ["", "### Missing or skipped", ""] + [f"- {_cell(describe(c))}" for c in others]
+    sections = (("Regressions", (FAIL,)), ("Undecided", (UNDECIDED,)), ("Missing or not checked",
+                                                                        (MISSING, NOT_CHECKED)))
+    for title, statuses in sections:
+        chosen = [c for c in report.checks if c.status in statuses]
+        if chosen:
+            lines += ["", f"### {title}", ""] + [f"- {_cell(describe(c))}" for c in chosen]
     notes = report.environment + report.notes
     if notes:
         lines += ["", "### Notes", ""] + [f"- ⚠️ {_cell(n)}" for n in notes]
     return "\n".join(lines) + "\n"
 
 
-def _icon(check: Check, alpha: float) -> str:
-    if verdict_mark(check, alpha) == "pass?":
-        return "⚠️ pass (too few samples to tell)"
-    return _ICON[check.status]
-
-
 def _group_status(checks: list[Check]) -> str:
     statuses = {c.status for c in checks}
-    if FAIL in statuses:
-        return FAIL
-    if PASS in statuses:
-        return PASS
-    return SKIPPED
+    for status in (FAIL, UNDECIDED, PASS, MISSING):
+        if status in statuses:
+            return status
+    return NOT_CHECKED
 
 
 def to_junit(report: GateReport) -> str:
-    """JUnit XML with one test case per rule x row (a wildcard rule's metrics are one case)."""
+    """JUnit XML with one test case per rule x row (a wildcard rule's metrics are one case). An undecided case
+    is a ``<failure type="undecided">`` unless undecided checks are allowed (then it is skipped)."""
     groups = report.groups()
     statuses = {k: _group_status(v) for k, v in groups.items()}
-    n_fail = sum(s == FAIL for s in statuses.values())
-    n_skip = sum(s == SKIPPED for s in statuses.values())
+    undecided_fails = report.undecided_policy != "pass"
+    failing = {FAIL, UNDECIDED} if undecided_fails else {FAIL}
+    skipping = {MISSING, NOT_CHECKED} | (set() if undecided_fails else {UNDECIDED})
+    n_fail = sum(s in failing for s in statuses.values())
+    n_skip = sum(s in skipping for s in statuses.values())
     suites = ET.Element("testsuites", name="llmbench gate", tests=str(len(groups)), failures=str(n_fail))
     suite = ET.SubElement(suites, "testsuite", name=f"llmbench gate {report.candidate_id} vs {report.baseline_id}",
                           tests=str(len(groups)), failures=str(n_fail), errors="0", skipped=str(n_skip),
@@ -128,18 +135,19 @@ def to_junit(report: GateReport) -> str:
     props = ET.SubElement(suite, "properties")
     for name, value in (("baseline", report.baseline_id), ("candidate", report.candidate_id),
                         ("rules_source", report.rules_source), ("significance", f"{report.significance:g}"),
-                        ("strict", str(report.strict).lower())):
+                        ("strict", str(report.strict).lower()), ("undecided", report.undecided_policy)):
         ET.SubElement(props, "property", name=name, value=value)
     for (rule, model, task), checks in groups.items():
         case = ET.SubElement(suite, "testcase", classname=f"llmbench.gate.{model}.{task}", name=rule, time="0")
         text = "\n".join(describe(c) for c in checks)
         status = statuses[(rule, model, task)]
-        if status == FAIL:
-            failed = [c for c in checks if c.status == FAIL]
-            el = ET.SubElement(case, "failure", message="; ".join(describe(c) for c in failed), type="regression")
+        if status in failing:
+            failed = [c for c in checks if c.status == status]
+            kind = "regression" if status == FAIL else "undecided"
+            el = ET.SubElement(case, "failure", message="; ".join(describe(c) for c in failed), type=kind)
             el.text = text
-        elif status == SKIPPED:
-            ET.SubElement(case, "skipped", message="; ".join(c.message for c in checks))
+        elif status in skipping:
+            ET.SubElement(case, "skipped", message="; ".join(f"{c.status}: {c.message}" for c in checks))
         else:
             ET.SubElement(case, "system-out").text = text
     ET.indent(suites)

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 from llmbench.gate.checks import Check
 from llmbench.records import ResultRow
-from llmbench.stats import smallest_paired_p
+from llmbench.stats import smallest_paired_p, smallest_unpaired_p
+from llmbench.stats.noninferiority import examples_to_decide, side_se, z_value
 from llmbench.stats.significance import (
     latency_delta,
     latency_p_floor,
@@ -27,6 +28,7 @@ from llmbench.stats.significance import (
 # random arrangements resolve p only down to 1 / (resamples + 1): a level below 20 / resamples gets more
 # of them, up to this many (beyond it a check that cannot reach the level is reported as such)
 MAX_RESAMPLES = 20_000
+_Z95 = z_value(0.95)
 
 
 def resamples_for(resamples: int, alpha: float) -> int:
@@ -50,11 +52,13 @@ class Noise:
     p_value: float | None = None
     ci_low: float | None = None
     ci_high: float | None = None
+    n: int | None = None  # shared samples (paired) or the smaller side's timings (unpaired)
+    paired: bool = True
 
 
-def _from_delta(d, method: str, worse_sign: int, alpha: float) -> Noise:
+def _from_delta(d, method: str, worse_sign: int, alpha: float, paired: bool = True) -> Noise:
     significant = d.p_value < alpha and d.delta * worse_sign > 0
-    return Noise(method, significant, d.p_value, d.ci_low, d.ci_high)
+    return Noise(method, significant, d.p_value, d.ci_low, d.ci_high, d.n, paired)
 
 
 def _ci_fallback(b_entry, c_entry, why: str, alpha: float) -> Noise | None:
@@ -65,15 +69,22 @@ def _ci_fallback(b_entry, c_entry, why: str, alpha: float) -> Noise | None:
         return Noise("one sample: too few to tell a change from noise", False, p_value=1.0)
     bl, bh = number(b_entry.get("ci_low")), number(b_entry.get("ci_high"))
     cl, ch = number(c_entry.get("ci_low")), number(c_entry.get("ci_high"))
-    if None not in (bl, bh, cl, ch):
-        # non-overlap of two 95% CIs is a conservative test (stricter than alpha=0.05)
-        return Noise(f"95% CI overlap, {why}", ch < bl or cl > bh)
-    bs, cs = number(b_entry.get("stderr")), number(c_entry.get("stderr"))
     bv, cv = number(b_entry.get("value")), number(c_entry.get("value"))
+    ns = [e.get("n") for e in (b_entry, c_entry) if isinstance(e.get("n"), int)]
+    n = min(ns) if ns else None
+    if None not in (bl, bh, cl, ch):
+        # non-overlap of two 95% CIs is a conservative test (stricter than alpha=0.05); the difference's CI,
+        # for the examples that would decide, from the two half-widths as normal standard errors
+        se = math.hypot((bh - bl) / 2, (ch - cl) / 2) / _Z95
+        ci = (None, None) if bv is None or cv is None else (cv - bv - _Z95 * se, cv - bv + _Z95 * se)
+        return Noise(f"95% CI overlap, {why}", ch < bl or cl > bh, None, *ci, n, paired=False)
+    bs, cs = number(b_entry.get("stderr")), number(c_entry.get("stderr"))
     if None not in (bs, cs, bv, cv) and (bs > 0 or cs > 0):
-        z = (cv - bv) / math.hypot(bs, cs)
+        se = math.hypot(bs, cs)
+        z = (cv - bv) / se
         p = math.erfc(abs(z) / math.sqrt(2))
-        return Noise(f"normal test on stderr, {why}", p < alpha, p_value=p)
+        return Noise(f"normal test on stderr, {why}", p < alpha, p, cv - bv - _Z95 * se, cv - bv + _Z95 * se, n,
+                     paired=False)
     return None
 
 
@@ -113,7 +124,8 @@ def noise(path: str, base: ResultRow, cand: ResultRow, b_samples: dict | None, c
         if b_samples and c_samples:
             d = latency_delta(fld, b_samples, c_samples, statistic=stat, seed=seed, resamples=resamples)
             if d is not None:
-                return _from_delta(d, f"permutation test of {stat} over per-sample values", worse_sign, alpha)
+                return _from_delta(d, f"permutation test of {stat} over per-sample values", worse_sign, alpha,
+                                   paired=False)
         if stat == "mean":
             return _ci_fallback(base.latency.get(fld), cand.latency.get(fld), "no per-sample values", alpha)
     return None
@@ -129,6 +141,24 @@ def blind_checks(checks: list[Check], alpha: float) -> list[Check]:
     return [c for c in checks if could_not_fail(c, alpha)]
 
 
+def examples_to_tell(check: Check, paired: bool, alpha: float) -> int | None:
+    """For an undecided change check: the examples (shared samples, or timings per side) at which a change
+    like the observed one would be significant at ``alpha`` in 80% of runs, from the spread of its 95%
+    bootstrap CI (``stats.noninferiority.examples_to_decide`` against no change); at least enough for the
+    randomization test to reach ``alpha`` at all. None without a CI or a sample count."""
+    d, n = check.delta, check.n
+    if d is None or n is None or n < 1 or check.ci_low is None or check.ci_high is None:
+        return None
+    floor = n + 1
+    if paired:
+        floor = max(floor, samples_to_reach(alpha))
+    else:
+        while smallest_unpaired_p(floor, floor) >= alpha:
+            floor += 1
+    se = side_se(d, check.ci_low, check.ci_high, 0.0, n) if n > 1 else None
+    return examples_to_decide(n, d, se, 0.0, confidence=1 - alpha, at_least=floor)
+
+
 def samples_to_reach(alpha: float) -> int:
     """The fewest differing samples at which a paired test's smallest p falls below ``alpha``."""
     need = 1
@@ -138,7 +168,7 @@ def samples_to_reach(alpha: float) -> int:
 
 
 def blind_note(checks: list[Check], alpha: float) -> str | None:
-    """The warning that names the rows whose checks could not have failed, or None when there are none."""
+    """The warning that names the rows whose checks could not have decided, or None when there are none."""
     blind = blind_checks(checks, alpha)
     if not blind:
         return None
@@ -152,4 +182,4 @@ def blind_note(checks: list[Check], alpha: float) -> str | None:
         needs.append("a latency check more timings per side")
     return (f"{len(blind)} of {len(checks)} checks could not fail, whatever the change: their rows have too few "
             f"samples for any change to be significant at {alpha:g} ({shown}); {' and '.join(needs)}. "
-            "Gate on more examples per task (--limit) or use --strict")
+            "Gate on more examples per task (--limit), or use --strict")

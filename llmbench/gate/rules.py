@@ -5,6 +5,10 @@ metric (``higher_is_better``), not from the sign: ``quality.bleu:-2%`` and ``qua
 same thing (BLEU may drop by at most 2% of the baseline value), and ``quality.ter:+5%`` lets TER (lower is
 better) grow by at most 5%. A trailing ``%`` makes the margin relative to the baseline value; without it
 the margin is absolute, in the metric's own unit (points of its scale, seconds, bytes, joules).
+
+``quality.<metric>:noninferior:98%`` (or ``quality.*:noninferior:0.98``) asks for proof instead: the check
+passes only when the lower bound of the paired CI of candidate / baseline (direction-adjusted) is at least
+98%, fails when its upper bound is below, and is undecided otherwise.
 """
 
 from __future__ import annotations
@@ -43,14 +47,25 @@ _CHANGE = re.compile(r"^\s*([+-]?)\s*((?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\
 _QUALITY_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-/]*$")
 
 
+NONINFERIOR = "noninferior"
+_NONINFERIOR = re.compile(r"^\s*((?:\d+(?:\.\d*)?|\.\d+))\s*(%?)\s*$")
+
+
 @dataclass(frozen=True)
 class Rule:
-    """One parsed rule: which metric(s), and the largest worsening allowed."""
+    """One parsed rule: which metric(s), and the largest worsening allowed (or, for ``noninferior``, the
+    share of the baseline the candidate must be proven to reach)."""
 
     text: str  # as written, normalised (no spaces)
     path: str  # e.g. "quality.*", "latency.ttft_s.p50", "memory.peak_rss_bytes"
-    amount: float  # magnitude of the allowed worsening (>= 0)
+    amount: float  # magnitude of the allowed worsening (>= 0); for noninferior, the ratio to clear (0.98)
     relative: bool  # True: amount is a fraction of the baseline value
+    kind: str = "change"  # "change" (largest worsening) or "noninferior" (proven within a ratio)
+
+    @property
+    def noninferior(self) -> bool:
+        """True for ``<path>:noninferior:<share>``: the candidate must be proven within a share of the baseline."""
+        return self.kind == NONINFERIOR
 
     @property
     def section(self) -> str:
@@ -63,7 +78,9 @@ class Rule:
         return self.path == "quality.*"
 
     def describe_limit(self) -> str:
-        """The allowed worsening as written for people: '2%' or '0.01'."""
+        """The allowed worsening as written for people: '2%' or '0.01'; '98% of the baseline' (noninferior)."""
+        if self.noninferior:
+            return f"{self.amount * 100:g}% of the baseline"
         return f"{self.amount * 100:g}%" if self.relative else f"{self.amount:g}"
 
 
@@ -99,6 +116,9 @@ def parse_rule(text: str) -> Rule:
     path = path.strip()
     if not sep or not path:
         raise UserError(f"bad rule {raw!r}: expected <metric path>:<allowed change>, e.g. 'quality.*:-2%'")
+    head, _, word = path.rpartition(":")
+    if word.strip() == NONINFERIOR and head.strip():
+        return _noninferior_rule(raw, head.strip(), change)
     m = _CHANGE.match(change)
     if not m:
         raise UserError(
@@ -111,6 +131,21 @@ def parse_rule(text: str) -> Rule:
     if not math.isfinite(amount):  # 1e400 parses as inf: a margin that allows anything is a typo
         raise UserError(f"bad rule {raw!r}: allowed change {change.strip()!r} is too large to be a finite number")
     return Rule(text=f"{path}:{sign}{number}{percent}", path=path, amount=amount, relative=bool(percent))
+
+
+def _noninferior_rule(raw: str, path: str, share: str) -> Rule:
+    """``<quality path>:noninferior:<share>``, the share a percentage (98%) or a fraction (0.98) in (0, 1]."""
+    _check_path(path, raw)
+    if not path.startswith("quality."):
+        raise UserError(f"bad rule {raw!r}: noninferior applies to quality metrics (quality.<metric> or "
+                        "quality.*), e.g. 'quality.rougeL:noninferior:98%'")
+    m = _NONINFERIOR.match(share)
+    value = (float(m.group(1)) / (100 if m.group(2) else 1)) if m else None
+    if value is None or not 0 < value <= 1:
+        raise UserError(f"bad rule {raw!r}: the share the candidate must reach, {share.strip()!r}, must be a "
+                        "percentage or fraction in (0, 1], e.g. 98% or 0.98")
+    return Rule(text=f"{path}:{NONINFERIOR}:{share.strip()}", path=path, amount=value, relative=True,
+                kind=NONINFERIOR)
 
 
 def parse_rules(texts) -> list[Rule]:
@@ -138,7 +173,8 @@ def _load_toml(path: Path) -> dict:
         raise UserError(f"{path} is not valid TOML: {exc}") from None
 
 
-GATE_KEYS = ("rules", "significance")
+GATE_KEYS = ("rules", "significance", "undecided")
+UNDECIDED_POLICIES = ("fail", "pass")
 
 
 def _gate_table(data: dict, where: str) -> dict | None:
@@ -254,3 +290,19 @@ def resolve_significance(cli_value: float | None, directory: str | Path = ".",
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
         raise UserError(f"significance level must be a number between 0 and 1 (exclusive), got {value!r}")
     return float(value)
+
+
+def resolve_undecided(cli_value: str | None, directory: str | Path = ".",
+                      rules_file: str | Path | None = None) -> str:
+    """--undecided, else ``undecided`` of a TOML ``--rules`` file, else ``[tool.llmbench.gate] undecided`` of
+    pyproject.toml, else "fail": what an undecided check does to the exit code ("fail": exit 3)."""
+    value = cli_value
+    if value is None:
+        table = _toml_rules_table(rules_file)
+        if "undecided" not in table:
+            table = pyproject_settings(directory) or {}
+        value = table.get("undecided", "fail")
+    if value not in UNDECIDED_POLICIES:
+        raise UserError(f"undecided must be one of {', '.join(UNDECIDED_POLICIES)} (what an undecided check does "
+                        f"to the exit code), got {value!r}{did_you_mean(str(value), UNDECIDED_POLICIES)}")
+    return value

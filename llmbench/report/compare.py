@@ -14,7 +14,7 @@ from llmbench.report.cost import CorrectCost, correct_cost
 from llmbench.report.merge import MergedRow, MergedRuns
 from llmbench.report.sizecurve import DEFAULT_MIN_GAIN
 from llmbench.stats import PairedDelta, Quantile
-from llmbench.stats.noninferiority import Decision, Gain, normal_noninferiority, undecided, unpaired_ratio
+from llmbench.stats.noninferiority import Decision, Gain, undecided, unpaired_ratio
 from llmbench.stats.significance import (
     higher_is_better,
     latency_delta,
@@ -22,8 +22,8 @@ from llmbench.stats.significance import (
     quality_delta,
     quality_gain,
     quality_noninferiority,
+    recorded_noninferiority,
     rescorable,
-    scale_range,
 )
 
 DEFAULT_MARGIN = 0.95
@@ -252,7 +252,7 @@ class _Tester:
                 found = None
             if found is not None:
                 return found
-        fallback = _stderr_noninferiority(entries, margin, hib, scale)
+        fallback = recorded_noninferiority(*entries, margin, hib, scale)
         if fallback is not None:
             return fallback
         why = "no shared per-sample outputs" if rescorable(metric, *entries) else \
@@ -292,20 +292,6 @@ class _TaskTests:
 
     def gain(self, smaller: str, larger: str) -> Gain | None:
         return self.tester.gain(self.tc.metric, self.rows[smaller], self.rows[larger], self.tc.higher_is_better)
-
-
-def _stderr_noninferiority(entries, margin: float, hib: bool, scale: str | None) -> Decision | None:
-    """Non-inferiority from two rows' recorded values and standard errors (lm-eval's metrics), or None."""
-    if not all(isinstance(e, dict) for e in entries):
-        return None
-    values = [e.get("value") for e in entries]
-    ses = [e.get("stderr") for e in entries]
-    ns = [e.get("n") for e in entries]
-    if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in values + ses) \
-            or not all(isinstance(n, int) and n > 1 for n in ns):
-        return None
-    return normal_noninferiority(values[0], ses[0], values[1], ses[1], min(ns), margin, hib,
-                                 difference_margin=(1 - margin) * scale_range(scale))
 
 
 def _significant(delta: PairedDelta | None) -> bool | None:

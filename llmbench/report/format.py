@@ -15,6 +15,14 @@ Missing values print as "n/a" (parameters as "?"), never as 0. Pure functions, n
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from llmbench.stats.noninferiority import Decision
+
+# the outcomes of llmbench.stats.noninferiority, spelled here so formatting needs no numpy import
+_ENOUGH, _NOT_ENOUGH, _UNDECIDED = "enough", "not enough", "undecided"
+
 NA = "n/a"
 DASH = "—"
 MINUS = "−"  # U+2212: a minus sign that reads as one in a sentence, where "-" could be a dash
@@ -96,8 +104,10 @@ def fmt_ratio(x: float | None) -> str:
 
 
 def fmt_pct(frac: float | None) -> str:
-    """A fraction as a whole percentage: 0.976 -> '98%'."""
-    return NA if frac is None else f"{frac * 100:.0f}%"
+    """A fraction as a whole percentage: 0.976 -> '98%'; an unbounded CI end as '∞'."""
+    if frac is None:
+        return NA
+    return "∞" if frac == float("inf") else f"{frac * 100:.0f}%"
 
 
 def fmt_p(p: float | None) -> str:
@@ -144,3 +154,35 @@ def fmt_field_change(path: str, delta: float | None) -> str:
     if field_kind(path) == "number":
         return f"{delta:+.4g}"
     return ("+" if delta >= 0 else "-") + fmt_field(path, abs(delta))
+
+
+def decision_details(d: Decision, best: str, label: str, scale: str | None) -> str:
+    """'98% of gemma3-270m's ROUGE-L [71%, 131%], against a 95% margin; about 4,150 examples would decide
+    (the rows share 10)'."""
+    if d.estimate is None:
+        return d.reason or "untested"
+    if d.measure == "ratio":
+        what = f"{fmt_pct(d.estimate)} of {best}'s {label}"
+        ci = "" if d.ci_low is None else f" [{fmt_pct(d.ci_low)}, {fmt_pct(d.ci_high)}]"
+        bar = f"a {fmt_pct(d.margin)} margin"
+    else:
+        what = f"{fmt_signed_quality(d.estimate, scale)} {label} against {best}"
+        ci = "" if d.ci_low is None else f" [{fmt_signed_quality(d.ci_low, scale)}, " \
+                                         f"{fmt_signed_quality(d.ci_high, scale)}]"
+        bar = f"a {fmt_signed_quality(d.margin, scale)} margin"
+    where = {_ENOUGH: "above", _NOT_ENOUGH: "below"}.get(d.outcome, "against")
+    text = f"{what}{ci}, {where} {bar}"
+    if d.outcome == _UNDECIDED:
+        if d.reason:
+            text += f"; {d.reason}"
+        if d.examples_needed is not None:
+            text += f"; about {d.examples_needed:,} examples would decide (the rows share {d.n:,})"
+        elif not d.reason:
+            text += "; no number of examples would decide (the estimate sits on the margin)"
+    return text
+
+
+def decision_text(d: Decision | None, best: str, label: str, scale: str | None) -> str:
+    """'undecided: 98% of gemma3-270m's ROUGE-L [71%, 131%], against a 95% margin; about 4,150 examples
+    would decide (the rows share 10)'; 'untested' without a decision."""
+    return "untested" if d is None else f"{d.outcome}: {decision_details(d, best, label, scale)}"

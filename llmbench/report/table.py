@@ -139,14 +139,14 @@ def failures(tc: TaskComparison) -> list[str]:
 
 def verdict_lines(tc: TaskComparison) -> list[tuple[str, str]]:
     """What every format prints under a task's table, as (kind, text): the verdict; each other model's
-    decision when there are several or the best is the smallest (else the verdict's sentence says it); the
-    size curve's steps; its knee line when the curve has three or more sizes."""
+    decision when there are several (with one, the verdict's sentence says it); the size curve's steps;
+    its knee line when the curve has three or more sizes."""
     v = tc.verdict
     if v is None:
         return []
     lines = [("verdict", v.text)]
     decisions = v.decision_lines
-    if len(decisions) > 1 or (decisions and v.smallest):  # else the verdict's sentence holds the one decision
+    if len(decisions) > 1:  # else the verdict's sentence holds the one decision
         lines += [("decision", d) for d in decisions]
     if v.scaling_text:
         lines.append(("curve", v.scaling_text))

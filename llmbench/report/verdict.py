@@ -16,9 +16,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 from llmbench.report.compare import TaskComparison
-from llmbench.report.format import fmt_pct, fmt_quality, fmt_signed_quality
+from llmbench.report.format import decision_details as _details
+from llmbench.report.format import decision_text, fmt_pct, fmt_quality
 from llmbench.report.sizecurve import DEFAULT_MIN_GAIN, SizeCurve, size_curve
-from llmbench.stats.noninferiority import ENOUGH, NOT_ENOUGH, UNDECIDED, Decision, Gain
+from llmbench.stats.noninferiority import ENOUGH, UNDECIDED, Decision, Gain
 from llmbench.stats.significance import scale_range
 
 # how many smaller models a "none is proven enough" sentence names (the table and JSON hold them all)
@@ -37,38 +38,6 @@ def _frac(num: float | None, den: float | None) -> float | None:
 
 def _times(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.1f}×"
-
-
-def _details(d: Decision, best: str, label: str, scale: str | None) -> str:
-    """'98% of gemma3-270m's ROUGE-L [71%, 131%], against a 95% margin; about 4,150 examples would decide
-    (the rows share 10)'."""
-    if d.estimate is None:
-        return d.reason or "untested"
-    if d.measure == "ratio":
-        what = f"{fmt_pct(d.estimate)} of {best}'s {label}"
-        ci = "" if d.ci_low is None else f" [{fmt_pct(d.ci_low)}, {fmt_pct(d.ci_high)}]"
-        bar = f"a {fmt_pct(d.margin)} margin"
-    else:
-        what = f"{fmt_signed_quality(d.estimate, scale)} {label} against {best}"
-        ci = "" if d.ci_low is None else f" [{fmt_signed_quality(d.ci_low, scale)}, " \
-                                         f"{fmt_signed_quality(d.ci_high, scale)}]"
-        bar = f"a {fmt_signed_quality(d.margin, scale)} margin"
-    where = {ENOUGH: "above", NOT_ENOUGH: "below"}.get(d.outcome, "against")
-    text = f"{what}{ci}, {where} {bar}"
-    if d.outcome == UNDECIDED:
-        if d.reason:
-            text += f"; {d.reason}"
-        if d.examples_needed is not None:
-            text += f"; about {d.examples_needed:,} examples would decide (the rows share {d.n:,})"
-        elif not d.reason:
-            text += "; no number of examples would decide (the estimate sits on the margin)"
-    return text
-
-
-def decision_text(d: Decision | None, best: str, label: str, scale: str | None) -> str:
-    """'undecided: 98% of gemma3-270m's ROUGE-L [71%, 131%], against a 95% margin; about 4,150 examples
-    would decide (the rows share 10)'; 'untested' without a decision."""
-    return "untested" if d is None else f"{d.outcome}: {_details(d, best, label, scale)}"
 
 
 @dataclass
@@ -94,6 +63,9 @@ class Verdict:
     chosen: str | None = None  # the smallest enough model; the best when no smaller one is proven enough
     chosen_quality: float | None = None
     smallest: bool = False  # the best model is also the smallest scored one
+    runner_up: str | None = None  # when the best is the smallest: the best of the others
+    # ... and the best's own decision against it: a best point value on few samples proves nothing either
+    smallest_decision: Decision | None = None
     decisions: list[ModelDecision] = field(default_factory=list)  # every other scored model, by size
     quality_rel: float | None = None  # chosen / best, direction-adjusted (point value)
     speed_ratio: float | None = None  # best TPOT p50 / chosen TPOT p50
@@ -130,7 +102,14 @@ class Verdict:
             return f"no finished model has a {label} value"
         head = f"{self.best} has the best {label} ({fmt_quality(self.best_quality, self.scale)})"
         if self.smallest:
-            return head + " and is the smallest model"
+            d = self.smallest_decision
+            if self.runner_up is None or d is None:
+                return head + " and is the smallest model"
+            details = _details(d, self.runner_up, label, self.scale)
+            if d.outcome == ENOUGH:
+                return head + f" and is the smallest model; enough against {self.runner_up}: {details}"
+            return (head + f" and is the smallest model, but not proven enough against {self.runner_up}: "
+                    f"{d.outcome} ({details})")
         smaller = self._smaller()
         if self.chosen is None or self.chosen == self.best:
             if not smaller:
@@ -211,6 +190,10 @@ def task_verdict(tc: TaskComparison, margin: float, decide: Callable[[str, str],
     v.best, v.best_quality = best.model, best.quality
     by_size = sorted(scored, key=lambda r: (r.parameters is None, r.parameters or 0, r.model))
     v.smallest = by_size[0] is best
+    others = [r for r in scored if r is not best]
+    if v.smallest and others and decide is not None:
+        runner = max(others, key=lambda r: (sign * r.quality, r.parameters is not None, -(r.parameters or 0)))
+        v.runner_up, v.smallest_decision = runner.model, decide(runner.model, best.model)
     for r in by_size:
         d = decide(best.model, r.model) if decide is not None and r is not best else None
         r.decision = d

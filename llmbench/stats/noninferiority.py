@@ -44,8 +44,9 @@ AggregateMany = Callable[[np.ndarray, int], np.ndarray]
 
 
 def z_value(confidence: float = CONFIDENCE) -> float:
-    """The two-sided normal quantile of a confidence level: 1.96 at 95%."""
-    return NormalDist().inv_cdf((1 + confidence) / 2)
+    """The two-sided normal quantile of a confidence level: 1.96 at 95% (levels that round to 1 in floating
+    point, from a significance such as 1e-20, are taken as 1 - 1e-16)."""
+    return NormalDist().inv_cdf(min((1 + confidence) / 2, 1 - 1e-16))
 
 
 def min_paired_samples(confidence: float = CONFIDENCE) -> int:

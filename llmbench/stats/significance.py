@@ -31,7 +31,14 @@ from llmbench.stats import (
     unpaired_bootstrap,
     unpaired_p_floor,
 )
-from llmbench.stats.noninferiority import Decision, Gain, paired_gain, paired_noninferiority, undecided
+from llmbench.stats.noninferiority import (
+    Decision,
+    Gain,
+    normal_noninferiority,
+    paired_gain,
+    paired_noninferiority,
+    undecided,
+)
 
 # the per-sample latency fields of a record (samples.jsonl and each row's ``latency`` summaries); the gate's
 # rule paths ``latency.<field>.<stat>`` are built from this list
@@ -113,6 +120,23 @@ def quality_noninferiority(metric: str, reference: dict[int, dict], candidate: d
     return paired_noninferiority(a, b, m.aggregate_many, margin, higher_is_better,
                                  difference_margin=(1 - margin) * scale_range(scale), resamples=resamples,
                                  seed=seed, confidence=confidence)
+
+
+def recorded_noninferiority(reference: dict | None, candidate: dict | None, margin: float, higher_is_better: bool,
+                            scale: str | None = None, confidence: float = 0.95) -> Decision | None:
+    """Non-inferiority from two rows' recorded quality entries (value, ``stderr``, ``n``), unpaired: for rows
+    without shared per-sample outputs, such as lm-eval's metrics; None when an entry lacks them."""
+    entries = (reference, candidate)
+    if not all(isinstance(e, dict) for e in entries):
+        return None
+    values = [e.get("value") for e in entries]
+    ses = [e.get("stderr") for e in entries]
+    ns = [e.get("n") for e in entries]
+    if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in values + ses) \
+            or not all(isinstance(n, int) and n > 1 for n in ns):
+        return None
+    return normal_noninferiority(values[0], ses[0], values[1], ses[1], min(ns), margin, higher_is_better,
+                                 difference_margin=(1 - margin) * scale_range(scale), confidence=confidence)
 
 
 def quality_gain(metric: str, smaller: dict[int, dict], larger: dict[int, dict], higher_is_better: bool,

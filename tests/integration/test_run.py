@@ -228,7 +228,10 @@ def test_gate_passes_on_two_runs_of_a_deterministic_model_and_fails_on_a_bigger_
     assert _run(["gate", "--baseline", str(base), "--candidate", str(bigger), "--rule", "quality.*:0",
                  "--rule", "memory.weights_bytes:+0%", "--junit", str(junit)]) == 1
     failures = list(ET.parse(junit).getroot().iter("failure"))
-    assert failures and all("weights_bytes" in (f.get("message") or "") + (f.text or "") for f in failures)
+    regressions = [f for f in failures if f.get("type") == "regression"]
+    assert regressions and all("weights_bytes" in (f.get("message") or "") + (f.text or "") for f in regressions)
+    # other answers on 5 examples: a quality change the test cannot tell from noise, reported as undecided
+    assert {f.get("type") for f in failures} <= {"regression", "undecided"}
 
 
 def test_device_map_auto_loads_through_accelerate(tiny_model_dir, task_dir, tmp_path):

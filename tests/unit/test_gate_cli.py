@@ -129,7 +129,8 @@ def test_rules_from_options_and_pyproject_in_cwd(runs, tmp_path):
 
 def test_strict_and_significance_options(runs, tmp_path):
     near = make_run(tmp_path / "results", "near", correct=range(34))  # -5.6%, only 2 samples differ
-    assert invoke("--baseline", runs["base"], "--candidate", near).exit_code == 0
+    assert invoke("--baseline", runs["base"], "--candidate", near).exit_code == 3  # past the margin, undecided
+    assert invoke("--baseline", runs["base"], "--candidate", near, "--undecided", "pass").exit_code == 0
     assert invoke("--baseline", runs["base"], "--candidate", near, "--strict").exit_code == 1
     # the exact sign-flip test on the 2 differing samples: p = 2/2^2 = 0.5
     assert invoke("--baseline", runs["base"], "--candidate", near, "--significance", "0.6").exit_code == 1
@@ -180,19 +181,45 @@ def test_exit_codes_in_a_subprocess(runs, tmp_path):
     assert wrong.stderr.strip().count("\n") == 0 and "Traceback" not in wrong.stderr
 
 
-def test_too_few_samples_are_marked_and_warned_not_silently_passed(tmp_path, monkeypatch, capsys):
+def test_too_few_samples_are_undecided_and_exit_3_not_silently_passed(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("COLUMNS", "200")
     base = make_run(tmp_path, "base3", n=3, correct={0, 1, 2})
     cand = make_run(tmp_path, "cand3", n=3, correct=set(), latency_scale=3.0)
     md = tmp_path / "gate.md"
-    code, out, err = run_main(capsys, "--baseline", base, "--candidate", cand, "--markdown", md)
-    assert code == 0  # the gate stays noise-aware: too few samples cannot prove a regression...
+    junit = tmp_path / "gate.xml"
+    code, out, err = run_main(capsys, "--baseline", base, "--candidate", cand, "--markdown", md, "--junit", junit)
+    assert code == 3  # too few samples cannot prove a regression, and the gate does not pass what it could not tell
     verdicts = [line.split()[-1] for line in out.splitlines() if line.startswith(("quality.", "latency."))]
-    assert verdicts == ["pass?"] * 3  # ...but says so, in the table, the warning and the PR comment
+    assert verdicts == ["undecided"] * 3
+    assert "UNDECIDED tiny-model / qa: quality.exact_match" in out and "about 6 examples would decide" in out
+    assert "UNDECIDED: 3 of 5 checks" in out and "exit 3" in out
     assert "could not fail" in err and "--strict" in err
-    assert md.read_text().count("too few samples to tell") == 3
+    assert md.read_text().count("❓ undecided") == 3 and "### Undecided" in md.read_text()
+    root = ET.parse(junit).getroot()
+    assert [f.get("type") for f in root.iter("failure")] == ["undecided"] * 3
+    code, _, _ = run_main(capsys, "--baseline", base, "--candidate", cand, "--undecided", "pass")
+    assert code == 0
     code, out, _ = run_main(capsys, "--baseline", base, "--candidate", cand, "--strict")
     assert code == 1
+
+
+def test_undecided_policy_from_pyproject_and_bad_values(runs, tmp_path, capsys):
+    near = make_run(tmp_path / "results", "near", correct=range(34))
+    (tmp_path / "pyproject.toml").write_text('[tool.llmbench.gate]\nundecided = "pass"\n')
+    code, _, _ = run_main(capsys, "--baseline", runs["base"], "--candidate", near)
+    assert code == 0
+    (tmp_path / "pyproject.toml").write_text('[tool.llmbench.gate]\nundecided = "pas"\n')
+    code, _, err = run_main(capsys, "--baseline", runs["base"], "--candidate", near)
+    assert code == 2 and "undecided must be one of fail, pass" in err and "did you mean pass?" in err
+    assert err.count("\n") == 1
+
+
+def test_noninferiority_rule_through_the_cli(runs, tmp_path, capsys):
+    rule = ("--rule", "quality.exact_match:noninferior:95%")
+    code, out, _ = run_main(capsys, "--baseline", runs["base"], "--candidate", runs["same"], *rule)
+    assert code == 0 and "≥95%" in out  # identical answers on 40 questions: proven
+    code, out, _ = run_main(capsys, "--baseline", runs["base"], "--candidate", runs["drop"], *rule)
+    assert code == 1 and "proven below 95% of the baseline" in out
 
 
 def test_rules_file_significance_is_used_and_checked(runs, tmp_path, capsys):

@@ -8,7 +8,7 @@ from gate_fixtures import ENVIRONMENT, make_run
 from test_permutation import exact_permutation_p
 
 from llmbench.errors import UserError
-from llmbench.gate import DEFAULT_RULES, FAIL, MISSING, PASS, SKIPPED, describe, evaluate, parse_rules
+from llmbench.gate import DEFAULT_RULES, FAIL, MISSING, NOT_CHECKED, PASS, UNDECIDED, describe, evaluate, parse_rules
 from llmbench.gate.evaluate import NO_NOISE_MODEL, STRICT
 from llmbench.records import SAMPLES_FILE
 from llmbench.records.store import read_run
@@ -50,12 +50,15 @@ def test_large_quality_drop_fails_naming_row_and_rule(tmp_path):
     assert [c.metric for c in report.failures] == ["quality.exact_match"]
 
 
-def test_small_quality_drop_within_noise_passes_unless_strict(tmp_path):
+def test_small_quality_drop_within_noise_is_undecided_unless_strict(tmp_path):
     base = make_run(tmp_path, "base", correct=range(36))
     cand = make_run(tmp_path, "cand", correct=range(34))  # -5.6%: beyond 2%, but 2 of 40 samples
-    check = only(gate(base, cand), "quality.exact_match")
-    assert check.status == PASS
+    report = gate(base, cand)
+    check = only(report, "quality.exact_match")
+    assert check.status == UNDECIDED and report.exit_code == 3
     assert check.p_value >= 0.05 and "within the noise" in check.message
+    assert check.examples_needed > 40 and f"about {check.examples_needed:,} examples would decide" in check.message
+    assert gate(base, cand, undecided="pass").exit_code == 0
     strict = only(gate(base, cand, strict=True), "quality.exact_match")
     assert strict.status == FAIL and strict.method == STRICT
 
@@ -66,7 +69,7 @@ def test_significance_level_is_honoured(tmp_path):
     loose = only(gate(base, cand, significance=0.2), "quality.exact_match")
     tight = only(gate(base, cand, significance=0.01), "quality.exact_match")
     assert loose.p_value == tight.p_value == pytest.approx(2 / 32)
-    assert loose.status == FAIL and tight.status == PASS
+    assert loose.status == FAIL and tight.status == UNDECIDED
 
 
 def test_improvement_never_fails(tmp_path):
@@ -91,7 +94,8 @@ def test_latency_change_inside_noise_passes_large_one_fails(tmp_path):
     large = make_run(tmp_path, "large", latency_noise=0.5, latency_scale=2.0)
     inside = only(gate(base, small, rules), "latency.ttft_s.p50")
     assert inside.relative == pytest.approx(0.10)  # crosses the 5% margin ...
-    assert inside.status == PASS and inside.p_value >= 0.05  # ... but not beyond the noise
+    assert inside.status == UNDECIDED and inside.p_value >= 0.05  # ... but not beyond the noise
+    assert "timings per side would decide" in inside.message and inside.examples_needed > 40
     assert "permutation test of p50" in inside.method
     outside = only(gate(base, large, rules), "latency.ttft_s.p50")
     assert outside.status == FAIL and outside.p_value < 0.05
@@ -129,18 +133,24 @@ def test_memory_compared_as_point_values(tmp_path):
 def test_memory_not_measured_on_either_side_is_skipped(tmp_path):
     base = make_run(tmp_path, "base")
     check = only(gate(base, base, ["memory.cuda_peak_allocated_bytes:+5%"]), "memory.cuda_peak_allocated_bytes")
-    assert check.status == SKIPPED and check.baseline is None
+    assert check.status == NOT_CHECKED and check.baseline is None
 
 
-def test_energy_unavailable_is_skipped_with_reason_never_zero(tmp_path):
+def test_energy_unavailable_is_missing_or_not_checked_with_reason_never_zero(tmp_path):
     base = make_run(tmp_path, "base", energy_joules=40.0)
     cand = make_run(tmp_path, "cand")  # energy unavailable
     check = only(gate(base, cand), "energy.joules_per_sample")
-    assert check.status == SKIPPED
+    assert check.status == MISSING  # one side measured: a metric present on one side only
     assert check.message == "energy unavailable in candidate: no RAPL powercap interface"
     assert check.baseline is None and check.candidate is None
-    both = only(gate(cand, cand), "energy.joules_per_sample")
-    assert both.message == "energy unavailable: no RAPL powercap interface"
+    assert only(gate(base, cand, fail_on_missing=True), "energy.joules_per_sample").status == FAIL
+    report = gate(cand, cand)
+    both = only(report, "energy.joules_per_sample")
+    assert both.status == NOT_CHECKED and both.message == "energy unavailable in both runs: no RAPL powercap interface"
+    # every energy check of the gate was not checked: it says so (the CLI prints notes on stderr)
+    assert any(n.startswith("no energy check was made: all 1 were not checked (energy unavailable in both runs")
+               for n in report.notes)
+    assert report.exit_code == 0
 
 
 def test_energy_of_a_window_too_short_for_the_sensor_is_skipped_not_compared(tmp_path):
@@ -148,7 +158,7 @@ def test_energy_of_a_window_too_short_for_the_sensor_is_skipped_not_compared(tmp
     base = make_run(tmp_path, "base", energy_joules=0.0, energy_short_window=True)
     cand = make_run(tmp_path, "cand", energy_joules=30.0)
     check = only(gate(base, cand), "energy.joules_per_sample")
-    assert check.status == SKIPPED and "too short to compare in baseline" in check.message
+    assert check.status == NOT_CHECKED and "too short to compare in baseline" in check.message
     assert "shorter than 0.2 s" in check.message
 
 
@@ -184,7 +194,7 @@ def test_missing_metric_is_reported(tmp_path):
     assert f1.status == MISSING and f1.message == "missing in candidate"
     assert only(report, "quality.exact_match").status == PASS
     # bleu is a known metric that neither row measured
-    assert only(report, "quality.bleu").status == SKIPPED
+    assert only(report, "quality.bleu").status == NOT_CHECKED
     assert report.passed
     assert not gate(base, cand, fail_on_missing=True).passed
 
@@ -202,7 +212,7 @@ def test_failed_baseline_row_is_skipped(tmp_path):
     base = make_run(tmp_path, "base", failed=(ROW,))
     cand = make_run(tmp_path, "cand")
     report = gate(base, cand)
-    assert report.passed and {c.status for c in report.checks} == {SKIPPED}
+    assert report.passed and {c.status for c in report.checks} == {NOT_CHECKED}
 
 
 def test_no_rows_in_common_is_bad_input(tmp_path):
@@ -227,7 +237,8 @@ def test_quality_metric_only_in_records_is_accepted(tmp_path):
     drop = only(gate(base, make_run(tmp_path, "low", extra_quality=low), ["quality.acc:-1%"]), "quality.acc")
     assert drop.status == FAIL and "stderr" in drop.method and drop.p_value < 0.05
     noisy = only(gate(base, make_run(tmp_path, "near", extra_quality=near), ["quality.acc:-1%"]), "quality.acc")
-    assert noisy.status == PASS and noisy.p_value > 0.05
+    assert noisy.status == UNDECIDED and noisy.p_value > 0.05
+    assert noisy.examples_needed > 500 and "examples would decide (this run has 500)" in noisy.message
 
 
 def test_without_samples_quality_falls_back_to_ci_overlap(tmp_path):
@@ -237,7 +248,7 @@ def test_without_samples_quality_falls_back_to_ci_overlap(tmp_path):
     assert not (base / SAMPLES_FILE).exists()
     check = only(gate(base, far), "quality.exact_match")
     assert check.status == FAIL and "CI overlap" in check.method
-    assert only(gate(base, near), "quality.exact_match").status == PASS
+    assert only(gate(base, near), "quality.exact_match").status == UNDECIDED
 
 
 def test_without_samples_latency_mean_uses_ci_and_percentiles_have_no_noise_model(tmp_path):
@@ -306,20 +317,24 @@ def test_one_shared_sample_is_never_a_significant_drop(tmp_path):
     cand = make_run(tmp_path, "cand", n=1, correct=set())
     check = only(gate(base, cand), "quality.exact_match")
     assert (check.baseline, check.candidate) == (100.0, 0.0)
-    assert check.status == PASS and check.p_value == 1.0 and "too few samples" in check.message
+    assert check.status == UNDECIDED and check.p_value == 1.0 and "too few samples" in check.message
+    assert check.examples_needed is None and "more examples per task would decide" in check.message  # no spread
 
 
 def test_a_gate_that_cannot_fail_on_too_few_samples_says_so(tmp_path):
-    """3 shared samples: a paired test's smallest p is 2/2^3 = 0.25, so even 100 -> 0 passes; the report must
-    say that the checks were blind, and point values (--strict) still catch it."""
+    """3 shared samples: a paired test's smallest p is 2/2^3 = 0.25, so even 100 -> 0 cannot be proven; the
+    checks are undecided (exit 3, not a silent pass), the report says they were blind, and point values
+    (--strict) still catch it."""
     base = make_run(tmp_path, "base", n=3, correct={0, 1, 2})
     cand = make_run(tmp_path, "cand", n=3, correct=set(), latency_scale=3.0)
     report = gate(base, cand)
     check = only(report, "quality.exact_match")
-    assert check.status == PASS and check.p_floor == 0.25 and "too few samples" in check.message
+    assert check.status == UNDECIDED and check.p_floor == 0.25 and "too few samples" in check.message
+    assert check.examples_needed == 6 and report.exit_code == 3
     ttft = only(report, "latency.ttft_s.p50")
     # 3 against 3 timings: 2 of the C(6, 3) = 20 splits are as extreme for a mean, 4 for the median (its ties)
-    assert ttft.status == PASS and ttft.p_floor == pytest.approx(exact_permutation_p([0, 1, 2], [3, 4, 5], np.median))
+    assert ttft.status == UNDECIDED and ttft.p_floor == pytest.approx(exact_permutation_p([0, 1, 2], [3, 4, 5],
+                                                                                           np.median))
     assert ttft.p_floor == pytest.approx(4 / 20)
     [note] = [n for n in report.notes if "could not fail" in n]
     assert "tiny-model / qa" in note and "at least 6 samples that differ" in note and "--strict" in note
@@ -333,7 +348,7 @@ def test_medians_of_four_timings_a_side_cannot_fail_and_are_flagged(tmp_path):
     base = make_run(tmp_path, "base", n=4)
     report = gate(base, make_run(tmp_path, "cand", n=4, latency_scale=10.0))
     ttft = only(report, "latency.ttft_s.p50")
-    assert ttft.p_floor == pytest.approx(4 / 70) and ttft.status == PASS and "too few samples" in ttft.message
+    assert ttft.p_floor == pytest.approx(4 / 70) and ttft.status == UNDECIDED and "too few samples" in ttft.message
     assert [n for n in report.notes if "could not fail" in n]
 
 
@@ -346,7 +361,7 @@ def test_a_small_significance_level_gets_enough_arrangements_and_an_unreachable_
     check = only(gate(base, cand, significance=0.0005), "quality.exact_match")
     assert check.status == FAIL and check.p_value < 0.0005 and check.p_floor == pytest.approx(1 / 20001)
     unreachable = gate(base, cand, significance=1e-7)
-    assert only(unreachable, "quality.exact_match").status == PASS
+    assert only(unreachable, "quality.exact_match").status == UNDECIDED
     assert [n for n in unreachable.notes if "could not fail" in n and "1e-07" in n]
     assert [n for n in gate(base, cand, significance=1e-20).notes if "could not fail" in n]  # no StopIteration
 
@@ -362,5 +377,24 @@ def test_one_sample_without_per_sample_data_is_not_read_as_a_zero_width_ci(tmp_p
     base = make_run(tmp_path, "base", n=1, correct={0}, with_samples=False)
     cand = make_run(tmp_path, "cand", n=1, correct=set(), with_samples=False)
     check = only(gate(base, cand), "quality.exact_match")
-    assert check.status == PASS and "one sample" in check.method and check.p_value == 1.0
+    assert check.status == UNDECIDED and "one sample" in check.method and check.p_value == 1.0
     assert only(gate(base, cand, strict=True), "quality.exact_match").status == FAIL
+
+
+def test_noninferior_rule_passes_only_what_is_proven(tmp_path):
+    rule = ["quality.exact_match:noninferior:90%"]
+    base = make_run(tmp_path, "base", n=200, correct=range(160))  # 80%
+    same = make_run(tmp_path, "same", n=200, correct=range(2, 162))  # 80%, 4 questions differ
+    worse = make_run(tmp_path, "worse", n=200, correct=range(120))  # 75% of the baseline
+    proven = only(gate(base, same, rule), "quality.exact_match")
+    assert proven.status == PASS and proven.ratio == pytest.approx(1.0) and proven.ci_low >= 0.9
+    assert "proven to reach 90% of the baseline" in proven.message
+    below = only(gate(base, worse, rule), "quality.exact_match")
+    assert below.status == FAIL and below.ci_high < 0.9 and "proven below" in below.message
+    small_base = make_run(tmp_path, "b10", n=10, correct=range(8))
+    small_cand = make_run(tmp_path, "c10", n=10, correct=range(1, 9))
+    report = gate(small_base, small_cand, rule)
+    open_question = only(report, "quality.exact_match")
+    assert open_question.status == UNDECIDED and report.exit_code == 3
+    assert open_question.examples_needed > 10 and "examples would decide" in open_question.message
+    assert only(gate(small_base, small_cand, rule, strict=True), "quality.exact_match").status == PASS

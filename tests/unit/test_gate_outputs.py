@@ -74,3 +74,17 @@ def test_markdown_escapes_pipes_and_notes_environment(tmp_path):
 def test_verdict_line(tmp_path):
     assert verdict_line(report_for(tmp_path)).startswith("PASS:")
     assert verdict_line(report_for(tmp_path, correct=range(5))).startswith("REGRESSION: 3 of")
+
+
+def test_undecided_checks_fail_the_junit_case_unless_allowed(tmp_path):
+    base = make_run(tmp_path, "base", n=3, correct={0, 1, 2})
+    cand = make_run(tmp_path, "cand", n=3, correct=set())
+    for policy, tag in (("fail", "failure"), ("pass", "skipped")):
+        report = evaluate(read_run(base), read_run(cand), parse_rules(["quality.*:-2%"]), undecided=policy)
+        root = ET.fromstring(to_junit(report))
+        [case] = root.findall("./testsuite/testcase")
+        assert case.find(tag) is not None
+        md = to_markdown(report)
+        assert "❓ undecided" in md and "### Undecided" in md and "examples would decide" in md
+        assert verdict_line(report).startswith("UNDECIDED" if policy == "fail" else "PASS")
+    assert case.find("skipped").get("message").startswith("undecided: ")

@@ -155,3 +155,28 @@ def test_significance_level(tmp_path):
     for bad in (0, 1, 1.5, -0.1):
         with pytest.raises(UserError, match="between 0 and 1"):
             resolve_significance(bad, tmp_path)
+
+
+@pytest.mark.parametrize("text, path, share", [
+    ("quality.rougeL:noninferior:98%", "quality.rougeL", 0.98),
+    ("quality.*:noninferior:0.95", "quality.*", 0.95),
+    (" quality.bleu : noninferior : 100% ", "quality.bleu", 1.0),
+])
+def test_noninferior_rules(text, path, share):
+    rule = parse_rule(text)
+    assert rule.noninferior and rule.path == path and rule.amount == pytest.approx(share)
+    assert rule.describe_limit() == f"{share * 100:g}% of the baseline"
+    assert not parse_rule("quality.rougeL:-2%").noninferior
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("latency.ttft_s.p50:noninferior:98%", "noninferior applies to quality metrics"),
+    ("quality.rougeL:noninferior:120%", "in (0, 1]"),
+    ("quality.rougeL:noninferior:0", "in (0, 1]"),
+    ("quality.rougeL:noninferior:lots", "in (0, 1]"),
+    ("quality.rougeL:noninferior:-98%", "in (0, 1]"),
+])
+def test_bad_noninferior_rules(text, fragment):
+    with pytest.raises(UserError, match=fragment.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")
+                       .replace("]", r"\]")):
+        parse_rule(text)

@@ -15,7 +15,6 @@ from llmbench.records import RunRecord
 from llmbench.records.store import write_run, write_samples
 from llmbench.report import build_comparison, load_runs
 from llmbench.report.sizecurve import KNEE, NO_KNEE
-from llmbench.report.table import verdict_lines
 from llmbench.stats.noninferiority import (
     ENOUGH,
     NOT_ENOUGH,
@@ -72,20 +71,23 @@ def test_truly_equal_on_1000_samples_is_enough(tmp_path):
 
 def test_the_same_on_5_samples_is_undecided_and_its_count_decides(tmp_path):
     pattern_small, pattern_large = {0, 1, 2}, {0, 1, 3}  # 60% each, on different questions
-    # a tie: the smaller model is the best one, and the larger one is the candidate
     task = compare(write_models(tmp_path / "five", {"small": (int(1e8), pattern_small),
                                                     "large": (int(2e8), pattern_large)}, n=5))
-    d = decision(task, "large")
-    assert task.verdict.best == "small" and d.outcome == UNDECIDED
+    # a tie: the smaller model has the best point value, which on 5 questions proves nothing
+    v = task.verdict
+    d = v.smallest_decision
+    assert v.best == "small" and v.runner_up == "large" and d.outcome == UNDECIDED
     assert d.examples_needed is not None and d.examples_needed > 5
-    [line] = [text for kind, text in verdict_lines(task) if kind == "decision"]
-    assert f"about {d.examples_needed:,} examples would decide (the rows share 5)" in line
+    assert v.text.startswith("small has the best EM (60.0) and is the smallest model, but not proven enough "
+                             "against large: undecided")
+    assert f"about {d.examples_needed:,} examples would decide (the rows share 5)" in v.text
     # the same questions again and again until there are that many: the paired spread per question is the same
     n = -(-d.examples_needed // 5) * 5
     tiled = {"small": (int(1e8), {i for i in range(n) if i % 5 in pattern_small}),
              "large": (int(2e8), {i for i in range(n) if i % 5 in pattern_large})}
-    again = decision(compare(write_models(tmp_path / "many", tiled, n=n)), "large")
-    assert again.outcome == ENOUGH, again
+    again = compare(write_models(tmp_path / "many", tiled, n=n)).verdict
+    assert again.smallest_decision.outcome == ENOUGH, again.smallest_decision
+    assert "and is the smallest model; enough against large" in again.text
 
 
 def test_ten_percent_worse_on_1000_samples_is_not_enough(tmp_path):

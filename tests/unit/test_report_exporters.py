@@ -81,3 +81,19 @@ def test_unknown_extension_names_the_formats(runs, tmp_path, capsys):
     code, _, err = _main(["export", *runs, "-o", tmp_path / "x.toy"], capsys)  # not registered here
     one_line_error(code, err, "cannot tell the format of")
     assert "pass --format (json, csv, md, html, latex)" in err
+
+
+def test_json_export_is_strict_json_even_with_an_unbounded_ci(runs):
+    import json
+
+    from llmbench.report import build_comparison, load_runs
+    from llmbench.report.exporters import export
+
+    merged = load_runs(runs)
+    cmp = build_comparison(merged)
+    r = cmp.tasks[0].results[0]
+    r.quality_ci_high = float("inf")
+    text = export(cmp, merged, "json")
+    assert "Infinity" not in text and "NaN" not in text
+    data = json.loads(text)
+    assert data["comparison"]["tasks"][0]["results"][0]["quality_ci_high"] is None

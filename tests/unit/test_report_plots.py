@@ -41,3 +41,16 @@ def test_write_plots_png_and_svg(tmp_path):
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
     svg = (tmp_path / "plots" / "translation-en-fr.svg").read_text()
     assert "<svg" in svg and "smollm2-135m" in svg and "energy not measured" in svg
+
+
+def test_plot_per_correct_answer_puts_that_cost_on_the_axes(tmp_path):
+    pytest.importorskip("matplotlib")
+    from test_noninferiority import write_models
+
+    run = write_models(tmp_path / "runs", {"a": (int(1e8), set(range(5))), "b": (int(2e8), set(range(8))),
+                                           "c": (int(4e8), set(range(9)))}, n=10, energy_joules=20.0)
+    cmp = build_comparison(load_runs([str(run)]))
+    [svg] = write_plots(cmp, tmp_path / "plots", ("svg",), per="correct")
+    text = svg.read_text()
+    assert "Energy per correct answer" in text and "Generation time per correct answer" in text
+    assert "95% CI" in text  # the size curve's band, on the parameters panel

@@ -135,3 +135,18 @@ def test_gain_reads_direction():
     curve = size_curve([_res("a", 1e8, 60.0), _res("b", 4e8, 50.0)], "parameters", False, "TER", "0-100", 1.0,
                        lambda a, b: None)  # TER falls: a gain
     assert curve.steps[0].gain_per_doubling == pytest.approx(5.0)
+
+
+def test_quantized_variants_are_points_on_the_bytes_axis():
+    # two sizes by parameters, four by weight bytes: a 4-bit and an 8-bit copy of each model
+    results = []
+    for name, params, wbytes, q in (("s-q4", 1e8, 5e7, 30.0), ("s", 1e8, 4e8, 38.0), ("l-q4", 4e8, 2e8, 36.0),
+                                    ("l", 4e8, 1.6e9, 46.0)):
+        r = _res(name, params, q)
+        r.weights_bytes = wbytes
+        results.append(r)
+    tc = _task(results, metric="exact_match", scale="0-100")
+    v = task_verdict(tc, 0.95)
+    assert [p.model for p in v.curve.points] == ["s", "l"]  # the better variant per parameter count
+    assert v.bytes_curve is not None and [p.model for p in v.bytes_curve.points] == ["s-q4", "l-q4", "s", "l"]
+    assert "per doubling of weight bytes" in v.scaling_text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 from llmbench.records.schema import SCHEMA_VERSION
 from llmbench.report.compare import Comparison
@@ -23,4 +24,17 @@ class JsonExporter:
         rows = [{"run_id": m.run_id, **m.row.to_dict()} for m in merged.rows]
         data = {"schema_version": SCHEMA_VERSION, "runs": runs, "notes": cmp.notes, "rows": rows,
                 "comparison": cmp.to_dict()}
-        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+        # strict JSON has no Infinity: an unbounded CI end (a ratio whose reference scored 0 on some resamples)
+        # is written as null
+        return json.dumps(_finite(data), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def _finite(value):
+    """``value`` with every non-finite float replaced by None, recursively."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
