@@ -13,14 +13,16 @@ they have none), or says that no smaller model is proven enough. The size curve 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from llmbench.report.compare import TaskComparison
 from llmbench.report.format import decision_details as _details
 from llmbench.report.format import decision_text, fmt_pct, fmt_quality
 from llmbench.report.sizecurve import DEFAULT_MIN_GAIN, SizeCurve, size_curve
 from llmbench.stats.noninferiority import ENOUGH, UNDECIDED, Decision, Gain
 from llmbench.stats.significance import scale_range
+
+if TYPE_CHECKING:  # compare builds the verdict: importing it back at run time would be a cycle
+    from llmbench.report.compare import TaskComparison
 
 # how many smaller models a "none is proven enough" sentence names (the table and JSON hold them all)
 _SHOWN = 3
