@@ -79,12 +79,15 @@ class _Handle:
 
         import httpx
 
+        from llmbench.models.openai_stream import stamping_transport
+
         self.replicas, self.model, self.count, self.tokenizer = replicas, model, count, tokenizer
         self.loop = asyncio.new_event_loop()
         timeout = httpx.Timeout(load.request_timeout_s, connect=load.connect_timeout_s, pool=None)
         # no connection cap here: the load level's own concurrency bounds what is in flight
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=512)
-        self.client = httpx.AsyncClient(headers=headers, timeout=timeout, limits=limits)
+        self.client = httpx.AsyncClient(headers=headers, timeout=timeout,
+                                        transport=stamping_transport(limits=limits))
         self.request_timeout_s = load.request_timeout_s
 
     def close(self) -> None:
