@@ -91,7 +91,15 @@ class _Handle:
         self.request_timeout_s = load.request_timeout_s
 
     def close(self) -> None:
+        import asyncio
+
         try:
+            # requests still in flight (Ctrl-C in the middle of a level) are cancelled, not waited for
+            pending = [t for t in asyncio.all_tasks(self.loop) if not t.done()]
+            for task in pending:
+                task.cancel()
+            if pending:
+                self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             self.loop.run_until_complete(self.client.aclose())
             # streams left at [DONE] leave httpx's inner byte iterators to be finalised on this loop
             self.loop.run_until_complete(self.loop.shutdown_asyncgens())
