@@ -31,6 +31,11 @@ def level_model_info(model_info: dict, level: LoadLevel) -> dict:
     return info
 
 
+def failed_row(model_info: dict, task, error: str) -> ResultRow:
+    return ResultRow(model=model_info, task={"name": task.name, "kind": task.kind, "n": 0,
+                                             "source": task.source_description}, status="failed", error=error)
+
+
 def _task_info(task, n: int, max_new: int) -> dict:
     return {"name": task.name, "kind": task.kind, "n": n, "source": task.source_description,
             "max_new_tokens": max_new}
@@ -52,7 +57,6 @@ def run_level(ctx, task, examples, level: LoadLevel) -> tuple[ResultRow, list[di
     from llmbench.metrics import evaluate
     from llmbench.models.served_meters import served_meter
     from llmbench.models.served_timing import level_latency
-    from llmbench.task_rows import failed_row, per_correct
 
     loaded, backend, progress = ctx.loaded, ctx.backend, ctx.progress
     gen, load = ctx.config.generation, ctx.config.load
@@ -61,6 +65,10 @@ def run_level(ctx, task, examples, level: LoadLevel) -> tuple[ResultRow, list[di
     model_info = level_model_info(ctx.model_info, level)
     name = model_info["name"]
     prompts = [backend.render(loaded, ex.messages, ex.prompt) for ex in examples]
+    if gen.batch_size > 1 and not getattr(ctx, "batch_noted", False):
+        ctx.batch_noted = True  # once per model
+        progress.note(f"{loaded.name}: served, one request per prompt; --batch-size applies to in-process models "
+                      "(the server batches concurrent requests itself: use --concurrency)")
     progress.task_started(name, task.name, len(prompts))
     try:
         warm_up(ctx, prompts, params)
@@ -109,7 +117,6 @@ def run_level(ctx, task, examples, level: LoadLevel) -> tuple[ResultRow, list[di
             quality, per_sample = evaluate(list(task.metrics), preds, refs, seed=gen.seed)
             for i, scores in zip(answered, per_sample):
                 sample_lines[i]["scores"] = scores
-        measured["energy"] = per_correct(measured["energy"], quality, task.metrics)
     except Exception as exc:  # not KeyboardInterrupt
         reason = " ".join(str(exc).split()) if isinstance(exc, UserError) else error_text(exc)
         error = f"scoring failed: {reason}" + (f"; {error}" if error else "")

@@ -146,24 +146,7 @@ def run_task(ctx, task, examples) -> tuple[ResultRow, list[dict]]:
         return row, sample_lines
     for line, scores in zip(sample_lines, per_sample):
         line["scores"] = scores
-    measured["energy"] = per_correct(measured["energy"], quality, task.metrics)
     return ResultRow(model=dict(ctx.model_info), task=task_info, quality=quality, **measured), sample_lines
-
-
-def per_correct(energy: dict, quality: dict, metrics) -> dict:
-    """``energy`` with ``joules_per_correct``: the joules over the number of correct answers the task's primary
-    metric (its first higher-is-better one) counts, value x n on its scale (for a graded metric such as BLEU,
-    joules per unit of quality); None when energy is unavailable or nothing was correct."""
-    out = dict(energy)
-    primary = next((m for m in metrics if m in quality and quality[m].get("higher_is_better", True)), None)
-    q = quality.get(primary) or {}
-    joules = energy.get("joules") if energy.get("available") else None
-    value, n = q.get("value"), q.get("n")
-    top = 100.0 if q.get("scale") == "0-100" else 1.0
-    correct = value / top * n if isinstance(value, (int, float)) and isinstance(n, (int, float)) else None
-    out["joules_per_correct"] = joules / correct if joules is not None and correct else None
-    out["per_correct_metric"] = primary
-    return out
 
 
 def _free_cuda(device: str) -> None:

@@ -39,6 +39,7 @@ class Stream:
     error_after: int | None = None  # send an error event after this many content chunks
     raw: list | None = None
     prompt_tokens: int = 5
+    stamp: bool = False  # each content chunk carries "t": the server's perf_counter just before the write
 
 
 def default_answer(body: dict) -> Stream:
@@ -185,7 +186,10 @@ class StubServer:
                         self._event(s, {"error": {"message": "engine died", "code": 500}})
                         self._write(b"")
                         return
-                    self._event(s, chunk(text=piece))
+                    c = chunk(text=piece)
+                    if s.stamp:  # perf_counter is CLOCK_MONOTONIC on Linux: comparable across processes
+                        c["t"] = time.perf_counter()
+                    self._event(s, c)
                     time.sleep(s.gap_s)
                 self._event(s, chunk(finish="length" if body.get("max_tokens") == sum(tokens) else "stop"))
                 if s.usage:

@@ -79,16 +79,27 @@ class _Handle:
 
         import httpx
 
+        from llmbench.models.openai_stream import stamping_transport
+
         self.replicas, self.model, self.count, self.tokenizer = replicas, model, count, tokenizer
         self.loop = asyncio.new_event_loop()
         timeout = httpx.Timeout(load.request_timeout_s, connect=load.connect_timeout_s, pool=None)
         # no connection cap here: the load level's own concurrency bounds what is in flight
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=512)
-        self.client = httpx.AsyncClient(headers=headers, timeout=timeout, limits=limits)
+        self.client = httpx.AsyncClient(headers=headers, timeout=timeout,
+                                        transport=stamping_transport(limits=limits))
         self.request_timeout_s = load.request_timeout_s
 
     def close(self) -> None:
+        import asyncio
+
         try:
+            # requests still in flight (Ctrl-C in the middle of a level) are cancelled, not waited for
+            pending = [t for t in asyncio.all_tasks(self.loop) if not t.done()]
+            for task in pending:
+                task.cancel()
+            if pending:
+                self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             self.loop.run_until_complete(self.client.aclose())
             # streams left at [DONE] leave httpx's inner byte iterators to be finalised on this loop
             self.loop.run_until_complete(self.loop.shutdown_asyncgens())

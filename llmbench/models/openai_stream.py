@@ -3,8 +3,10 @@
 The request asks for ``stream: true`` with ``stream_options.include_usage`` so that the server's own token
 counts (``usage.completion_tokens``) come back in a last, usage-only chunk. Server-sent events are parsed
 by httpx-sse (it buffers to the blank line, skips ``:`` keep-alive comments and joins JSON split across
-reads); each event is timestamped with ``perf_counter`` the moment the parser hands it over, before its
-JSON is decoded.
+reads). Each event gets the ``perf_counter`` time of the network read that completed it: the transport
+(``StampingTransport``) stamps every raw read of a response body as httpcore hands it over, so the time
+spent above it — httpx's decoders, the SSE parser, JSON, our bookkeeping — does not make chunks late
+(benchmarks/bench_served.py measures what is left).
 
 Which chunks count (docs/served.md, "Timing"):
 - a chunk carrying answer text (``choices[0].text`` or ``choices[0].delta.content``) is a content chunk;
@@ -73,6 +75,50 @@ class RequestResult:
         details = (self.usage or {}).get("completion_tokens_details") or {}
         value = details.get("reasoning_tokens") if isinstance(details, dict) else None
         return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+class ReadClock:
+    """The time of the latest raw read of one response body (None before the first)."""
+
+    __slots__ = ("last",)
+
+    def __init__(self) -> None:
+        self.last: float | None = None
+
+
+def stamping_transport(**kwargs):
+    """An httpx AsyncHTTPTransport whose responses stamp each raw body read into a ReadClock, found in
+    ``response.extensions["llmbench_read_clock"]``."""
+    import httpx
+
+    class StampedStream(httpx.AsyncByteStream):
+        def __init__(self, inner, clock: ReadClock) -> None:
+            self._inner, self._clock = inner, clock
+
+        async def __aiter__(self):
+            clock, now = self._clock, time.perf_counter
+            async for part in self._inner:
+                clock.last = now()
+                yield part
+
+        async def aclose(self) -> None:
+            await self._inner.aclose()
+
+    class StampingTransport(httpx.AsyncBaseTransport):
+        def __init__(self) -> None:
+            self._inner = httpx.AsyncHTTPTransport(**kwargs)
+
+        async def handle_async_request(self, request):
+            response = await self._inner.handle_async_request(request)
+            clock = ReadClock()
+            response.stream = StampedStream(response.stream, clock)
+            response.extensions = {**response.extensions, "llmbench_read_clock": clock}
+            return response
+
+        async def aclose(self) -> None:
+            await self._inner.aclose()
+
+    return StampingTransport()
 
 
 def build_payload(api: str, model: str, prompt: str | list[dict], max_tokens: int, stop: tuple[str, ...],
@@ -181,9 +227,11 @@ async def stream_request(client, url: str, body: dict, result: RequestResult) ->
             if response.status_code != 200:
                 result.error = body_error(response.status_code, await response.aread())
                 return
+            clock = response.extensions.get("llmbench_read_clock")
             async with aclosing(source.aiter_sse()) as events:  # closed here, not left to the GC
                 async for event in events:
-                    now = time.perf_counter()
+                    # the read that completed this event; a client without the stamping transport: now
+                    now = clock.last if clock is not None and clock.last is not None else time.perf_counter()
                     if not event.data:
                         continue
                     if not handle_event(result, event.data, now):

@@ -4,13 +4,6 @@ served answers and token counts must equal the in-process ones on the same promp
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 import pytest
 
 pytest.importorskip("torch")
@@ -20,49 +13,7 @@ pytest.importorskip("uvicorn")
 pytestmark = pytest.mark.integration
 
 from cli_helpers import read_single_run, run_cli  # noqa: E402
-
-SERVE = "import sys; from transformers.cli.transformers import main; sys.argv[0] = 'transformers'; sys.exit(main())"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_transformers_serve(model_dir: Path, log: Path, timeout_s: float = 180.0):
-    """``transformers serve MODEL_DIR`` on a free 127.0.0.1 port, waited for until /health answers; returns
-    (process, base URL). Offline: the model is a local directory."""
-    import httpx
-
-    port = _free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "TRANSFORMERS_OFFLINE": "1"}
-    with open(log, "wb") as fh:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", SERVE, "serve", str(model_dir), "--host", "127.0.0.1", "--port", str(port),
-             "--device", "cpu", "--log-level", "warning"],
-            stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"transformers serve exited with {proc.returncode}: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                return proc, f"http://127.0.0.1:{port}/v1"
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    proc.kill()
-    pytest.fail(f"transformers serve did not answer within {timeout_s} s: {log.read_text()[-2000:]}")
-
-
-def stop(proc) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=15)
+from served_server import same_text, start_transformers_serve, stop  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -70,12 +21,6 @@ def served_tiny(tiny_model_dir, tmp_path_factory):
     proc, url = start_transformers_serve(tiny_model_dir, tmp_path_factory.mktemp("serve") / "serve.log")
     yield url
     stop(proc)
-
-
-def _same_text(served: str, local: str) -> bool:
-    # the server's streaming decoder holds back a trailing incomplete UTF-8 sequence (random weights make
-    # plenty) that the in-process decode shows as U+FFFD
-    return served.rstrip("\ufffd").strip() == local.rstrip("\ufffd").strip()
 
 
 def test_served_answers_equal_in_process_answers_at_every_level(served_tiny, tiny_model_dir, task_dir, tmp_path):
@@ -107,7 +52,7 @@ def test_served_answers_equal_in_process_answers_at_every_level(served_tiny, tin
     assert len(served) == 2 * (3 + 2)
     for s in served:
         ref = local[(s["task"], s["index"])]
-        assert _same_text(s["prediction"], ref["prediction"]), (s["prediction"], ref["prediction"])
+        assert same_text(s["prediction"], ref["prediction"]), (s["prediction"], ref["prediction"])
         assert s["new_tokens"] == ref["new_tokens"]  # the server's usage counts what the model generated
         assert s["request_id"] and s["status"] == "ok" and s["chunks"] >= 1
         assert s["client_completion_tokens"] is not None  # re-tokenised text: recorded, may differ
@@ -127,7 +72,7 @@ def test_completions_api_with_plain_prompts_matches_in_process(served_tiny, tiny
     assert record["rows"][0]["model"]["parameters"] is None  # not declared, no tokenizer: unknown, not guessed
     for s in served:
         assert s["prompt"] == local[s["index"]]["prompt"]
-        assert _same_text(s["prediction"], local[s["index"]]["prediction"])
+        assert same_text(s["prediction"], local[s["index"]]["prediction"])
         assert s["new_tokens"] == local[s["index"]]["new_tokens"]
 
 

@@ -1,5 +1,5 @@
 """Served models' energy and memory (DCGM exporters, local NVML device-wide, unavailable with a reason),
-J per correct answer, load levels and Poisson arrivals."""
+load levels and Poisson arrivals."""
 
 from __future__ import annotations
 
@@ -122,20 +122,6 @@ def test_a_local_server_without_nvml_has_no_energy_and_says_why():
     meter = served_meter(["http://localhost:8000/v1"], (), nvml=FakeNVML(init_error=NVMLError_LibraryNotFound()))
     energy, _ = _window(meter)
     assert not energy["available"] and energy["reason"].startswith("local server, but no GPU to read")
-
-
-def test_joules_per_correct_answer_uses_the_primary_metric_on_its_scale():
-    from llmbench.task_rows import per_correct
-
-    energy = {"available": True, "joules": 12.0}
-    quality = {"ter": {"value": 50.0, "higher_is_better": False, "scale": "0-100", "n": 10},
-               "exact_match": {"value": 40.0, "higher_is_better": True, "scale": "0-100", "n": 10}}
-    out = per_correct(energy, quality, ["ter", "exact_match"])
-    assert out["per_correct_metric"] == "exact_match" and out["joules_per_correct"] == pytest.approx(12.0 / 4)
-    assert per_correct(energy, {"f1": {"value": 0.0, "scale": "0-100", "n": 5}}, ["f1"])["joules_per_correct"] is None
-    assert per_correct({"available": False, "joules": None}, quality, ["exact_match"])["joules_per_correct"] is None
-    rouge = per_correct(energy, {"rougeL": {"value": 0.5, "scale": "0-1", "n": 6}}, ["rougeL"])
-    assert rouge["joules_per_correct"] == pytest.approx(12.0 / 3)
 
 
 def test_load_levels_and_their_row_suffixes():

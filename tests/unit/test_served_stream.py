@@ -18,18 +18,20 @@ from llmbench.models.openai_stream import RequestResult, build_payload, endpoint
 
 
 def _one(stub: StubServer, api: str = "chat", max_tokens: int = 64, timeout: float | None = 30.0):
-    """One request through the load runner; its RequestResult and Generation."""
+    """One request through the load runner, on the backend's stamping transport; its RequestResult and
+    Generation."""
     import httpx
 
     from llmbench.models.hf import cut_at_stop
     from llmbench.models.openai_load import run_level
+    from llmbench.models.openai_stream import stamping_transport
     from llmbench.models.served_timing import to_generation
 
     content = [{"role": "user", "content": "hi"}] if api == "chat" else "hi"
     body = build_payload(api, "stub-model", content, max_tokens, (), 0)
 
     async def go():
-        async with httpx.AsyncClient(timeout=30) as client:
+        async with httpx.AsyncClient(timeout=30, transport=stamping_transport()) as client:
             return await run_level(client, [(stub.url, endpoint(stub.url, api), body)], LoadLevel(1), 0, timeout)
 
     run = asyncio.run(go())
@@ -144,3 +146,28 @@ def test_payload_is_greedy_with_the_tasks_stops_and_cap():
     assert (body["temperature"], body["seed"], body["max_tokens"], body["stop"]) == (0, 7, 32, ["\n", "###"])
     assert "messages" in body and "prompt" not in body
     assert "stop" not in build_payload("completions", "m", "q", 8, (), 0)
+
+
+def test_events_are_stamped_at_the_read_that_brought_them_not_after_the_clients_own_work(monkeypatch):
+    """Two events in one network read: the second is stamped with that read's time even though handling
+    the first took 50 ms (JSON, bookkeeping, a slow machine must not make later chunks late)."""
+    import time
+
+    from llmbench.models import openai_stream
+
+    both = (b'data: {"id":"x","choices":[{"index":0,"delta":{"content":"a"}}]}\n\n'
+            b'data: {"id":"x","choices":[{"index":0,"delta":{"content":"b"}}]}\n\n')
+    raw = [both, b'data: {"id":"x","choices":[],"usage":{"completion_tokens":2}}\n\n']
+    handle = openai_stream.handle_event
+
+    def slow(result, data, now):
+        if not result.content_times:
+            time.sleep(0.05)
+        return handle(result, data, now)
+
+    monkeypatch.setattr(openai_stream, "handle_event", slow)
+    with StubServer(answer=lambda body: Stream(raw=raw)) as stub:
+        result, g = _one(stub)
+    assert result.ok and len(result.content_times) == 2
+    assert result.content_times[0] == result.content_times[1]  # one read, one time
+    assert g.tpot_s == 0.0
