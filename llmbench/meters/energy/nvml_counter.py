@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
 
-from llmbench.meters.energy.base import NVML_COUNTER, Probe, Reading, SensorError, SensorOptions, short_window_warning
-from llmbench.meters.gpu import is_not_supported, nvml_error, open_nvml_device
+from llmbench.meters.energy.base import NVML_COUNTER, Reading, SensorError, short_window_warning
+from llmbench.meters.energy.nvml_base import NvmlSensor
 
 
 @dataclass
@@ -17,30 +16,13 @@ class _Window:
     start_mj: int
 
 
-class NvmlCounterSensor:
+class NvmlCounterSensor(NvmlSensor):
     """The GPU's own energy counter: exact, updated about every 100 ms."""
 
     method = NVML_COUNTER
 
-    def __init__(self, options: SensorOptions) -> None:
-        self.options = options
-        self._nvml: Any = None
-        self._handle: Any = None
-        self._err: type[BaseException] = Exception
-
-    def available(self) -> Probe:
-        mod, handle, reason = open_nvml_device(self.options.nvml, self.options.device)
-        if mod is None:
-            return Probe(False, reason)
-        err = nvml_error(mod)
-        try:
-            mod.nvmlDeviceGetTotalEnergyConsumption(handle)
-        except err as exc:
-            if is_not_supported(mod, exc):
-                return Probe(False, "NVML energy counter not supported on this GPU")
-            return Probe(False, f"NVML energy counter failed: {exc}", fallback=False)
-        self._nvml, self._handle, self._err = mod, handle, err
-        return Probe(True)
+    probe_call = "nvmlDeviceGetTotalEnergyConsumption"
+    what = "NVML energy counter"
 
     def _read(self) -> int:
         try:

@@ -8,11 +8,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from llmbench.meters.base import PeriodicThread
-from llmbench.meters.energy.base import NVML_SAMPLING, Probe, Reading, SensorError, SensorOptions, short_window_warning
-from llmbench.meters.gpu import is_not_supported, nvml_error, open_nvml_device
+from llmbench.meters.energy.base import NVML_SAMPLING, Reading, SensorError, short_window_warning
+from llmbench.meters.energy.nvml_base import NvmlSensor
 
 # recent GPUs average the reading itself, so this caveat holds for every sampled window
 _AVERAGED = "power readings may be averaged by the driver over up to 1 s on recent GPUs"
@@ -53,30 +52,13 @@ class _Window:
     sampler: PeriodicThread
 
 
-class NvmlPowerSensor:
+class NvmlPowerSensor(NvmlSensor):
     """GPU board power, sampled every ``sample_period_s`` (50 ms) and at both ends of the window."""
 
     method = NVML_SAMPLING
 
-    def __init__(self, options: SensorOptions) -> None:
-        self.options = options
-        self._nvml: Any = None
-        self._handle: Any = None
-        self._err: type[BaseException] = Exception
-
-    def available(self) -> Probe:
-        mod, handle, reason = open_nvml_device(self.options.nvml, self.options.device)
-        if mod is None:
-            return Probe(False, reason)
-        err = nvml_error(mod)
-        try:
-            mod.nvmlDeviceGetPowerUsage(handle)
-        except err as exc:
-            if is_not_supported(mod, exc):
-                return Probe(False, "NVML power usage not supported on this GPU")
-            return Probe(False, f"NVML power usage failed: {exc}", fallback=False)
-        self._nvml, self._handle, self._err = mod, handle, err
-        return Probe(True)
+    probe_call = "nvmlDeviceGetPowerUsage"
+    what = "NVML power usage"
 
     def start(self) -> _Window:
         integ = _PowerIntegrator(lambda: self._nvml.nvmlDeviceGetPowerUsage(self._handle))
