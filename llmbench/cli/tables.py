@@ -15,6 +15,7 @@ from llmbench.report.format import (
     fmt_rate,
     fmt_roofline,
     fmt_seconds,
+    roofline_is_lower_bound,
     roofline_percent,
 )
 from llmbench.report.table import ROOFLINE, memory_cell
@@ -106,7 +107,8 @@ def _table(record: RunRecord, max_width: int) -> Table:
             table.add_row(
                 model, Text(_quality_text(row.quality)),
                 _p50(row.latency, "ttft_s"), _p50(row.latency, "tpot_s"), fmt_rate(row.latency.get("tokens_per_s")),
-                fmt_roofline(roofline_percent(row.latency)), _peak(row.memory), _energy(row.energy),
+                fmt_roofline(roofline_percent(row.latency), roofline_is_lower_bound(row.latency)),
+                _peak(row.memory), _energy(row.energy),
                 end_section=last,
             )
     return table

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 
 from llmbench.errors import UserError
 from llmbench.report.cost import CorrectCost, correct_cost
-from llmbench.report.format import roofline_percent
+from llmbench.report.format import roofline_is_lower_bound, roofline_percent
 from llmbench.report.merge import MergedRow, MergedRuns
 from llmbench.report.sizecurve import DEFAULT_MIN_GAIN
 from llmbench.stats import PairedDelta, Quantile
@@ -77,6 +77,7 @@ class ModelResult:
     metrics: dict[str, float | None] = field(default_factory=dict)  # every quality metric of the row
     weights_bytes: float | None = None  # the size axis of quantized variants
     roofline_percent: float | None = None  # latency.roofline.percent_of_peak: decode bandwidth / device peak
+    roofline_lower_bound: bool = False  # the KV-cache bytes unknown: the percentage counts the weights only
     decision: Decision | None = None  # non-inferiority against the task's best model (set by the verdict)
     correct: CorrectCost | None = None  # latency and energy per correct answer, where the task has the notion
 
@@ -196,6 +197,7 @@ def model_result(m: MergedRow, metric: str | None) -> ModelResult:
     res.ttft_p50_s, res.tpot_p50_s = _p50(row, "ttft_s"), _p50(row, "tpot_s")
     res.tokens_per_s = row.latency.get("tokens_per_s")
     res.roofline_percent = roofline_percent(row.latency)
+    res.roofline_lower_bound = res.roofline_percent is not None and roofline_is_lower_bound(row.latency)
     res.peak_memory_bytes, res.memory_kind = peak_memory(row)
     weights = (row.memory or {}).get("weights_bytes")
     res.weights_bytes = float(weights) if isinstance(weights, (int, float)) and weights > 0 else None

@@ -76,12 +76,14 @@ def fmt_rate(tokens_per_s: float | None) -> str:
     return NA if tokens_per_s is None else f"{tokens_per_s:.1f}"
 
 
-def fmt_roofline(percent: float | None) -> str:
+def fmt_roofline(percent: float | None, lower_bound: bool = False) -> str:
     """The decode's achieved bandwidth as a percentage of the device's measured peak (``latency.roofline.
-    percent_of_peak``, already 0-100): '57%', '9.4%', '0.42%'; 'n/a' for None (no figure, never 0%)."""
+    percent_of_peak``, already 0-100): '57%', '9.4%', '0.42%'; '≥9.4%' when it is a lower bound (KV-cache bytes
+    unknown: weights only); 'n/a' for None (no figure, never 0%)."""
     if percent is None:
         return NA
-    return f"{percent:.0f}%" if abs(percent) >= 9.95 else f"{percent:.2g}%"
+    text = f"{percent:.0f}%" if abs(percent) >= 9.95 else f"{percent:.2g}%"
+    return f"≥{text}" if lower_bound else text
 
 
 def roofline_percent(latency: dict | None) -> float | None:
@@ -90,6 +92,12 @@ def roofline_percent(latency: dict | None) -> float | None:
     roof = (latency or {}).get("roofline")
     value = roof.get("percent_of_peak") if isinstance(roof, dict) else None
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def roofline_is_lower_bound(latency: dict | None) -> bool:
+    """Whether the row's % of roofline counts the weights only (its KV-cache bytes unknown): a lower bound."""
+    roof = (latency or {}).get("roofline")
+    return isinstance(roof, dict) and "lower bound" in str(roof.get("reason") or "")
 
 
 def fmt_number(v: float | None, digits: int = 3) -> str:

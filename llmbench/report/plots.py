@@ -97,7 +97,7 @@ def _panel(ax, tc: TaskComparison, attr: str, xlabel: str, what: str, x_higher_i
     for r, x, q in zip(pts, xs, qs):
         label = r.model
         if attr == "tokens_per_s" and r.roofline_percent is not None:
-            label += f"\n{fmt_roofline(r.roofline_percent)} of roofline"
+            label += f"\n{fmt_roofline(r.roofline_percent, r.roofline_lower_bound)} of roofline"
         ax.annotate(label, (x, q), textcoords="offset points", xytext=(5, 6), fontsize=8)
     sizes = attr in ("parameters", "weights_bytes")
     if sizes:

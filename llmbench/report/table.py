@@ -109,7 +109,8 @@ def result_cells(r: ModelResult, scale: str | None, with_correct: bool = False,
         return [name, fmt_params(r.parameters), "failed"] + [DASH] * (width - 3)
     q = quality_cell(r.quality, r.quality_ci_low, r.quality_ci_high, r.quality_stderr, scale)
     cells = [name, fmt_params(r.parameters), q, _mark(fmt_seconds(r.ttft_p50_s), r.ttft_significant),
-             fmt_seconds(r.tpot_p50_s), fmt_rate(r.tokens_per_s), fmt_roofline(r.roofline_percent),
+             fmt_seconds(r.tpot_p50_s), fmt_rate(r.tokens_per_s),
+             fmt_roofline(r.roofline_percent, r.roofline_lower_bound),
              memory_cell(r.peak_memory_bytes, r.memory_kind),
              fmt_joules(r.joules_per_sample)]
     if with_correct:

@@ -99,7 +99,7 @@ def make_row_and_samples(model: str, task: str, energy: bool = True, seed: int =
                  "new_tokens": Summary.from_values(new_tokens).to_dict(),
                  "tokens_per_s": round(sum(k - 1 for k in new_tokens) / decode, 4),
                  "total_new_tokens": sum(new_tokens), "generate_s": round(sum(e2e), 4),
-                 "roofline": roofline(_PARAMS[model] * 4, None, None, tpot_summary["p50"], peak)},
+                 "roofline": roofline(_PARAMS[model] * 4, 46080, 60.0, tpot_summary["p50"], peak)},
         memory={"weights_bytes": _PARAMS[model] * 4, "load_peak_rss_bytes": rss * 1.1, "peak_rss_bytes": rss,
                 "rss_method": "procfs-vmhwm", "cuda_peak_allocated_bytes": None,
                 "cuda_peak_reserved_bytes": None, "nvml_used_bytes": None},

@@ -26,6 +26,7 @@ from llmbench.report.format import (
     fmt_params,
     fmt_roofline,
     fmt_seconds,
+    roofline_is_lower_bound,
     roofline_percent,
 )
 
@@ -69,6 +70,11 @@ def test_roofline_percent():
     assert roofline_percent({"roofline": {"percent_of_peak": None, "reason": "peak bandwidth not measured"}}) is None
     assert roofline_percent({}) is None and roofline_percent(None) is None  # records from before the roofline
     assert fmt_field("latency.roofline.percent_of_peak", 31.2) == "31%"
+    # KV-cache bytes unknown: the weights alone, a lower bound, marked so
+    weights_only = {"roofline": {"percent_of_peak": 9.4,
+                                 "reason": "KV-cache bytes unknown: weights only (a lower bound)"}}
+    assert roofline_is_lower_bound(weights_only) and not roofline_is_lower_bound({"roofline": {"reason": None}})
+    assert fmt_roofline(9.4, lower_bound=True) == "≥9.4%"
     assert fmt_field_change("latency.roofline.percent_of_peak", -3.14) == "-3.1 points"
 
 
