@@ -206,8 +206,9 @@ def export(runs, results_dir, ref, metric, margin, min_gain, resamples, seed, fm
               help="Cost axes: energy and TTFT per sample, or energy and generation time per correct answer "
                    "(tasks with exact match, F1 or JSON fields).")
 def plot(runs, results_dir, ref, metric, margin, min_gain, resamples, seed, out_dir, formats, per):
-    """Plot quality against parameters (the size curve, its CI band and knee), energy and latency, with the
-    Pareto frontier."""
+    """Plot quality against parameters (the size curve, its CI band and knee), energy and latency; and, one point
+    per row (model x variant x level), against weight bytes, J/token and tok/s (with % of roofline); each
+    with the Pareto frontier."""
     from llmbench.cli.console import out
 
     if not out_dir:

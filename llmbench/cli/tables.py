@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+from rich.cells import cell_len
 from rich.table import Table
 from rich.text import Text
 
 from llmbench.records import RunRecord
-from llmbench.report.format import NA, fmt_joules, fmt_number, fmt_params, fmt_rate, fmt_seconds
-from llmbench.report.table import memory_cell
+from llmbench.report.format import (
+    NA,
+    fmt_joules,
+    fmt_number,
+    fmt_params,
+    fmt_rate,
+    fmt_roofline,
+    fmt_seconds,
+    roofline_is_lower_bound,
+    roofline_percent,
+)
+from llmbench.report.table import ROOFLINE, memory_cell
 
 
 def _quality_text(quality: dict) -> str:
@@ -43,30 +54,65 @@ def _energy(energy: dict) -> str:
     return fmt_joules(energy["joules_per_sample"])
 
 
-def run_table(record: RunRecord) -> Table:
-    """One row per task x model, models side by side within each task."""
+_NUMBERS = ("TTFT p50", "TPOT p50", "tok/s", ROOFLINE.replace(" ", "\n"), "peak mem", "J/sample")
+_NAME_MAX = 36  # a longer model or task name folds onto a second line
+_QUALITY_MIN = 20  # what the quality column keeps before the names give up width ("bleu 0.623 [0.54–0.71]")
+
+
+class RunTable:
+    """The run table, laid out for the width it is printed at (see ``run_table``)."""
+
+    def __init__(self, record: RunRecord):
+        self.record = record
+
+    def __rich_console__(self, console, options):
+        yield _table(self.record, options.max_width)
+
+
+def run_table(record: RunRecord) -> RunTable:
+    """One section per task, a row per model (variant, load level) within it, models side by side.
+
+    Fits 120 columns with variant names (``smollm2-135m[bnb-4bit] (135M)``): the task is its section's first
+    line rather than a column of its own, names keep their full width (up to 36 cells) while the quality
+    column keeps 20, and the quality column, widest of the rest, wraps first.
+    """
+    return RunTable(record)
+
+
+def _table(record: RunRecord, max_width: int) -> Table:
     setting = record.settings.get("setting", "latency")
     batch = record.settings.get("batch_size", 1)
     table = Table(title=f"llmbench run {record.run_id}  ({setting} setting, batch {batch})")
-    for col, just in (("task", "left"), ("model (params)", "left"), ("quality [95% CI]", "left"),
-                      ("TTFT p50", "right"), ("TPOT p50", "right"), ("tok/s", "right"),
-                      ("peak mem", "right"), ("J/sample", "right")):
-        table.add_column(col, justify=just)
+    names = [_model_name(row) for row in record.rows] + [row.task.get("name", "?") for row in record.rows]
+    numbers = sum(max(len(h) for h in col.split("\n")) + 3 for col in _NUMBERS) + 1
+    room = max_width - numbers - 3 - (_QUALITY_MIN + 3)
+    width = max(min(max(map(cell_len, names), default=0), _NAME_MAX, room), 12)
+    # names and metrics come from specs and records: Text, never read as rich markup
+    table.add_column("task / model (params)", justify="left", width=width, overflow="fold")
+    table.add_column("quality [95% CI]", justify="left", overflow="fold")
+    for col in _NUMBERS:
+        table.add_column(col, justify="right")
     tasks: dict[str, list] = {}
     for row in record.rows:
         tasks.setdefault(row.task.get("name", "?"), []).append(row)
+    blank = [""] * (1 + len(_NUMBERS))
     for t_i, (task, rows) in enumerate(tasks.items()):
+        table.add_row(Text(task, style="bold"), *blank)
         for r_i, row in enumerate(rows):
-            # names, metrics and errors come from specs and records: Text, never read as rich markup
-            model = Text(f"{row.model.get('name')} ({fmt_params(row.model.get('parameters'))})")
-            name = Text(task if r_i == 0 else "")
+            model = Text(_model_name(row))
+            last = r_i == len(rows) - 1 and t_i < len(tasks) - 1
             if row.status != "ok":
-                table.add_row(name, model, Text.assemble(("failed", "red"), f": {row.error}"), "", "", "", "", "")
+                table.add_row(model, Text.assemble(("failed", "red"), f": {row.error}"), *blank[1:], end_section=last)
                 continue
             table.add_row(
-                name, model, Text(_quality_text(row.quality)),
-                _p50(row.latency, "ttft_s"), _p50(row.latency, "tpot_s"),
-                fmt_rate(row.latency.get("tokens_per_s")), _peak(row.memory), _energy(row.energy),
-                end_section=(r_i == len(rows) - 1 and t_i < len(tasks) - 1),
+                model, Text(_quality_text(row.quality)),
+                _p50(row.latency, "ttft_s"), _p50(row.latency, "tpot_s"), fmt_rate(row.latency.get("tokens_per_s")),
+                fmt_roofline(roofline_percent(row.latency), roofline_is_lower_bound(row.latency)),
+                _peak(row.memory), _energy(row.energy),
+                end_section=last,
             )
     return table
+
+
+def _model_name(row) -> str:
+    return f"{row.model.get('name')} ({fmt_params(row.model.get('parameters'))})"

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 
 from llmbench.errors import UserError
 from llmbench.report.cost import CorrectCost, correct_cost
+from llmbench.report.format import roofline_is_lower_bound, roofline_percent
 from llmbench.report.merge import MergedRow, MergedRuns
 from llmbench.report.sizecurve import DEFAULT_MIN_GAIN
 from llmbench.stats import PairedDelta, Quantile
@@ -62,6 +63,7 @@ class ModelResult:
     peak_memory_bytes: float | None = None
     memory_kind: str | None = None
     joules_per_sample: float | None = None
+    joules_per_token: float | None = None
     energy_method: str | None = None
     energy_reason: str | None = None
     is_ref: bool = False
@@ -74,6 +76,8 @@ class ModelResult:
     energy_ratio: float | None = None  # this / reference, J per sample
     metrics: dict[str, float | None] = field(default_factory=dict)  # every quality metric of the row
     weights_bytes: float | None = None  # the size axis of quantized variants
+    roofline_percent: float | None = None  # latency.roofline.percent_of_peak: decode bandwidth / device peak
+    roofline_lower_bound: bool = False  # the KV-cache bytes unknown: the percentage counts the weights only
     decision: Decision | None = None  # non-inferiority against the task's best model (set by the verdict)
     correct: CorrectCost | None = None  # latency and energy per correct answer, where the task has the notion
 
@@ -192,6 +196,8 @@ def model_result(m: MergedRow, metric: str | None) -> ModelResult:
         res.quality_stderr = q.get("stderr")
     res.ttft_p50_s, res.tpot_p50_s = _p50(row, "ttft_s"), _p50(row, "tpot_s")
     res.tokens_per_s = row.latency.get("tokens_per_s")
+    res.roofline_percent = roofline_percent(row.latency)
+    res.roofline_lower_bound = res.roofline_percent is not None and roofline_is_lower_bound(row.latency)
     res.peak_memory_bytes, res.memory_kind = peak_memory(row)
     weights = (row.memory or {}).get("weights_bytes")
     res.weights_bytes = float(weights) if isinstance(weights, (int, float)) and weights > 0 else None
@@ -201,6 +207,8 @@ def model_result(m: MergedRow, metric: str | None) -> ModelResult:
         res.energy_reason = energy.get("warning") or "window too short for the sensor"
     elif energy.get("available") and energy.get("joules_per_sample") is not None:
         res.joules_per_sample, res.energy_method = float(energy["joules_per_sample"]), energy.get("method")
+        per_token = energy.get("joules_per_token")
+        res.joules_per_token = float(per_token) if isinstance(per_token, (int, float)) else None
     else:
         res.energy_reason = energy.get("reason") or "not measured"
     return res

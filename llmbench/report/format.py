@@ -8,7 +8,9 @@ One rule per kind of number, so the same model's size, memory and timings read t
 - bytes: binary units, three significant digits, a value that would read 1000 or more moving to the next
   unit: 1.05e9 -> "0.978 GiB", 1.52e9 -> "1.42 GiB";
 - durations: milliseconds below one second, seconds above, three significant digits: "33.7 ms", "2.5 s";
-- energy: joules, three significant digits: "0.21 J".
+- energy: joules, three significant digits: "0.21 J";
+- % of roofline (a percentage already, 0-100): whole percent from 10 up, two significant digits below:
+  "57%", "9.4%", "0.42%".
 
 Missing values print as "n/a" (parameters as "?"), never as 0. Pure functions, no rich, no click.
 """
@@ -74,6 +76,30 @@ def fmt_rate(tokens_per_s: float | None) -> str:
     return NA if tokens_per_s is None else f"{tokens_per_s:.1f}"
 
 
+def fmt_roofline(percent: float | None, lower_bound: bool = False) -> str:
+    """The decode's achieved bandwidth as a percentage of the device's measured peak (``latency.roofline.
+    percent_of_peak``, already 0-100): '57%', '9.4%', '0.42%'; '≥9.4%' when it is a lower bound (KV-cache bytes
+    unknown: weights only); 'n/a' for None (no figure, never 0%)."""
+    if percent is None:
+        return NA
+    text = f"{percent:.0f}%" if abs(percent) >= 9.95 else f"{percent:.2g}%"
+    return f"≥{text}" if lower_bound else text
+
+
+def roofline_percent(latency: dict | None) -> float | None:
+    """``latency.roofline.percent_of_peak`` of a row, or None where the row has none (older records, a
+    device without a peak, a decode too short)."""
+    roof = (latency or {}).get("roofline")
+    value = roof.get("percent_of_peak") if isinstance(roof, dict) else None
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def roofline_is_lower_bound(latency: dict | None) -> bool:
+    """Whether the row's % of roofline counts the weights only (its KV-cache bytes unknown): a lower bound."""
+    roof = (latency or {}).get("roofline")
+    return isinstance(roof, dict) and "lower bound" in str(roof.get("reason") or "")
+
+
 def fmt_number(v: float | None, digits: int = 3) -> str:
     """Significant-digit formatting ('0.337', '24.9'); 'n/a' for None."""
     return NA if v is None else f"{v:.{digits}g}"
@@ -118,10 +144,11 @@ def fmt_p(p: float | None) -> str:
 
 
 def field_kind(path: str) -> str:
-    """What a record field path holds: 'bytes', 'seconds', 'joules', 'rate' or 'number'.
+    """What a record field path holds: 'bytes', 'seconds', 'joules', 'rate', 'percent' or 'number'.
 
     ``memory.*`` are bytes, ``latency.<field>_s.<stat>`` seconds, ``energy.joules*`` joules,
-    ``latency.tokens_per_s`` a rate; anything else (quality metrics) a plain number.
+    ``latency.tokens_per_s`` a rate, ``latency.roofline.percent_of_peak`` a percentage; anything else
+    (quality metrics) a plain number.
     """
     section, _, rest = path.partition(".")
     if section == "memory":
@@ -130,12 +157,15 @@ def field_kind(path: str) -> str:
         return "joules"
     if path == "latency.tokens_per_s":
         return "rate"
+    if path == "latency.roofline.percent_of_peak":
+        return "percent"
     if section == "latency" and rest.partition(".")[0].endswith("_s"):
         return "seconds"
     return "number"
 
 
-_BY_KIND = {"bytes": fmt_bytes, "seconds": fmt_seconds, "joules": fmt_joules, "rate": fmt_rate}
+_BY_KIND = {"bytes": fmt_bytes, "seconds": fmt_seconds, "joules": fmt_joules, "rate": fmt_rate,
+            "percent": fmt_roofline}
 
 
 def fmt_field(path: str, value: float | None) -> str:
@@ -148,11 +178,15 @@ def fmt_field(path: str, value: float | None) -> str:
 
 
 def fmt_field_change(path: str, delta: float | None) -> str:
-    """A signed change of the field ``path``: '+7.4 MiB', '-3.2 ms', '+0.012'."""
+    """A signed change of the field ``path``: '+7.4 MiB', '-3.2 ms', '+0.012', '-3.1 points' (a percentage's
+    change, in percentage points: '-3.1%' would read as relative)."""
     if delta is None:
         return NA
-    if field_kind(path) == "number":
+    kind = field_kind(path)
+    if kind == "number":
         return f"{delta:+.4g}"
+    if kind == "percent":
+        return f"{delta:+.2g} points"
     return ("+" if delta >= 0 else "-") + fmt_field(path, abs(delta))
 
 

@@ -1,5 +1,8 @@
-"""Per task: quality against parameters (log scale: the size curve with its CI band and the knee marked),
-against energy and latency (per sample, or per correct answer), the Pareto frontier drawn.
+"""Per task, one figure of two rows. Above: quality against parameters (log scale: the size curve with its CI
+band and the knee marked), against energy and latency (per sample, or per correct answer). Below: quality
+against the weight bytes held (the size curve of quantized variants), against joules per generated token and
+against decode tokens/s, one point per row (model x variant x load level), each labelled with its % of
+roofline on the tok/s panel. Every panel draws the Pareto frontier through its non-dominated points.
 
 Uses matplotlib's object API on the Agg canvas (no pyplot, no display): safe headless and in threads.
 """
@@ -13,7 +16,7 @@ from pathlib import Path
 from typing import Iterable
 
 from llmbench.report.compare import Comparison, ModelResult, TaskComparison
-from llmbench.report.format import fmt_params
+from llmbench.report.format import fmt_bytes, fmt_params, fmt_roofline
 
 PLOT_FORMATS = ("png", "svg")
 PER = ("sample", "correct")
@@ -24,19 +27,26 @@ _AXES = {
                 ("joules_per_correct", "Energy per correct answer (J)", "energy per correct answer"),
                 ("seconds_per_correct", "Generation time per correct answer (s)", "time per correct answer")),
 }
+# the second row, the same for --per sample and correct: (attribute, axis label, what, higher x is better)
+_VARIANT_AXES = (("weights_bytes", "Weight bytes held", "weight bytes", False),
+                 ("joules_per_token", "Energy per generated token (J)", "energy", False),
+                 ("tokens_per_s", "Decode throughput (tokens/s)", "throughput", True))
 
 
-def pareto_front(points: list[tuple[float, float]], higher_is_better: bool = True) -> list[int]:
-    """Indices of the points no other point beats: cost (x) no higher and quality no worse, one strictly.
+def pareto_front(points: list[tuple[float, float]], higher_is_better: bool = True,
+                 x_higher_is_better: bool = False) -> list[int]:
+    """Indices of the points no other point beats: x no worse and quality no worse, one strictly.
 
-    Lower x is always better (parameters, joules, seconds); quality follows ``higher_is_better``.
-    Returned in order of increasing x.
+    x is a cost (parameters, bytes, joules, seconds: lower is better) unless ``x_higher_is_better``
+    (tokens/s); quality follows ``higher_is_better``. Returned in order of increasing x.
     """
     sign = 1 if higher_is_better else -1
+    xsign = -1 if x_higher_is_better else 1
     front = []
     for i, (x, q) in enumerate(points):
         dominated = any(
-            x2 <= x and sign * q2 >= sign * q and (x2 < x or sign * q2 > sign * q)
+            xsign * x2 <= xsign * x and sign * q2 >= sign * q
+            and (xsign * x2 < xsign * x or sign * q2 > sign * q)
             for j, (x2, q2) in enumerate(points) if j != i)
         if not dominated:
             front.append(i)
@@ -48,39 +58,58 @@ def _points(tc: TaskComparison, attr: str) -> list[ModelResult]:
             and getattr(r, attr) > 0]
 
 
-def _panel(ax, tc: TaskComparison, attr: str, xlabel: str, what: str) -> None:
+def _missing(tc: TaskComparison, attr: str, pts: list[ModelResult]) -> list[ModelResult]:
+    """The finished, scored rows that have no value on ``attr`` (drawn nowhere, never at 0)."""
+    drawn = {id(r) for r in pts}
+    return [r for r in tc.results if r.ok and r.quality is not None and id(r) not in drawn]
+
+
+def _panel(ax, tc: TaskComparison, attr: str, xlabel: str, what: str, x_higher_is_better: bool = False) -> None:
     pts = _points(tc, attr)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(tc.metric_label)
     ax.grid(True, which="major", alpha=0.3)
+    missing = _missing(tc, attr, pts)
     if not pts:
-        ax.text(0.5, 0.5, f"{what} not measured", ha="center", va="center", transform=ax.transAxes,
-                color="#666666")
+        reasons = sorted({r.energy_reason for r in missing if r.energy_reason}) if what == "energy" else []
+        text = f"{what} not measured" + (f":\n{reasons[0]}" if len(reasons) == 1 else "")
+        ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="#666666", wrap=True)
         ax.set_xticks([])
         ax.set_yticks([])
         return
+    if missing:  # rows without the figure are named, not drawn at zero
+        names = ", ".join(r.model for r in missing[:4]) + (" …" if len(missing) > 4 else "")
+        ax.text(0.01, 0.01, f"{what} not measured: {names}", transform=ax.transAxes, fontsize=7,
+                color="#666666", va="bottom")
     xs = [float(getattr(r, attr)) for r in pts]
     qs = [float(r.quality) for r in pts]
     lo = [q - r.quality_ci_low if r.quality_ci_low is not None else 0.0 for q, r in zip(qs, pts)]
     hi = [r.quality_ci_high - q if r.quality_ci_high is not None else 0.0 for q, r in zip(qs, pts)]
     ax.errorbar(xs, qs, yerr=[[max(v, 0) for v in lo], [max(v, 0) for v in hi]], fmt="o", color="#1f6feb",
                 ecolor="#9cc3ff", capsize=3, zorder=3)
-    front = pareto_front(list(zip(xs, qs)), tc.higher_is_better)
+    front = pareto_front(list(zip(xs, qs)), tc.higher_is_better, x_higher_is_better)
     if len(front) > 1:
-        ax.step([xs[i] for i in front], [qs[i] for i in front], where="post", color="#d1242f", lw=1.5,
-                label="Pareto frontier", zorder=2)
+        # the staircase bounds what is reachable: at a cost between two frontier points, the cheaper one's
+        # quality ("post"); at a throughput between two, the faster one's ("pre")
+        ax.step([xs[i] for i in front], [qs[i] for i in front], where="pre" if x_higher_is_better else "post",
+                color="#d1242f", lw=1.5, label="Pareto frontier", zorder=2)
         ax.legend(loc="best", fontsize=8)
     for r, x, q in zip(pts, xs, qs):
-        ax.annotate(r.model, (x, q), textcoords="offset points", xytext=(5, 6), fontsize=8)
-    if attr == "parameters":
-        _size_curve(ax, tc)
-    if attr == "parameters" or (min(xs) > 0 and max(xs) / min(xs) > 20):
+        label = r.model
+        if attr == "tokens_per_s" and r.roofline_percent is not None:
+            label += f"\n{fmt_roofline(r.roofline_percent, r.roofline_lower_bound)} of roofline"
+        ax.annotate(label, (x, q), textcoords="offset points", xytext=(5, 6), fontsize=8)
+    sizes = attr in ("parameters", "weights_bytes")
+    if sizes:
+        _size_curve(ax, tc, attr)
+    if sizes or (min(xs) > 0 and max(xs) / min(xs) > 20):
         ax.set_xscale("log")
-    if attr == "parameters":  # ticks at the models' sizes, labelled 135M, 1.5B
+    if sizes:  # ticks at the models' sizes, labelled 135M, 1.5B (parameters) or 257 MiB (bytes)
         from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
+        fmt = fmt_params if attr == "parameters" else fmt_bytes
         ax.xaxis.set_major_locator(FixedLocator(sorted(set(xs))))
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt_params(int(v))))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt(int(v))))
         ax.xaxis.set_minor_locator(NullLocator())
     elif ax.get_xscale() == "linear":  # few ticks: close values (TTFTs of 0.1545 and 0.1576 s) need 4+ digits
         from matplotlib.ticker import MaxNLocator
@@ -97,9 +126,18 @@ def _panel(ax, tc: TaskComparison, attr: str, xlabel: str, what: str) -> None:
         ax.set_xlim(x / 2, x * 4) if ax.get_xscale() == "log" else ax.set_xlim(x * 0.5, x * 1.6)
 
 
-def _size_curve(ax, tc: TaskComparison) -> None:
-    """The size curve through the models' qualities, its band the rows' 95% CIs, and the knee marked."""
-    curve = tc.verdict.curve if tc.verdict is not None else None
+def _size_curve(ax, tc: TaskComparison, axis: str = "parameters") -> None:
+    """The size curve through the models' qualities on ``axis`` (parameters or weights_bytes), its band the
+    rows' 95% CIs, and the knee marked. On the bytes axis the verdict's own curve where variants made it one
+    (with its knee), else the curve through the rows' weight bytes (the same order as parameters: no knee of
+    its own)."""
+    v = tc.verdict
+    curve = None if v is None else v.curve if axis == "parameters" else v.bytes_curve
+    if curve is None and axis == "weights_bytes":
+        from llmbench.report.sizecurve import size_curve
+
+        curve = size_curve(tc.results, axis, tc.higher_is_better, tc.metric_label, tc.scale, 0.0,
+                           lambda small, large: None)
     if curve is None:
         return
     xs = [p.size for p in curve.points]
@@ -114,16 +152,18 @@ def _size_curve(ax, tc: TaskComparison) -> None:
 
 
 def task_figure(tc: TaskComparison, per: str = "sample"):
-    """A three-panel matplotlib Figure for one task; ``per`` 'correct' puts energy and time per correct
-    answer on the cost axes instead of per sample."""
+    """A six-panel matplotlib Figure for one task (see the module's docstring); ``per`` 'correct' puts energy
+    and time per correct answer on the first row's cost axes instead of per sample."""
     from matplotlib.figure import Figure
 
     # fixed margins: a layout engine triples the rendering time and the panels never change shape
-    fig = Figure(figsize=(15, 4.6), dpi=100)
-    fig.subplots_adjust(left=0.05, right=0.99, bottom=0.12, top=0.88, wspace=0.2)
-    axes = fig.subplots(1, 3)
-    for ax, (attr, xlabel, what) in zip(axes, _AXES[per]):
+    fig = Figure(figsize=(15, 9.2), dpi=100)
+    fig.subplots_adjust(left=0.05, right=0.99, bottom=0.06, top=0.93, wspace=0.2, hspace=0.28)
+    axes = fig.subplots(2, 3)
+    for ax, (attr, xlabel, what) in zip(axes[0], _AXES[per]):
         _panel(ax, tc, attr, xlabel, what)
+    for ax, (attr, xlabel, what, higher) in zip(axes[1], _VARIANT_AXES):
+        _panel(ax, tc, attr, xlabel, what, higher)
     failed = [r.model for r in tc.results if not r.ok]
     title = f"{tc.task}: {tc.metric_label} ({'higher' if tc.higher_is_better else 'lower'} is better)"
     if failed:

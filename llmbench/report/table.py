@@ -15,6 +15,7 @@ from llmbench.report.format import (
     fmt_quality,
     fmt_rate,
     fmt_ratio,
+    fmt_roofline,
     fmt_seconds,
     fmt_signed_quality,
     fmt_speed,
@@ -24,6 +25,7 @@ if TYPE_CHECKING:  # the run table uses these cells too, without loading the com
     from llmbench.report.compare import ModelResult, TaskComparison
 
 NOT_SIGNIFICANT = "†"
+ROOFLINE = "% roofline"  # the decode's achieved bandwidth as a percentage of the device's measured peak
 SIGNIFICANCE_NOTE = (f"{NOT_SIGNIFICANT} not significantly different from the reference at 95% "
                      "(quality: paired randomization test over the shared samples; TTFT and TPOT/speed: "
                      "permutation test of the p50 over per-sample values)")
@@ -44,7 +46,8 @@ def table_headers(tc: TaskComparison) -> list[str]:
     # lm-eval's metrics carry a standard error, not a CI (their tasks hold only lm-eval rows)
     spread = "±stderr" if any(r.quality_stderr is not None for r in tc.results) and not any(
         r.quality_ci_low is not None for r in tc.results) else "[95% CI]"
-    measured = ["Model", "Params", f"{label} {spread}", "TTFT p50", "TPOT p50", "tok/s", "Peak mem", "J/sample"]
+    measured = ["Model", "Params", f"{label} {spread}", "TTFT p50", "TPOT p50", "tok/s", ROOFLINE, "Peak mem",
+                "J/sample"]
     if has_correct(tc):
         measured += ["Correct", "s/correct", "J/correct"]
     return measured + [f"{label} vs ref", "Speed vs ref", "Memory vs ref", "Energy vs ref", "vs best [95% CI]"]
@@ -53,7 +56,7 @@ def table_headers(tc: TaskComparison) -> list[str]:
 def column_groups(tc: TaskComparison) -> tuple[range, range]:
     """The measured columns and the comparison columns (ratios, decision), without the model column."""
     n = len(table_headers(tc))
-    split = 11 if has_correct(tc) else 8
+    split = 12 if has_correct(tc) else 9
     return range(1, split), range(split, n)
 
 
@@ -101,12 +104,14 @@ def result_cells(r: ModelResult, scale: str | None, with_correct: bool = False,
     """The cells of one model's row (``with_correct``: the cost-per-correct cells too; ``best``: the task's
     best model, whose decision cell says so); failed rows say so and show no numbers."""
     name = f"{r.model} (ref)" if r.is_ref else r.model
-    width = 13 + (3 if with_correct else 0)
+    width = 14 + (3 if with_correct else 0)
     if not r.ok:
         return [name, fmt_params(r.parameters), "failed"] + [DASH] * (width - 3)
     q = quality_cell(r.quality, r.quality_ci_low, r.quality_ci_high, r.quality_stderr, scale)
     cells = [name, fmt_params(r.parameters), q, _mark(fmt_seconds(r.ttft_p50_s), r.ttft_significant),
-             fmt_seconds(r.tpot_p50_s), fmt_rate(r.tokens_per_s), memory_cell(r.peak_memory_bytes, r.memory_kind),
+             fmt_seconds(r.tpot_p50_s), fmt_rate(r.tokens_per_s),
+             fmt_roofline(r.roofline_percent, r.roofline_lower_bound),
+             memory_cell(r.peak_memory_bytes, r.memory_kind),
              fmt_joules(r.joules_per_sample)]
     if with_correct:
         cells += correct_cells(r)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from llmbench.meters.bandwidth import roofline
 from llmbench.metrics import get_metric
 from llmbench.records import ResultRow, RunRecord
 from llmbench.records.store import write_run, write_samples
@@ -82,6 +83,10 @@ def make_row_and_samples(model: str, task: str, energy: bool = True, seed: int =
     quality = {m: get_metric(m).compute(preds, refs) for m in names}
     scores = {m: get_metric(m).sample_scores(preds, refs) for m in names}
     decode = sum(e - t for e, t in zip(e2e, ttft))
+    tpot_summary = Summary.from_values(tpot).to_dict()
+    # the roofline: smollm2's run measured a peak (its row has a % of roofline), gemma3's did not (n/a)
+    peak = ({"bytes_per_s": 2e11, "method": "numpy-triad (a = b + s*c, 2 passes)"} if model == "smollm2-135m"
+            else {"bytes_per_s": None, "method": None, "reason": "no bandwidth probe for device 'test'"})
     row = ResultRow(
         model={"spec": model, "name": model, "parameters": _PARAMS[model], "dtype": "float32",
                "device": "cpu", "load_time_s": 1.5, "source": f"/cache/{model}"},
@@ -89,11 +94,12 @@ def make_row_and_samples(model: str, task: str, energy: bool = True, seed: int =
               "source": f"tasks/data/{task}.jsonl"},
         quality=quality,
         latency={"setting": "latency", "batch_size": 1, "method": "perf_counter+streamer",
-                 "ttft_s": Summary.from_values(ttft).to_dict(), "tpot_s": Summary.from_values(tpot).to_dict(),
+                 "ttft_s": Summary.from_values(ttft).to_dict(), "tpot_s": tpot_summary,
                  "e2e_s": Summary.from_values(e2e).to_dict(),
                  "new_tokens": Summary.from_values(new_tokens).to_dict(),
                  "tokens_per_s": round(sum(k - 1 for k in new_tokens) / decode, 4),
-                 "total_new_tokens": sum(new_tokens), "generate_s": round(sum(e2e), 4)},
+                 "total_new_tokens": sum(new_tokens), "generate_s": round(sum(e2e), 4),
+                 "roofline": roofline(_PARAMS[model] * 4, 46080, 60.0, tpot_summary["p50"], peak)},
         memory={"weights_bytes": _PARAMS[model] * 4, "load_peak_rss_bytes": rss * 1.1, "peak_rss_bytes": rss,
                 "rss_method": "procfs-vmhwm", "cuda_peak_allocated_bytes": None,
                 "cuda_peak_reserved_bytes": None, "nvml_used_bytes": None},

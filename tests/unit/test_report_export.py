@@ -160,3 +160,12 @@ def test_formatters():
     assert fmt_seconds(0.0337) == "33.7 ms" and fmt_seconds(2.5) == "2.5 s" and fmt_seconds(None) == "n/a"
     assert fmt_speed(3.14) == "3.1× faster" and fmt_speed(0.5) == "2.0× slower" and fmt_speed(None) == "n/a"
     assert latex_escape("a_b 50% & 1.8× †") == r"a\_b 50\% \& 1.8$\times$ $^\dagger$"
+
+
+def test_html_shows_the_roofline_column_and_the_variant_plots(report):
+    pytest.importorskip("matplotlib")
+    merged, cmp = report
+    html = export(cmp, merged, "html")
+    assert "<th>% roofline</th>" in html and "<td>25%</td>" in html and "<td>n/a</td>" in html
+    assert html.count('<img class="chart"') == len(cmp.tasks)
+    assert "against weight bytes held, energy per token and decode tokens/s with the Pareto frontier" in html

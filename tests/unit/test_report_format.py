@@ -24,7 +24,10 @@ from llmbench.report.format import (
     fmt_field_change,
     fmt_joules,
     fmt_params,
+    fmt_roofline,
     fmt_seconds,
+    roofline_is_lower_bound,
+    roofline_percent,
 )
 
 PARAMS = 999_885_952
@@ -58,6 +61,21 @@ def test_durations_energy_and_fields():
     assert fmt_field_change("memory.peak_rss_bytes", -2**20) == "-1 MiB"
     assert fmt_field_change("latency.tpot_s.p50", 0.00312) == "+3.12 ms"
     assert fmt_field_change("quality.exact_match", -15.0) == "-15"
+
+
+def test_roofline_percent():
+    assert [fmt_roofline(v) for v in (None, 57.4, 9.94, 9.96, 0.4234, 130.2)] == \
+        ["n/a", "57%", "9.9%", "10%", "0.42%", "130%"]
+    assert roofline_percent({"roofline": {"percent_of_peak": 12.5}}) == 12.5
+    assert roofline_percent({"roofline": {"percent_of_peak": None, "reason": "peak bandwidth not measured"}}) is None
+    assert roofline_percent({}) is None and roofline_percent(None) is None  # records from before the roofline
+    assert fmt_field("latency.roofline.percent_of_peak", 31.2) == "31%"
+    # KV-cache bytes unknown: the weights alone, a lower bound, marked so
+    weights_only = {"roofline": {"percent_of_peak": 9.4,
+                                 "reason": "KV-cache bytes unknown: weights only (a lower bound)"}}
+    assert roofline_is_lower_bound(weights_only) and not roofline_is_lower_bound({"roofline": {"reason": None}})
+    assert fmt_roofline(9.4, lower_bound=True) == "≥9.4%"
+    assert fmt_field_change("latency.roofline.percent_of_peak", -3.14) == "-3.1 points"
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +116,8 @@ def test_one_row_prints_the_same_numbers_in_every_command(run_dir, capsys, monke
         "memory": fmt_bytes(row.memory["peak_rss_bytes"]),
         "energy": fmt_joules(row.energy["joules_per_sample"]),
     }
+    roof = fmt_roofline(row.latency["roofline"]["percent_of_peak"])
+    assert roof.endswith("%") and roof != "n/a"
     # the rule itself, not only agreement: 1.05e9 bytes and the fixture's timings
     assert expected["memory"] == "0.978 GiB" and expected["energy"] == "0.21 J"
     assert expected["ttft"].endswith(" ms") and expected["tpot"].endswith(" ms")
@@ -121,8 +141,39 @@ def test_one_row_prints_the_same_numbers_in_every_command(run_dir, capsys, monke
         assert re.search(rf"(?<![\w.]){expected['params']}(?!\w)", text), where  # "1B" as a whole cell or "(1B)"
         for what in ("ttft", "tpot", "memory", "energy"):
             assert expected[what] in text, (where, what, expected[what])
+        if not where.startswith("gate"):  # the gate shows only the fields its rules name
+            assert (roof.replace("%", r"\%") if where == "latex" else roof) in text, (where, "% roofline")
     # the machine-readable exports keep the raw numbers
     [line] = list(csv.DictReader(io.StringIO(export(cmp, merged, "csv"))))
     assert int(line["parameters"]) == PARAMS and float(line["peak_memory_bytes"]) == row.memory["peak_rss_bytes"]
     data = json.loads(export(cmp, merged, "json"))
     assert data["rows"][0]["model"]["parameters"] == PARAMS
+    percent = row.latency["roofline"]["percent_of_peak"]
+    assert float(line["roofline_percent"]) == pytest.approx(percent, rel=1e-5)
+    assert data["comparison"]["tasks"][0]["results"][0]["roofline_percent"] == pytest.approx(percent)
+
+
+def test_run_table_keeps_variant_names_whole_in_120_columns():
+    """Variant rows (``[bnb-4bit]``, ``[llamacpp]``) and a served load level: every name whole, every line within
+    120 columns, the % of roofline shown ('n/a' where the row has none)."""
+    from llmbench.cli.tables import run_table
+
+    rows = []
+    for suffix, percent in (("", 9.4), ("[bnb-4bit]", 31.2), ("[llamacpp]", None), ("@c4", 48.0)):
+        for task in ("translation-en-fr", "summarization"):
+            row, _ = make_row_and_samples("smollm2-135m", task)
+            row.model["name"] += suffix
+            row.latency["roofline"]["percent_of_peak"] = percent
+            rows.append(row)
+    record = RunRecord(run_id="r", created_at="2025-03-01T12:00:00+00:00", command="x", environment={},
+                       settings={"batch_size": 1, "setting": "latency"}, rows=rows)
+    console = Console(record=True, width=120, file=io.StringIO())
+    console.print(run_table(record))
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 120
+    for name in ("smollm2-135m[bnb-4bit] (135M)", "smollm2-135m[llamacpp] (135M)", "smollm2-135m@c4 (135M)",
+                 "translation-en-fr", "summarization"):
+        assert name in text, name
+    assert "roofline" in text and "31%" in text and "9.4%" in text and "48%" in text
+    [llamacpp] = [line for line in text.splitlines() if "[llamacpp]" in line][:1]
+    assert "n/a" in llamacpp and "ms" in llamacpp  # its numbers on its own line, the roofline n/a

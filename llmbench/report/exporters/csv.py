@@ -16,7 +16,7 @@ CSV_COLUMNS = ["task", "model", "parameters", "status", "error", "run_id", "devi
                "memory_ratio", "joules_per_sample", "energy_ratio", "energy_method", "verdict_best",
                "verdict_chosen", "decision", "decision_measure", "decision_estimate", "decision_ci_low",
                "decision_ci_high", "decision_margin", "examples_needed", "correct", "correct_n", "correct_rule",
-               "seconds_per_correct", "joules_per_correct", "weights_bytes"]
+               "seconds_per_correct", "joules_per_correct", "weights_bytes", "roofline_percent"]
 
 
 def csv_value(v) -> str:

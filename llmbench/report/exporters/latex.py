@@ -12,7 +12,7 @@ from llmbench.report.table import NOT_SIGNIFICANT, table_cells, table_headers, t
 _LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
                   "×": r"$\times$", NOT_SIGNIFICANT: r"$^\dagger$", "—": "---", "→": r"$\rightarrow$",
-                  "−": "$-$", "≈": r"$\approx$", "±": r"$\pm$"}
+                  "−": "$-$", "≈": r"$\approx$", "±": r"$\pm$", "≥": r"$\geq$"}
 _LATEX_RE = re.compile("|".join(re.escape(k) for k in _LATEX_ESCAPES))
 
 
