@@ -106,16 +106,56 @@ class GenerationConfig:
     """Decoding settings shared by every model in a run (tasks may lower max_new_tokens / add stops)."""
 
     max_new_tokens: int | None = None  # None: the task's own setting
-    batch_size: int = 1
+    batch_size: int = 1  # the first (smallest) level of a sweep
     seed: int = 0
     do_sample: bool = False
     use_chat_template: bool = True
+    # a batch-size sweep (``--batch-size 1,4,16``): two or more levels, ascending, each its own row variant;
+    # () for one batch size (then ``batch_size`` is it and the records are those of a run without a sweep)
+    batch_sizes: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1:
+        if self.batch_size < 1 or any(b < 1 for b in self.batch_sizes):
             raise UserError("--batch-size must be at least 1")
+        if self.batch_sizes and (len(self.batch_sizes) < 2 or list(self.batch_sizes) != sorted(set(self.batch_sizes))
+                                 or self.batch_size != self.batch_sizes[0]):
+            raise ValueError("batch_sizes: two or more ascending levels, the first equal to batch_size")
         if self.max_new_tokens is not None and self.max_new_tokens < 1:
             raise UserError("--max-new-tokens must be at least 1")
+
+    @property
+    def batch_levels(self) -> tuple[int, ...]:
+        """The batch sizes the in-process models run at, each a row variant: ``(batch_size,)`` without a sweep."""
+        return self.batch_sizes or (self.batch_size,)
+
+    @property
+    def is_batch_sweep(self) -> bool:
+        return bool(self.batch_sizes)
+
+    @classmethod
+    def with_batch_levels(cls, levels: tuple[int, ...], **kwargs) -> "GenerationConfig":
+        """The config for ``--batch-size`` levels as parse_batch_sizes gives them (one level: no sweep)."""
+        return cls(batch_size=levels[0], batch_sizes=levels if len(levels) > 1 else (), **kwargs)
+
+
+def batch_suffix(batch_size: int) -> str:
+    """What a batch level row's model name gets in a sweep: ``""`` at batch size 1 (the latency setting), else
+    ``@b4``; rows are keyed by model and task name, so each level stays its own row (as served ``@c4`` rows)."""
+    return "" if batch_size == 1 else f"@b{batch_size}"
+
+
+def parse_batch_sizes(text: str | int | None) -> tuple[int, ...]:
+    """``"1,4,16"`` -> (1, 4, 16), ascending and without repeats (the latency setting runs first, so every
+    other level's answers can be compared with its); UserError for anything but positive integers."""
+    if text is None:
+        return (1,)
+    out = []
+    for part in (p.strip() for p in str(text).split(",")):
+        if not part.isdigit() or int(part) < 1:
+            raise UserError(f"--batch-size {text!r}: give positive integers separated by commas, e.g. 1 or 1,4,16 "
+                            "(--batch-size must be at least 1)")
+        out.append(int(part))
+    return tuple(sorted(set(out)))
 
 
 @dataclass(frozen=True)
@@ -287,6 +327,22 @@ class RunConfig:
                 f"--lm-eval runs on in-process models only, and {served[0].name!r} is served: run lm-eval's own "
                 "API model on it (lm_eval --model local-completions --model_args base_url=URL/completions,...; "
                 "see docs/served.md), or drop --lm-eval for this run")
+        gen = self.generation
+        if gen.is_batch_sweep:
+            levels = ",".join(map(str, gen.batch_levels))
+            if self.lm_eval_tasks:
+                raise UserError(f"--batch-size {levels}: a batch-size sweep runs on llmbench's own tasks, and lm-eval "
+                                "runs at one batch size: give one --batch-size with --lm-eval, or run them apart")
+            if served and len(served) == len(self.models):
+                raise UserError(f"--batch-size {levels}: batch-size levels apply to in-process models, and every "
+                                "model here is served (the server batches concurrent requests itself): give load "
+                                f"levels with --concurrency {levels} instead")
+            names = {spec.name for spec in self.models}
+            for spec in self.models:
+                for b in gen.batch_levels:
+                    if spec.backend != "openai" and batch_suffix(b) and spec.name + batch_suffix(b) in names:
+                        raise UserError(f"model name {spec.name + batch_suffix(b)!r} is also the name of batch level "
+                                        f"{b} of {spec.name!r}: rename one with name=LABEL")
         if served:
             names = {spec.name for spec in self.models}
             for spec in served:

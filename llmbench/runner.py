@@ -2,7 +2,8 @@
 
 Data flow: RunConfig -> preflight (every row producer: task data, lm-eval task names; every model through
 its backend, before anything is measured) -> for each model: the registry's backend loads it (metered) ->
-each row producer yields rows (our tasks: llmbench.task_rows; lm-eval: llmbench.lmeval.rows) -> run.json
+each row producer yields rows (our tasks: llmbench.task_rows, one per load level of a served model and per
+--batch-size level of an in-process one; lm-eval: llmbench.lmeval.rows) -> run.json
 and samples.jsonl rewritten after each row. No click or rich here: progress goes to a callback object.
 """
 
@@ -89,7 +90,8 @@ def producers_for(config: RunConfig, catalog) -> list[RowProducer]:
     from llmbench.task_rows import TaskRows
 
     tasks = catalog.resolve(list(config.tasks), config.limit) if config.tasks else []
-    producers: list[RowProducer] = [TaskRows(task, config.load.levels()) for task in tasks]
+    gen = config.generation
+    producers: list[RowProducer] = [TaskRows(task, config.load.levels(), gen.batch_sizes) for task in tasks]
     if config.lm_eval_tasks:
         from llmbench.lmeval.rows import LmEvalRows
 
@@ -145,6 +147,8 @@ def run(config: RunConfig, backend=None, progress: Progress | None = None) -> Ru
             "lm_eval_tasks": list(config.lm_eval_tasks),
         },
     )
+    if gen.is_batch_sweep:  # a sweep: settings.batch_size is its first level, each row's model entry its own
+        record.settings["batch_sizes"] = list(gen.batch_levels)
     if any(getattr(b, "serves_load_levels", False) for b in backends) or not config.load.is_default:
         record.settings["load"] = config.load.to_settings()
     from llmbench.meters.bandwidth import environment_entries, peak_bandwidth

@@ -65,10 +65,12 @@ def run_level(ctx, task, examples, level: LoadLevel) -> tuple[ResultRow, list[di
     model_info = level_model_info(ctx.model_info, level)
     name = model_info["name"]
     prompts = [backend.render(loaded, ex.messages, ex.prompt) for ex in examples]
-    if gen.batch_size > 1 and not getattr(ctx, "batch_noted", False):
+    if max(gen.batch_levels) > 1 and not getattr(ctx, "batch_noted", False):
         ctx.batch_noted = True  # once per model
-        progress.note(f"{loaded.name}: served, one request per prompt; --batch-size applies to in-process models "
-                      "(the server batches concurrent requests itself: use --concurrency)")
+        what = (f"levels {','.join(map(str, gen.batch_levels))} apply" if gen.is_batch_sweep else "applies")
+        progress.note(f"{loaded.name}: served, one request per prompt and one row per --concurrency/--rate level; "
+                      f"--batch-size {what} to in-process models (the server batches concurrent requests itself: "
+                      "use --concurrency)")
     progress.task_started(name, task.name, len(prompts))
     try:
         warm_up(ctx, prompts, params)

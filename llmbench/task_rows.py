@@ -2,7 +2,13 @@
 generate under the memory and energy meters, score, and return the row with its samples.jsonl lines.
 
 A served model (a backend with ``serves_load_levels``) gives one row per load level (``--concurrency``,
-``--rate``), each scored from that level's own answers: llmbench.served_rows."""
+``--rate``), each scored from that level's own answers: llmbench.served_rows.
+
+An in-process model in a batch-size sweep (``--batch-size 1,4,16``) gives one row per batch level, the same
+way: each level is warmed up, metered and scored from its own answers; a level other than 1 is a row whose
+model name gets ``@b<N>`` (``NAME@b4``) and whose model entry carries ``batch_size`` and ``setting``; where its
+greedy answers differ from batch 1's on the same prompts (padding and batching can change them), the model
+entry's ``answers_vs_batch1`` says on how many and which."""
 
 from __future__ import annotations
 
@@ -10,7 +16,7 @@ import contextlib
 import time
 from typing import Iterator
 
-from llmbench.config import LoadLevel
+from llmbench.config import LoadLevel, batch_suffix
 from llmbench.errors import UserError, error_text
 from llmbench.meters.timing import latency_summary, warmup_new_tokens, warmup_prefills
 from llmbench.models.base import GenerateParams
@@ -29,9 +35,10 @@ def failed_row(model: dict, task, error: str) -> ResultRow:
 class TaskRows:
     """One llmbench task (llmbench.tasks.Task) -> one row per model (per load level for a served model)."""
 
-    def __init__(self, task, levels: list[LoadLevel] | None = None) -> None:
+    def __init__(self, task, levels: list[LoadLevel] | None = None, batch_sizes: tuple[int, ...] = ()) -> None:
         self.task = task
         self.levels = list(levels or [LoadLevel()])
+        self.batch_sizes = tuple(batch_sizes)  # two or more: a sweep, one row per level; (): one batch size
         self._examples = None
 
     def preflight(self) -> None:
@@ -47,6 +54,8 @@ class TaskRows:
             from llmbench.served_rows import level_model_info
 
             return [failed_row(level_model_info(model_info, lv), self.task, error) for lv in self.levels]
+        if self.batch_sizes:
+            return [failed_row(batch_model_info(model_info, b), self.task, error) for b in self.batch_sizes]
         return [failed_row(model_info, self.task, error)]
 
     def rows(self, ctx) -> Iterator[tuple[ResultRow, list[dict]]]:
@@ -60,7 +69,45 @@ class TaskRows:
             ctx.load_noted = True  # once per model
             ctx.progress.note(f"{ctx.loaded.name}: in-process, so it runs its latency setting only (one batch at a "
                               "time); --concurrency and --rate apply to served models")
-        yield run_task(ctx, self.task, self.examples())
+        if not self.batch_sizes:
+            yield run_task(ctx, self.task, self.examples())
+            return
+        if 1 not in self.batch_sizes and not getattr(ctx, "sweep_noted", False):
+            ctx.sweep_noted = True  # once per model
+            ctx.progress.note(f"{ctx.loaded.name}: batch 1 is not among the --batch-size levels, so no level's answers "
+                              "are compared with the latency setting's (add 1 to compare them)")
+        reference = None  # batch 1's answers, by example index
+        for b in self.batch_sizes:
+            row, lines = run_task(ctx, self.task, self.examples(), b, batch_model_info(ctx.model_info, b))
+            if b == 1:
+                reference = {line["index"]: line["prediction"] for line in lines} if lines else None
+            elif reference is not None and lines:
+                compared = answers_compared(reference, lines)
+                row.model["answers_vs_batch1"] = compared
+                if compared["differ"]:
+                    shown = ", ".join(map(str, compared["indices"][:10]))
+                    more = ", ..." if compared["differ"] > 10 else ""
+                    ctx.progress.note(f"{row.model['name']} / {self.task.name}: greedy answers differ from batch 1's "
+                                      f"on {compared['differ']} of {compared['of']} prompts (index {shown}{more}): "
+                                      "padding and batching changed them; each level is scored from its own")
+            yield row, lines
+
+
+def batch_model_info(model_info: dict, batch_size: int) -> dict:
+    """A sweep row's model entry at ``batch_size``: the level's ``batch_size`` and ``setting``, the name with
+    the level's suffix (none at 1) and ``base_name`` the name without it, as served load-level rows."""
+    info = dict(model_info, batch_size=batch_size, setting="latency" if batch_size == 1 else "throughput")
+    if batch_suffix(batch_size):
+        info["base_name"] = model_info.get("name")
+        info["name"] = f"{model_info.get('name')}{batch_suffix(batch_size)}"
+    return info
+
+
+def answers_compared(reference: dict[int, str], lines: list[dict]) -> dict:
+    """``{differ, of, indices}``: the prompts (example indices) whose answer differs from ``reference``'s."""
+    both = [line for line in lines if line["index"] in reference]
+    indices = [line["index"] for line in both if line["prediction"] != reference[line["index"]]]
+    return {"differ": len(indices), "of": len(both), "indices": indices}
 
 
 def warm_up(ctx, prompts: list[str], params: GenerateParams) -> None:
@@ -76,7 +123,10 @@ def warm_up(ctx, prompts: list[str], params: GenerateParams) -> None:
             ctx.backend.generate(ctx.loaded, prompts[start:start + bs], one, sync=ctx.sync)
 
 
-def run_task(ctx, task, examples) -> tuple[ResultRow, list[dict]]:
+def run_task(ctx, task, examples, batch_size: int | None = None,
+             model_info: dict | None = None) -> tuple[ResultRow, list[dict]]:
+    """One row at ``batch_size`` (default: --batch-size), named and described by ``model_info`` (default: the
+    model's own entry)."""
     from llmbench.meters.bandwidth import row_roofline
     from llmbench.meters.energy import EnergyMeter, per_unit
     from llmbench.meters.memory import MemoryMeter
@@ -84,10 +134,13 @@ def run_task(ctx, task, examples) -> tuple[ResultRow, list[dict]]:
 
     loaded, backend, device, progress = ctx.loaded, ctx.backend, ctx.device, ctx.progress
     gen = ctx.config.generation
+    bs = batch_size or gen.batch_size
+    model_info = dict(model_info or ctx.model_info)
+    name = model_info["name"]
     max_new = min(gen.max_new_tokens, task.max_new_tokens) if gen.max_new_tokens else task.max_new_tokens
-    params = GenerateParams(max_new, tuple(task.stop), gen.batch_size, gen.seed)
+    params = GenerateParams(max_new, tuple(task.stop), bs, gen.seed)
     prompts = [backend.render(loaded, ex.messages, ex.prompt) for ex in examples]
-    progress.task_started(loaded.name, task.name, len(prompts))
+    progress.task_started(name, task.name, len(prompts))
     try:
         warm_up(ctx, prompts, params)
         mem, energy = MemoryMeter(device), EnergyMeter(device, sync=ctx.sync)
@@ -96,8 +149,8 @@ def run_task(ctx, task, examples) -> tuple[ResultRow, list[dict]]:
         with contextlib.ExitStack() as stack:
             stack.enter_context(mem.measure(task.name))
             stack.enter_context(energy.measure(task.name))
-            for start in range(0, len(prompts), gen.batch_size):
-                batch = prompts[start:start + gen.batch_size]
+            for start in range(0, len(prompts), bs):
+                batch = prompts[start:start + bs]
                 generations.extend(backend.generate(loaded, batch, params, sync=ctx.sync))
                 progress.advance(len(batch))
         window_s = time.perf_counter() - window_start
@@ -105,22 +158,22 @@ def run_task(ctx, task, examples) -> tuple[ResultRow, list[dict]]:
         raise
     except BaseException as exc:
         error = error_text(exc)
-        progress.note(f"{loaded.name} / {task.name}: failed: {error}")
+        progress.note(f"{name} / {task.name}: failed: {error}")
         if "out of memory" in error.lower():
             _free_cuda(device)
-        return failed_row(ctx.model_info, task, error), []
+        return failed_row(model_info, task, error), []
 
     # Generations are done: from here on nothing may lose them. A scoring error (a reference a metric cannot
     # read, a metric bug) makes this row `failed`, its samples are still written, and the run goes on.
     sample_lines = [
-        {"model": loaded.name, "task": task.name, "index": ex.index, "prompt": g.prompt, "prediction": g.text,
+        {"model": name, "task": task.name, "index": ex.index, "prompt": g.prompt, "prediction": g.text,
          "references": list(ex.references), "scores": {}, "ttft_s": g.ttft_s, "tpot_s": g.tpot_s,
          "e2e_s": g.e2e_s, "new_tokens": g.new_tokens, **g.extra}
         for ex, g in zip(examples, generations)
     ]
-    if gen.batch_size > 1:  # answers of one batch share ttft_s and e2e_s: readers resample whole batches
+    if bs > 1:  # answers of one batch share ttft_s and e2e_s: readers resample whole batches
         for i, line in enumerate(sample_lines):
-            line["batch"] = i // gen.batch_size
+            line["batch"] = i // bs
     task_info = {"name": task.name, "kind": task.kind, "n": len(examples), "source": task.source_description,
                  "max_new_tokens": max_new}
     measured: dict = {}
@@ -130,7 +183,7 @@ def run_task(ctx, task, examples) -> tuple[ResultRow, list[dict]]:
         measured["memory"] = {"weights_bytes": loaded.weights_bytes,
                               "load_peak_rss_bytes": ctx.load_memory.get("peak_rss_bytes"), **mem.result()}
         measured["energy"] = per_unit(energy.result(), len(generations), total_tokens)
-        latency = latency_summary(generations, gen.batch_size, gen.seed, LATENCY_METHOD)
+        latency = latency_summary(generations, bs, gen.seed, LATENCY_METHOD)
         latency["window_s"] = window_s  # the whole metered window: meters started and stopped, every batch
         measured["latency"] = latency
         latency["roofline"] = row_roofline(loaded, generations, latency, device)  # llmbench.meters.bandwidth
@@ -140,13 +193,13 @@ def run_task(ctx, task, examples) -> tuple[ResultRow, list[dict]]:
     except Exception as exc:  # not KeyboardInterrupt: Ctrl-C still stops the run
         reason = " ".join(str(exc).split()) if isinstance(exc, UserError) else error_text(exc)
         error = f"scoring failed: {reason}"
-        progress.note(f"{loaded.name} / {task.name}: {error}")
+        progress.note(f"{name} / {task.name}: {error}")
         # what was measured (latency, memory, energy) stays in the row; quality is what is missing
-        row = ResultRow(model=dict(ctx.model_info), task=task_info, status="failed", error=error, **measured)
+        row = ResultRow(model=model_info, task=task_info, status="failed", error=error, **measured)
         return row, sample_lines
     for line, scores in zip(sample_lines, per_sample):
         line["scores"] = scores
-    return ResultRow(model=dict(ctx.model_info), task=task_info, quality=quality, **measured), sample_lines
+    return ResultRow(model=model_info, task=task_info, quality=quality, **measured), sample_lines
 
 
 def _free_cuda(device: str) -> None:

@@ -14,6 +14,7 @@ from llmbench.config import (
     LoadConfig,
     ModelSpec,
     RunConfig,
+    parse_batch_sizes,
     parse_concurrency,
     parse_rates,
     parse_slo,
@@ -34,8 +35,10 @@ ROWS_FAILED = 3
               help="Task or suite name (repeatable; default: the smoke suite).")
 @click.option("--limit", type=int, default=None, help="At most N examples per task.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--batch-size", type=int, default=1, show_default=True,
-              help="1 is the latency setting; larger batches are labelled a throughput setting.")
+@click.option("--batch-size", "batch_size", default="1", show_default=True, metavar="N[,N...]",
+              help="In-process models: prompts per generate call; 1 is the latency setting, larger batches are "
+                   "labelled a throughput setting. Several (1,4,16): a sweep, one row per level (NAME@b4), "
+                   "each scored from its own answers.")
 @click.option("--max-new-tokens", type=int, default=None, help="Cap on new tokens (default: each task's own).")
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True)
 @click.option("--warmup", type=int, default=1, show_default=True,
@@ -89,8 +92,8 @@ def run(models, tasks, limit, device, batch_size, max_new_tokens, seed, warmup, 
         tasks=tuple(tasks) if tasks else (() if lm_tasks else ("smoke",)),
         limit=limit, device=device, warmup=warmup, out_dir=out_dir, name=name,
         tasks_dirs=tuple(tasks_dirs),
-        generation=GenerationConfig(max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed,
-                                    use_chat_template=not no_chat_template),
+        generation=GenerationConfig.with_batch_levels(parse_batch_sizes(batch_size), max_new_tokens=max_new_tokens,
+                                                      seed=seed, use_chat_template=not no_chat_template),
         lm_eval_tasks=lm_tasks, lm_eval_include=lm_eval_include,
         load=LoadConfig(concurrency=parse_concurrency(concurrency), rates=parse_rates(rate), slo=parse_slo(slo),
                         gpu_telemetry=tuple(gpu_telemetry), request_timeout_s=request_timeout,
