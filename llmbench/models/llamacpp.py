@@ -112,6 +112,15 @@ class LlamaCppBackend:
         """Rows of the native runtime sort next to the model's other rows: ``smollm2-135m[llamacpp]``."""
         return "[llamacpp]"
 
+    def configure(self, config) -> None:
+        """Refuse batch sizes above 1 before anything runs: llama-cpp-python's API decodes one sequence at a
+        time, so answers "of a batch" would not share their timings and batch throughput would be made up."""
+        levels = config.generation.batch_levels
+        if max(levels) > 1:
+            raise UserError(
+                f"backend llamacpp decodes one prompt at a time: --batch-size {','.join(map(str, levels))} would "
+                "not be a batch for it; run llamacpp models at --batch-size 1")
+
     def preflight(self, spec) -> PreparedModel:
         from llmbench.models.embedded import EMBEDDED, gguf_path
 

@@ -62,3 +62,17 @@ def test_gguf_facts_of_the_packaged_smollm2_file():
     # a Q4_1 file holds far fewer bytes than float32 would (mostly 5 bits per weight, some tensors wider)
     assert facts["tensor_bytes"] < facts["parameters"] * 4 / 4
     assert facts["chat_template"]
+
+
+def test_batch_sizes_above_one_are_refused_before_anything_runs():
+    """llama-cpp-python decodes one sequence at a time: a 'batch' of its answers would not share timings."""
+    from types import SimpleNamespace
+
+    from llmbench.config import GenerationConfig
+    from llmbench.models.llamacpp import LlamaCppBackend
+
+    backend = LlamaCppBackend()
+    backend.configure(SimpleNamespace(generation=GenerationConfig()))  # batch 1: fine
+    for gen in (GenerationConfig(batch_size=4), GenerationConfig.with_batch_levels((1, 4))):
+        with pytest.raises(UserError, match=r"decodes one prompt at a time: --batch-size (4|1,4)"):
+            backend.configure(SimpleNamespace(generation=gen))
