@@ -80,6 +80,15 @@ class ModelResult:
     roofline_lower_bound: bool = False  # the KV-cache bytes unknown: the percentage counts the weights only
     decision: Decision | None = None  # non-inferiority against the task's best model (set by the verdict)
     correct: CorrectCost | None = None  # latency and energy per correct answer, where the task has the notion
+    # served rows (backend openai) only; None elsewhere, and left out of to_dict then, so in-process exports
+    # keep their shape
+    requests_per_s: float | None = None  # answered requests / the level's wall time
+    output_tokens_per_s: float | None = None  # output tokens / the level's wall time
+    goodput_fraction: float | None = None  # share of the sent requests that met every --slo bound
+    goodput_requests_per_s: float | None = None
+    requests_sent: int | None = None
+    requests_failed: int | None = None
+    energy_scope: str | None = None  # "device-wide ...": the whole device's energy, not the model's own
 
     @property
     def ok(self) -> bool:
@@ -95,8 +104,45 @@ class ModelResult:
         """Generation time per correct answer, where the task has a per-sample notion of correct."""
         return self.correct.seconds_per_correct if self.correct is not None else None
 
+    @property
+    def device_wide_energy(self) -> bool:
+        """Whether the row's energy is the whole device's (a served model's GPU), not the model's own."""
+        return self.joules_per_sample is not None and str(self.energy_scope or "").startswith("device-wide")
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        for key in SERVED_FIELDS:
+            if d[key] is None:
+                del d[key]
+        return d
+
+
+#: the ModelResult fields only served rows have (absent from an in-process row's dict)
+SERVED_FIELDS = ("requests_per_s", "output_tokens_per_s", "goodput_fraction", "goodput_requests_per_s",
+                 "requests_sent", "requests_failed", "energy_scope")
+
+
+def _number(value) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def served_figures(res: ModelResult, row) -> None:
+    """The served row's throughput, goodput, request counts and energy scope onto ``res`` (none for in-process
+    rows, whose latency has no ``requests``)."""
+    latency = row.latency or {}
+    requests = latency.get("requests")
+    if isinstance(requests, dict):
+        sent, failed = requests.get("sent"), requests.get("failed")
+        res.requests_sent = sent if isinstance(sent, int) and not isinstance(sent, bool) else None
+        res.requests_failed = failed if isinstance(failed, int) and not isinstance(failed, bool) else None
+    res.requests_per_s = _number(latency.get("requests_per_s"))
+    res.output_tokens_per_s = _number(latency.get("output_tokens_per_s"))
+    goodput = latency.get("goodput")
+    if isinstance(goodput, dict):
+        res.goodput_fraction = _number(goodput.get("fraction"))
+        res.goodput_requests_per_s = _number(goodput.get("requests_per_s"))
+    scope = (row.energy or {}).get("scope")
+    res.energy_scope = str(scope) if scope else None
 
 
 @dataclass
@@ -187,6 +233,8 @@ def model_result(m: MergedRow, metric: str | None) -> ModelResult:
     row = m.row
     res = ModelResult(model=m.model, parameters=m.parameters, status=row.status or "ok", run_id=m.run_id,
                       error=row.error, device=row.model.get("device"), dtype=row.model.get("dtype"))
+    if isinstance((row.latency or {}).get("requests"), dict):
+        served_figures(res, row)
     if not m.ok:
         return res
     res.metrics = {k: v.get("value") for k, v in row.quality.items() if isinstance(v, dict)}
