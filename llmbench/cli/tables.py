@@ -72,6 +72,7 @@ def _served_cell(row) -> str:
     return f"{fmt_requests_rate(latency.get('requests_per_s'))}\n{fmt_rate(latency.get('output_tokens_per_s'))}"
 _NAME_MAX = 36  # a longer model or task name folds onto a second line
 _QUALITY_MIN = 20  # what the quality column keeps before the names give up width ("bleu 0.623 [0.54–0.71]")
+_QUALITY_MIN_SERVED = 14  # with the served column: the CI folds onto its own line, names keep 24 cells
 
 
 class RunTable:
@@ -89,7 +90,9 @@ def run_table(record: RunRecord) -> RunTable:
 
     Fits 120 columns with variant names (``smollm2-135m[bnb-4bit] (135M)``): the task is its section's first
     line rather than a column of its own, names keep their full width (up to 36 cells) while the quality
-    column keeps 20, and the quality column, widest of the rest, wraps first.
+    column keeps 20, and the quality column, widest of the rest, wraps first. A run with a served row has one
+    more column, ``req/s`` over ``out tok/s`` (a level's throughputs over its wall time; blank for in-process
+    rows): the quality column then keeps 14, its CI on a line of its own, and names 24 cells.
     """
     return RunTable(record)
 
@@ -102,7 +105,7 @@ def _table(record: RunRecord, max_width: int) -> Table:
     served = any(_is_served(row) and row.status == "ok" for row in record.rows)
     columns = (*_NUMBERS[:3], _SERVED, *_NUMBERS[3:]) if served else _NUMBERS
     numbers = sum(max(len(h) for h in col.split("\n")) + 3 for col in columns) + 1
-    room = max_width - numbers - 3 - (_QUALITY_MIN + 3)
+    room = max_width - numbers - 3 - ((_QUALITY_MIN_SERVED if served else _QUALITY_MIN) + 3)
     width = max(min(max(map(cell_len, names), default=0), _NAME_MAX, room), 12)
     # names and metrics come from specs and records: Text, never read as rich markup
     table.add_column("task / model (params)", justify="left", width=width, overflow="fold")
