@@ -111,7 +111,7 @@ def _column_chunks(cell_widths: list[int], width: int, groups: tuple[range, rang
 def _print_task(console, t) -> None:
     from rich.text import Text
 
-    from llmbench.report.table import column_groups, failures, task_caption, verdict_lines
+    from llmbench.report.table import column_groups, failures, served_notes, task_caption, verdict_lines
 
     console.print(Text(t.task, style="bold"), Text(task_caption(t), style="dim"))
     text = _table_text(t)
@@ -126,7 +126,7 @@ def _print_task(console, t) -> None:
             console.print(Text(line, style="dim"))
     for f in failures(t):
         console.print(Text(f"failed: {f}", style="red"))
-    for n in t.notes:
+    for n in t.notes + served_notes(t):
         console.print(Text(f"note: {n}", style="yellow"))
     console.print()
 

@@ -13,6 +13,7 @@ from llmbench.report.format import (
     fmt_number,
     fmt_params,
     fmt_rate,
+    fmt_requests_rate,
     fmt_roofline,
     fmt_seconds,
     roofline_is_lower_bound,
@@ -55,8 +56,23 @@ def _energy(energy: dict) -> str:
 
 
 _NUMBERS = ("TTFT p50", "TPOT p50", "tok/s", ROOFLINE.replace(" ", "\n"), "peak mem", "J/sample")
+_SERVED = "req/s\nout tok/s"  # after tok/s, only in a run with a served row: a level's two throughputs
+
+
+def _is_served(row) -> bool:
+    return isinstance((row.latency or {}).get("requests"), dict)
+
+
+def _served_cell(row) -> str:
+    """'3.21\n412.3': a served level's requests and output tokens per second over its wall time; '' for an
+    in-process row (its tok/s is the whole story)."""
+    if not _is_served(row):
+        return ""
+    latency = row.latency
+    return f"{fmt_requests_rate(latency.get('requests_per_s'))}\n{fmt_rate(latency.get('output_tokens_per_s'))}"
 _NAME_MAX = 36  # a longer model or task name folds onto a second line
 _QUALITY_MIN = 20  # what the quality column keeps before the names give up width ("bleu 0.623 [0.54–0.71]")
+_QUALITY_MIN_SERVED = 14  # with the served column: the CI folds onto its own line, names keep 24 cells
 
 
 class RunTable:
@@ -74,7 +90,9 @@ def run_table(record: RunRecord) -> RunTable:
 
     Fits 120 columns with variant names (``smollm2-135m[bnb-4bit] (135M)``): the task is its section's first
     line rather than a column of its own, names keep their full width (up to 36 cells) while the quality
-    column keeps 20, and the quality column, widest of the rest, wraps first.
+    column keeps 20, and the quality column, widest of the rest, wraps first. A run with a served row has one
+    more column, ``req/s`` over ``out tok/s`` (a level's throughputs over its wall time; blank for in-process
+    rows): the quality column then keeps 14, its CI on a line of its own, and names 24 cells.
     """
     return RunTable(record)
 
@@ -84,18 +102,20 @@ def _table(record: RunRecord, max_width: int) -> Table:
     batch = record.settings.get("batch_size", 1)
     table = Table(title=f"llmbench run {record.run_id}  ({setting} setting, batch {batch})")
     names = [_model_name(row) for row in record.rows] + [row.task.get("name", "?") for row in record.rows]
-    numbers = sum(max(len(h) for h in col.split("\n")) + 3 for col in _NUMBERS) + 1
-    room = max_width - numbers - 3 - (_QUALITY_MIN + 3)
+    served = any(_is_served(row) and row.status == "ok" for row in record.rows)
+    columns = (*_NUMBERS[:3], _SERVED, *_NUMBERS[3:]) if served else _NUMBERS
+    numbers = sum(max(len(h) for h in col.split("\n")) + 3 for col in columns) + 1
+    room = max_width - numbers - 3 - ((_QUALITY_MIN_SERVED if served else _QUALITY_MIN) + 3)
     width = max(min(max(map(cell_len, names), default=0), _NAME_MAX, room), 12)
     # names and metrics come from specs and records: Text, never read as rich markup
     table.add_column("task / model (params)", justify="left", width=width, overflow="fold")
     table.add_column("quality [95% CI]", justify="left", overflow="fold")
-    for col in _NUMBERS:
+    for col in columns:
         table.add_column(col, justify="right")
     tasks: dict[str, list] = {}
     for row in record.rows:
         tasks.setdefault(row.task.get("name", "?"), []).append(row)
-    blank = [""] * (1 + len(_NUMBERS))
+    blank = [""] * (1 + len(columns))
     for t_i, (task, rows) in enumerate(tasks.items()):
         table.add_row(Text(task, style="bold"), *blank)
         for r_i, row in enumerate(rows):
@@ -107,6 +127,7 @@ def _table(record: RunRecord, max_width: int) -> Table:
             table.add_row(
                 model, Text(_quality_text(row.quality)),
                 _p50(row.latency, "ttft_s"), _p50(row.latency, "tpot_s"), fmt_rate(row.latency.get("tokens_per_s")),
+                *([_served_cell(row)] if served else []),
                 fmt_roofline(roofline_percent(row.latency), roofline_is_lower_bound(row.latency)),
                 _peak(row.memory), _energy(row.energy),
                 end_section=last,

@@ -13,6 +13,7 @@ from llmbench.errors import UserError
 from llmbench.report.cost import CorrectCost, correct_cost
 from llmbench.report.format import roofline_is_lower_bound, roofline_percent
 from llmbench.report.merge import MergedRow, MergedRuns
+from llmbench.report.served import SERVED_FIELDS, served_figures
 from llmbench.report.sizecurve import DEFAULT_MIN_GAIN
 from llmbench.stats import PairedDelta, Quantile
 from llmbench.stats.noninferiority import Decision, Gain, undecided, unpaired_ratio
@@ -80,6 +81,15 @@ class ModelResult:
     roofline_lower_bound: bool = False  # the KV-cache bytes unknown: the percentage counts the weights only
     decision: Decision | None = None  # non-inferiority against the task's best model (set by the verdict)
     correct: CorrectCost | None = None  # latency and energy per correct answer, where the task has the notion
+    # served rows (backend openai) only; None elsewhere, and left out of to_dict then, so in-process exports
+    # keep their shape
+    requests_per_s: float | None = None  # answered requests / the level's wall time
+    output_tokens_per_s: float | None = None  # output tokens / the level's wall time
+    goodput_fraction: float | None = None  # share of the sent requests that met every --slo bound
+    goodput_requests_per_s: float | None = None
+    requests_sent: int | None = None
+    requests_failed: int | None = None
+    energy_scope: str | None = None  # "device-wide ...": the whole device's energy, not the model's own
 
     @property
     def ok(self) -> bool:
@@ -95,8 +105,17 @@ class ModelResult:
         """Generation time per correct answer, where the task has a per-sample notion of correct."""
         return self.correct.seconds_per_correct if self.correct is not None else None
 
+    @property
+    def device_wide_energy(self) -> bool:
+        """Whether the row's energy is the whole device's (a served model's GPU), not the model's own."""
+        return self.joules_per_sample is not None and str(self.energy_scope or "").startswith("device-wide")
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        for key in SERVED_FIELDS:
+            if d[key] is None:
+                del d[key]
+        return d
 
 
 @dataclass
@@ -187,6 +206,8 @@ def model_result(m: MergedRow, metric: str | None) -> ModelResult:
     row = m.row
     res = ModelResult(model=m.model, parameters=m.parameters, status=row.status or "ok", run_id=m.run_id,
                       error=row.error, device=row.model.get("device"), dtype=row.model.get("dtype"))
+    if isinstance((row.latency or {}).get("requests"), dict):
+        served_figures(res, row)
     if not m.ok:
         return res
     res.metrics = {k: v.get("value") for k, v in row.quality.items() if isinstance(v, dict)}

@@ -9,7 +9,9 @@ An answer is correct when (in this order of preference, the first metric the row
 
 BLEU, chrF, TER and ROUGE have no such notion: those tasks show no per-correct cost. Latency per correct
 answer is the row's generation time (``latency.generate_s``: end-to-end seconds, one per batch) over the
-correct ones;
+correct ones; for a served row (a load level) it is the level's wall time (``latency.duration_s``: first
+request sent -> last closed), since its requests overlap and their end-to-end times summed would count the
+same seconds several times over at concurrency > 1;
 energy per correct answer is the row's joules over the correct ones. No correct answer at all leaves both
 undefined (n/a), never infinite or zero.
 """
@@ -68,8 +70,11 @@ def _score(line: dict, metric: str) -> float | None:
 
 
 def _generation_seconds(row, samples: dict[int, dict]) -> float | None:
-    """The row's generation time: its recorded ``generate_s`` (one e2e per batch), else the samples' e2e
-    times summed, a batch's shared time counted once."""
+    """The row's generation time: a served level's wall time (``latency.duration_s``), else its recorded
+    ``generate_s`` (one e2e per batch), else the samples' e2e times summed, a batch's shared time counted once."""
+    served = (row.latency or {}).get("duration_s") if (row.model or {}).get("load") is not None else None
+    if isinstance(served, (int, float)) and not isinstance(served, bool) and math.isfinite(served) and served > 0:
+        return float(served)  # a served level: its wall time, requests overlapping
     recorded = (row.latency or {}).get("generate_s")
     if isinstance(recorded, (int, float)) and not isinstance(recorded, bool) and math.isfinite(recorded):
         return float(recorded)

@@ -10,7 +10,10 @@ One rule per kind of number, so the same model's size, memory and timings read t
 - durations: milliseconds below one second, seconds above, three significant digits: "33.7 ms", "2.5 s";
 - energy: joules, three significant digits: "0.21 J";
 - % of roofline (a percentage already, 0-100): whole percent from 10 up, two significant digits below:
-  "57%", "9.4%", "0.42%".
+  "57%", "9.4%", "0.42%";
+- served throughput: requests per second with three significant digits ("3.21", "12.5", "142"), output
+  tokens per second with one decimal as every tokens/s ("412.3"), goodput as the share of requests that met
+  the SLO and its rate ("85% (10.2/s)").
 
 Missing values print as "n/a" (parameters as "?"), never as 0. Pure functions, no rich, no click.
 """
@@ -74,6 +77,24 @@ def fmt_joules(j: float | None) -> str:
 def fmt_rate(tokens_per_s: float | None) -> str:
     """Decode throughput in tokens per second, one decimal: '95.1'."""
     return NA if tokens_per_s is None else f"{tokens_per_s:.1f}"
+
+
+def fmt_requests_rate(requests_per_s: float | None) -> str:
+    """Served request throughput in requests per second, three significant digits: '3.21', '142'."""
+    return NA if requests_per_s is None else _three_digits(requests_per_s)
+
+
+def fmt_goodput(fraction: float | None, requests_per_s: float | None = None) -> str:
+    """Goodput: the share of requests that met every SLO, with its rate: '85% (10.2/s)'; 'n/a' for None."""
+    if fraction is None:
+        return NA
+    text = f"{fraction * 100:.0f}%"
+    return text if requests_per_s is None else f"{text} ({_three_digits(requests_per_s)}/s)"
+
+
+def fmt_failed_requests(failed: int, sent: int) -> str:
+    """'3 of 20 requests failed'."""
+    return f"{failed} of {sent} request{'' if sent == 1 else 's'} failed"
 
 
 def fmt_roofline(percent: float | None, lower_bound: bool = False) -> str:
@@ -147,15 +168,15 @@ def field_kind(path: str) -> str:
     """What a record field path holds: 'bytes', 'seconds', 'joules', 'rate', 'percent' or 'number'.
 
     ``memory.*`` are bytes, ``latency.<field>_s.<stat>`` seconds, ``energy.joules*`` joules,
-    ``latency.tokens_per_s`` a rate, ``latency.roofline.percent_of_peak`` a percentage; anything else
-    (quality metrics) a plain number.
+    ``latency.tokens_per_s`` and every other ``*_per_s`` (served requests and output tokens per second) a
+    rate, ``latency.roofline.percent_of_peak`` a percentage; anything else (quality metrics) a plain number.
     """
     section, _, rest = path.partition(".")
     if section == "memory":
         return "bytes"
     if section == "energy" and rest.startswith("joules"):
         return "joules"
-    if path == "latency.tokens_per_s":
+    if path == "latency.tokens_per_s" or path.endswith("_per_s"):  # tokens or requests per second, not seconds
         return "rate"
     if path == "latency.roofline.percent_of_peak":
         return "percent"

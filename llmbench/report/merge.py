@@ -158,6 +158,9 @@ def _settings_differences(records: list[RunRecord]) -> list[str]:
     return notes
 
 
+SERVED_DEVICE = "server"  # model.device of a served row (backend openai)
+
+
 def _row_differences(rows: list[MergedRow]) -> list[str]:
     """Rows of the same task measured on different devices (e.g. one model on CPU, another on CUDA)."""
     notes = []
@@ -166,6 +169,11 @@ def _row_differences(rows: list[MergedRow]) -> list[str]:
         if r.ok and r.row.model.get("device"):
             tasks.setdefault(r.task, set()).add(str(r.row.model["device"]))
     for task, devices in tasks.items():
-        if len(devices) > 1:
+        local = sorted(devices - {SERVED_DEVICE})
+        if SERVED_DEVICE in devices and local:
+            # expected, not a mistake: say what it means for the latency instead of alarming
+            notes.append(f"rows of {task}: served rows ran on a server, the others on {', '.join(local)}: their "
+                         "latency includes the network and the server's batching")
+        elif len(devices) > 1:
             notes.append(f"rows of {task} ran on different devices: {', '.join(sorted(devices))}")
     return notes

@@ -9,12 +9,15 @@ from llmbench.report.format import (
     DASH,
     NA,
     fmt_bytes,
+    fmt_failed_requests,
+    fmt_goodput,
     fmt_joules,
     fmt_params,
     fmt_pct,
     fmt_quality,
     fmt_rate,
     fmt_ratio,
+    fmt_requests_rate,
     fmt_roofline,
     fmt_seconds,
     fmt_signed_quality,
@@ -25,6 +28,10 @@ if TYPE_CHECKING:  # the run table uses these cells too, without loading the com
     from llmbench.report.compare import ModelResult, TaskComparison
 
 NOT_SIGNIFICANT = "†"
+DEVICE_WIDE = "‡"  # marks energy measured over the whole device (a served model's GPU), not the model's own
+DEVICE_WIDE_NOTE = (f"{DEVICE_WIDE} device-wide energy: everything the server's GPUs drew during the level "
+                    "(other work on them included), not the model's own")
+SERVED_COLUMNS = {"req/s": "requests_per_s", "out tok/s": "output_tokens_per_s", "goodput": "goodput_fraction"}
 ROOFLINE = "% roofline"  # the decode's achieved bandwidth as a percentage of the device's measured peak
 SIGNIFICANCE_NOTE = (f"{NOT_SIGNIFICANT} not significantly different from the reference at 95% "
                      "(quality: paired randomization test over the shared samples; TTFT and TPOT/speed: "
@@ -40,14 +47,32 @@ def has_correct(tc: TaskComparison) -> bool:
     return any(r.correct is not None for r in tc.results)
 
 
+def served_columns(tc: TaskComparison) -> list[str]:
+    """The served-throughput columns a task shows: each of req/s, out tok/s and goodput only when a finished row
+    of the task has the figure (a task of in-process rows shows none, its table unchanged)."""
+    return [h for h, key in SERVED_COLUMNS.items() if any(r.ok and getattr(r, key) is not None for r in tc.results)]
+
+
+def served_cells(r: ModelResult, columns: list[str]) -> list[str]:
+    """The cells of ``columns`` (see ``served_columns``) for one row; n/a for an in-process row."""
+    shown = {"req/s": lambda: fmt_requests_rate(r.requests_per_s),
+             "out tok/s": lambda: fmt_rate(r.output_tokens_per_s),
+             "goodput": lambda: fmt_goodput(r.goodput_fraction, r.goodput_requests_per_s)}
+    return [shown[c]() for c in columns]
+
+
+def _energy_mark(text: str, r: ModelResult) -> str:
+    return f"{text} {DEVICE_WIDE}" if r.device_wide_energy and text != NA else text
+
+
 def table_headers(tc: TaskComparison) -> list[str]:
     """Column titles of a task table."""
     label = tc.metric_label
     # lm-eval's metrics carry a standard error, not a CI (their tasks hold only lm-eval rows)
     spread = "±stderr" if any(r.quality_stderr is not None for r in tc.results) and not any(
         r.quality_ci_low is not None for r in tc.results) else "[95% CI]"
-    measured = ["Model", "Params", f"{label} {spread}", "TTFT p50", "TPOT p50", "tok/s", ROOFLINE, "Peak mem",
-                "J/sample"]
+    measured = ["Model", "Params", f"{label} {spread}", "TTFT p50", "TPOT p50", "tok/s", *served_columns(tc),
+                ROOFLINE, "Peak mem", "J/sample"]
     if has_correct(tc):
         measured += ["Correct", "s/correct", "J/correct"]
     return measured + [f"{label} vs ref", "Speed vs ref", "Memory vs ref", "Energy vs ref", "vs best [95% CI]"]
@@ -56,7 +81,7 @@ def table_headers(tc: TaskComparison) -> list[str]:
 def column_groups(tc: TaskComparison) -> tuple[range, range]:
     """The measured columns and the comparison columns (ratios, decision), without the model column."""
     n = len(table_headers(tc))
-    split = 12 if has_correct(tc) else 9
+    split = (12 if has_correct(tc) else 9) + len(served_columns(tc))
     return range(1, split), range(split, n)
 
 
@@ -80,7 +105,7 @@ def correct_cells(r: ModelResult) -> list[str]:
     c = r.correct
     if c is None:
         return [NA] * 3
-    return [f"{c.correct}/{c.n}", fmt_seconds(c.seconds_per_correct), fmt_joules(c.joules_per_correct)]
+    return [f"{c.correct}/{c.n}", fmt_seconds(c.seconds_per_correct), _energy_mark(fmt_joules(c.joules_per_correct), r)]
 
 
 def quality_cell(value: float | None, low: float | None, high: float | None, stderr: float | None,
@@ -100,19 +125,20 @@ def memory_cell(n: float | None, kind: str | None) -> str:
 
 
 def result_cells(r: ModelResult, scale: str | None, with_correct: bool = False,
-                 best: str | None = None) -> list[str]:
+                 best: str | None = None, served: list[str] = ()) -> list[str]:
     """The cells of one model's row (``with_correct``: the cost-per-correct cells too; ``best``: the task's
-    best model, whose decision cell says so); failed rows say so and show no numbers."""
+    best model, whose decision cell says so; ``served``: the served columns shown, see ``served_columns``);
+    failed rows say so and show no numbers."""
     name = f"{r.model} (ref)" if r.is_ref else r.model
-    width = 14 + (3 if with_correct else 0)
+    width = 14 + (3 if with_correct else 0) + len(served)
     if not r.ok:
         return [name, fmt_params(r.parameters), "failed"] + [DASH] * (width - 3)
     q = quality_cell(r.quality, r.quality_ci_low, r.quality_ci_high, r.quality_stderr, scale)
     cells = [name, fmt_params(r.parameters), q, _mark(fmt_seconds(r.ttft_p50_s), r.ttft_significant),
-             fmt_seconds(r.tpot_p50_s), fmt_rate(r.tokens_per_s),
+             fmt_seconds(r.tpot_p50_s), fmt_rate(r.tokens_per_s), *served_cells(r, list(served)),
              fmt_roofline(r.roofline_percent, r.roofline_lower_bound),
              memory_cell(r.peak_memory_bytes, r.memory_kind),
-             fmt_joules(r.joules_per_sample)]
+             _energy_mark(fmt_joules(r.joules_per_sample), r)]
     if with_correct:
         cells += correct_cells(r)
     decision = "best" if r.model == best else decision_cell(r, scale) if r.quality is not None else NA
@@ -126,7 +152,8 @@ def result_cells(r: ModelResult, scale: str | None, with_correct: bool = False,
 def table_cells(tc: TaskComparison) -> list[list[str]]:
     """All rows of a task table as text cells."""
     best = tc.verdict.best if tc.verdict is not None else None
-    return [result_cells(r, tc.scale, has_correct(tc), best) for r in tc.results]
+    served = served_columns(tc)
+    return [result_cells(r, tc.scale, has_correct(tc), best, served) for r in tc.results]
 
 
 def task_caption(tc: TaskComparison) -> str:
@@ -138,8 +165,20 @@ def task_caption(tc: TaskComparison) -> str:
 
 
 def failures(tc: TaskComparison) -> list[str]:
-    """'model: error' for each failed row."""
+    """'model: error' for each failed row (a served level's error says how many of its requests failed)."""
     return [f"{r.model}: {r.error or 'failed'}" for r in tc.results if not r.ok]
+
+
+def served_notes(tc: TaskComparison) -> list[str]:
+    """What every format prints under a task's table about its served rows: failed requests of a finished row
+    ('smollm2@c4: 3 of 20 requests failed; its figures are over the answered ones'; a failed row's error says
+    it already), and what the device-wide mark means when a row carries it; none for in-process rows."""
+    lines = [f"{r.model}: {fmt_failed_requests(r.requests_failed, r.requests_sent)}; its figures are over the "
+             "answered ones" for r in tc.results
+             if r.ok and r.requests_failed and r.requests_sent is not None]
+    if any(r.ok and r.device_wide_energy for r in tc.results):
+        lines.append(DEVICE_WIDE_NOTE)
+    return lines
 
 
 def verdict_lines(tc: TaskComparison) -> list[tuple[str, str]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 
-from llmbench.report.compare import Comparison
+from llmbench.report.compare import SERVED_FIELDS, Comparison
 from llmbench.report.exporters import ExportOptions
 from llmbench.report.merge import MergedRuns
 
@@ -17,6 +17,9 @@ CSV_COLUMNS = ["task", "model", "parameters", "status", "error", "run_id", "devi
                "verdict_chosen", "decision", "decision_measure", "decision_estimate", "decision_ci_low",
                "decision_ci_high", "decision_margin", "examples_needed", "correct", "correct_n", "correct_rule",
                "seconds_per_correct", "joules_per_correct", "weights_bytes", "roofline_percent"]
+#: appended (before the metric columns) only when a row of the comparison is a served one, so a file of
+#: in-process rows keeps its columns
+SERVED_CSV_COLUMNS = list(SERVED_FIELDS)
 
 
 def csv_value(v) -> str:
@@ -47,11 +50,14 @@ def _correct_columns(cost) -> dict:
 
 
 def to_csv(cmp: Comparison) -> str:
-    """One row per model x task, flat columns (every quality metric as ``metric.<name>``)."""
+    """One row per model x task, flat columns (the served figures when a row has them, then every quality
+    metric as ``metric.<name>``)."""
     extra = sorted({m for t in cmp.tasks for r in t.results for m in r.metrics})
+    served = [c for c in SERVED_CSV_COLUMNS if any(getattr(r, c) is not None for t in cmp.tasks for r in t.results)]
+    columns = CSV_COLUMNS + served
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS + [f"metric.{m}" for m in extra])
+    writer.writerow(columns + [f"metric.{m}" for m in extra])
     for t in cmp.tasks:
         verdict = t.verdict
         for r in t.results:
@@ -61,7 +67,7 @@ def to_csv(cmp: Comparison) -> str:
                      verdict_best=verdict is not None and verdict.best == r.model,
                      verdict_chosen=verdict is not None and verdict.chosen == r.model)
             d.update(_decision_columns(r.decision), **_correct_columns(r.correct))
-            writer.writerow([csv_value(d.get(c)) for c in CSV_COLUMNS]
+            writer.writerow([csv_value(d.get(c)) for c in columns]
                             + [csv_value(r.metrics.get(m)) for m in extra])
     return buf.getvalue()
 

@@ -11,6 +11,7 @@ from llmbench.report.table import (
     NOT_SIGNIFICANT,
     SIGNIFICANCE_NOTE,
     failures,
+    served_notes,
     table_cells,
     table_headers,
     task_caption,
@@ -81,7 +82,8 @@ def to_html(cmp: Comparison, merged: MergedRuns, samples_per_task: int = 3, char
     env = jinja2.Environment(loader=jinja2.PackageLoader("llmbench.report", "templates"), autoescape=True,
                              trim_blocks=True, lstrip_blocks=True)
     tasks = [{"t": t, "caption": task_caption(t), "headers": table_headers(t), "rows": _html_rows(t),
-              "verdict_lines": verdict_lines(t), "failures": failures(t), "chart": chart_uris.get(t.task),
+              "verdict_lines": verdict_lines(t), "failures": failures(t), "served_notes": served_notes(t),
+              "chart": chart_uris.get(t.task),
               "examples": sample_examples(t, samples_per_task)} for t in cmp.tasks]
     envs = [{"run_id": r.run_id, "created_at": r.created_at, "environment": r.environment}
             for r in merged.records]

@@ -7,11 +7,20 @@ import re
 from llmbench.report.compare import Comparison
 from llmbench.report.exporters import ExportOptions
 from llmbench.report.merge import MergedRuns
-from llmbench.report.table import NOT_SIGNIFICANT, table_cells, table_headers, task_caption, verdict_lines
+from llmbench.report.table import (
+    DEVICE_WIDE,
+    NOT_SIGNIFICANT,
+    served_notes,
+    table_cells,
+    table_headers,
+    task_caption,
+    verdict_lines,
+)
 
 _LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-                  "×": r"$\times$", NOT_SIGNIFICANT: r"$^\dagger$", "—": "---", "→": r"$\rightarrow$",
+                  "×": r"$\times$", NOT_SIGNIFICANT: r"$^\dagger$", DEVICE_WIDE: r"$^\ddagger$",
+                  "—": "---", "→": r"$\rightarrow$",
                   "−": "$-$", "≈": r"$\approx$", "±": r"$\pm$", "≥": r"$\geq$"}
 _LATEX_RE = re.compile("|".join(re.escape(k) for k in _LATEX_ESCAPES))
 
@@ -38,6 +47,7 @@ def to_latex(cmp: Comparison) -> str:
         out += [" & ".join(latex_escape(c) for c in row) + r" \\" for row in table_cells(t)]
         out += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
         out += [f"% {kind}: {text}" for kind, text in verdict_lines(t)]
+        out += [f"% note: {text}" for text in served_notes(t)]
     return "\n".join(out) + "\n"
 
 

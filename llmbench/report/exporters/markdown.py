@@ -8,6 +8,7 @@ from llmbench.report.merge import MergedRuns
 from llmbench.report.table import (
     SIGNIFICANCE_NOTE,
     failures,
+    served_notes,
     table_cells,
     table_headers,
     task_caption,
@@ -42,7 +43,8 @@ def to_markdown(cmp: Comparison) -> str:
                 lines.append(f"- {md_cell(text)}")
             else:
                 lines += ["", f"{_LABELS[kind]}: {md_cell(text)}."]
-        items = [f"- failed: {md_cell(f)}" for f in failures(t)] + [f"- note: {md_cell(n)}" for n in t.notes]
+        items = [f"- failed: {md_cell(f)}" for f in failures(t)]
+        items += [f"- note: {md_cell(n)}" for n in t.notes + served_notes(t)]
         lines += [""] + items if items else []
     lines += ["", SIGNIFICANCE_NOTE + "."]
     return "\n".join(lines).replace("\n\n\n", "\n\n") + "\n"
