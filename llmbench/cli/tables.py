@@ -98,9 +98,12 @@ def run_table(record: RunRecord) -> RunTable:
 
 
 def _table(record: RunRecord, max_width: int) -> Table:
-    setting = record.settings.get("setting", "latency")
-    batch = record.settings.get("batch_size", 1)
-    table = Table(title=f"llmbench run {record.run_id}  ({setting} setting, batch {batch})")
+    sizes = record.settings.get("batch_sizes")
+    if sizes:  # a sweep: each level is its own row (NAME@bN), batch 1 the latency setting
+        title = f"batch sizes {', '.join(map(str, sizes))}: rows NAME@bN"
+    else:
+        title = f"{record.settings.get('setting', 'latency')} setting, batch {record.settings.get('batch_size', 1)}"
+    table = Table(title=f"llmbench run {record.run_id}  ({title})")
     names = [_model_name(row) for row in record.rows] + [row.task.get("name", "?") for row in record.rows]
     served = any(_is_served(row) and row.status == "ok" for row in record.rows)
     columns = (*_NUMBERS[:3], _SERVED, *_NUMBERS[3:]) if served else _NUMBERS

@@ -117,7 +117,9 @@ def test_a_sweep_gives_one_row_per_level_named_as_load_levels_are(tmp_path, task
     assert BatchToy.calls == [1, 1, 1, 1, 1, 4, 1]  # five prompts one by one, then batches of 4 and 1
     assert [s["model"] for s in samples] == ["toy"] * 5 + ["toy@b4"] * 5
     assert [s.get("batch") for s in samples] == [None] * 5 + [0, 0, 0, 0, 1]
-    assert "differ" not in capsys.readouterr().err
+    out = capsys.readouterr()
+    assert "differ" not in out.err
+    assert "(batch sizes 1, 4: rows NAME@bN)" in " ".join(out.out.split())  # the table's title names the sweep
 
 
 def test_answers_that_differ_from_batch_1_are_recorded_and_noted(tmp_path, tasks_dir, capsys):
