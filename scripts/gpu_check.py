@@ -7,7 +7,10 @@ Cost depends on shapes, not weight values, so random weights give honest latency
 
 Knobs (environment): GPU_CHECK_PROMPTS (5), GPU_CHECK_NEW_TOKENS (64), GPU_CHECK_DIR (where the models
 are built; default a temporary folder), GPU_CHECK_MODELS (a comma-separated subset of the two),
-GPU_CHECK_JSON (write every figure there as JSON), GPU_CHECK_DRY_RUN=1 (tiny shapes on the CPU, perf_counter
+GPU_CHECK_JSON (write every figure there as JSON), GPU_CHECK_VARIANTS (the second phase's variants of each
+model, comma-separated from static-compile, bnb-4bit, bnb-8bit, torchao-int8, torchao-int4; default
+"static-compile,bnb-4bit"; empty: no second phase), GPU_CHECK_BATCH_SIZES (that phase's --batch-size levels,
+default "1,4,16"), GPU_CHECK_DRY_RUN=1 (tiny shapes on the CPU, perf_counter
 instead of CUDA events: checks the script itself on a machine without a GPU; its figures mean nothing).
 """
 
@@ -45,6 +48,11 @@ DRY_RUN = os.environ.get("GPU_CHECK_DRY_RUN") == "1"
 N_PROMPTS = int(os.environ.get("GPU_CHECK_PROMPTS", "5"))
 MAX_NEW = int(os.environ.get("GPU_CHECK_NEW_TOKENS", "64"))
 DEVICE = "cpu" if DRY_RUN else "cuda"
+VARIANT_OPTIONS = {"static-compile": "cache=static,compile=true", "bnb-4bit": "quant=bnb-4bit",
+                   "bnb-8bit": "quant=bnb-8bit", "torchao-int8": "quant=torchao-int8",
+                   "torchao-int4": "quant=torchao-int4"}
+VARIANTS = [v.strip() for v in os.environ.get("GPU_CHECK_VARIANTS", "static-compile,bnb-4bit").split(",") if v.strip()]
+BATCH_SIZES = os.environ.get("GPU_CHECK_BATCH_SIZES", "1,4,16")
 MODELS = [m.strip() for m in os.environ.get("GPU_CHECK_MODELS", ",".join(CONFIGS)).split(",") if m.strip()]
 
 
@@ -235,9 +243,59 @@ def main() -> int:
             "reference_before": before[name], "reference_after": after,
         }
     log(f"record: {out / record['run_id']}")
+    if VARIANTS:
+        figures["variants"] = variants_phase(paths, tasks_dir, out)
+        if figures["variants"] is None:
+            return 1
     if os.environ.get("GPU_CHECK_JSON"):
         Path(os.environ["GPU_CHECK_JSON"]).write_text(json.dumps(figures, indent=2))
     return 0
+
+
+def variants_phase(paths: dict[str, Path], tasks_dir: Path, out: Path) -> list[dict] | None:
+    """Phase 2: each model plain and as its GPU_CHECK_VARIANTS, at every GPU_CHECK_BATCH_SIZES level, in one
+    `llmbench run`: tok/s, TPOT, J/token, weights held and % of the bandwidth roofline per row."""
+    unknown = [v for v in VARIANTS if v not in VARIANT_OPTIONS]
+    if unknown:
+        log(f"gpu-check: unknown GPU_CHECK_VARIANTS: {', '.join(unknown)}; choose from {', '.join(VARIANT_OPTIONS)}")
+        return None
+    cmd = [sys.executable, "-m", "llmbench", "run", "--device", DEVICE, "-t", "gpu-check",
+           "--tasks-dir", str(tasks_dir), "--limit", str(N_PROMPTS), "--max-new-tokens", str(MAX_NEW),
+           "--out", str(out), "--name", "gpu-check-variants", "--no-chat-template", "--json",
+           "--batch-size", BATCH_SIZES]
+    for path in paths.values():  # rows are named DIR[variant] and DIR[variant]@bN by llmbench itself
+        cmd += ["-m", f"{path},dtype=bfloat16"]
+        cmd += [x for v in VARIANTS for x in ("-m", f"{path},dtype=bfloat16,{VARIANT_OPTIONS[v]}")]
+    t0 = time.perf_counter()
+    pythonpath = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=pythonpath))
+    log(f"variants: llmbench run took {time.perf_counter() - t0:.1f} s (exit {proc.returncode})")
+    if proc.returncode not in (0, 3) or not proc.stdout.strip():
+        log(proc.stderr[-3000:])
+        return None
+    record = json.loads(proc.stdout)
+    env = record["environment"]
+    log(f"peak bandwidth: {_fmt((env.get('memory_bandwidth_bytes_per_s') or 0) / 1e9 or None)} GB/s "
+        f"({env.get('memory_bandwidth_method') or env.get('memory_bandwidth_reason')})")
+    log(f"{'row':44} {'TPOT p50 ms':>12} {'tok/s':>8} {'e2e tok/s':>9} {'weights':>8} {'J/token':>8} "
+        f"{'% roofline':>10}")
+    rows = []
+    for row in record["rows"]:
+        name = row["model"]["name"]
+        if row["status"] != "ok":
+            log(f"{name:44} failed: {row['error']}")
+            rows.append({"name": name, "status": "failed", "error": row["error"]})
+            continue
+        lat, mem, en = row["latency"], row["memory"], row["energy"]
+        roof = (lat.get("roofline") or {}).get("percent_of_peak")
+        tpot = (lat.get("tpot_s") or {}).get("p50")
+        log(f"{name:44} {_fmt(tpot * 1e3 if tpot else None):>12} {_fmt(lat.get('tokens_per_s'), 1):>8} "
+            f"{_fmt(lat.get('e2e_tokens_per_s'), 1):>9} {_fmt(_gib(mem.get('weights_bytes')), unit='G'):>8} "
+            f"{_fmt(en.get('joules_per_token'), 3):>8} {_fmt(roof, 1, '%'):>10}")
+        rows.append({"name": name, "status": "ok", "model": row["model"], "latency": lat, "memory": mem,
+                     "energy": en})
+    log(f"record: {out / record['run_id']}")
+    return rows
 
 
 if __name__ == "__main__":

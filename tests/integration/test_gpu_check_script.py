@@ -18,8 +18,10 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_gpu_check_dry_run_reports_both_meters_for_both_models(tmp_path):
     out = tmp_path / "figures.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("GPU_CHECK_")}
+    # phase 2 with one variant that runs on the CPU and two batch levels: the path a GPU session takes
     env.update(GPU_CHECK_DRY_RUN="1", GPU_CHECK_PROMPTS="2", GPU_CHECK_NEW_TOKENS="4",
-               GPU_CHECK_JSON=str(out), TMPDIR=str(tmp_path))
+               GPU_CHECK_JSON=str(out), TMPDIR=str(tmp_path), GPU_CHECK_VARIANTS="bnb-8bit",
+               GPU_CHECK_BATCH_SIZES="1,2")
     proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "gpu_check.py")], capture_output=True,
                           text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
@@ -39,6 +41,14 @@ def test_gpu_check_dry_run_reports_both_meters_for_both_models(tmp_path):
         assert fig["llmbench"]["energy"]["available"] is False and fig["llmbench"]["energy"]["reason"]
     assert f"{'mistral-7b-random':20} llmbench" in proc.stdout
     assert "perf-ctr before" in proc.stdout and "perf-ctr after" in proc.stdout
+    # phase 2: every model plain and quantized, at batch 1 and 2, each a row with its roofline entry
+    variants = {v["name"]: v for v in figures["variants"]}
+    assert set(variants) == {f"{m}{v}{b}" for m in ("mistral-7b-random", "gemma-2b-random")
+                             for v in ("", "[bnb-8bit]") for b in ("", "@b2")}, sorted(variants)
+    for name, v in variants.items():
+        assert v["status"] == "ok", (name, v.get("error"))
+        assert "roofline" in v["latency"]
+    assert variants["gemma-2b-random[bnb-8bit]"]["model"]["quantization"]["method"] == "bnb-8bit"
 
 
 def test_gpu_check_rejects_unknown_models():
