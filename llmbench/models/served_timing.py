@@ -71,7 +71,7 @@ def to_generation(result: RequestResult, prompt: str, stop: Sequence[str],
         extra["reasoning_tokens"] = result.reasoning_tokens
     text = cut(result.text, stop)
     return Generation(prompt, text, n or 0, ttft, e2e, last_token_s=last, extra=extra,
-                      error=result.error)
+                      error=result.error, first_token_s=ttft)
 
 
 def itl_values(gens: Sequence[Generation]) -> tuple[list[float], list[int]]:
@@ -85,8 +85,15 @@ def itl_values(gens: Sequence[Generation]) -> tuple[list[float], list[int]]:
     return values, groups
 
 
+def tpot_assessable(g: Generation) -> bool:
+    """Whether a TPOT bound can be judged on this answer: False for an answer of several tokens that came in
+    one token-carrying chunk (its TPOT is undefined: no gap between its tokens was seen)."""
+    return not (g.tpot_s is None and g.new_tokens >= 2)
+
+
 def meets_slo(g: Generation, slo: dict) -> bool:
-    """Whether one answer met every SLO given (``ttft_s``, ``tpot_s``, ``e2e_s`` upper bounds)."""
+    """Whether one answer met every SLO given (``ttft_s``, ``tpot_s``, ``e2e_s`` upper bounds); an answer a
+    tpot bound cannot judge (``tpot_assessable``) is left out of goodput by ``level_latency``."""
     for key, bound in slo.items():
         value = {"ttft_s": g.ttft_s, "tpot_s": g.tpot_s, "e2e_s": g.e2e_s}[key]
         if key == "tpot_s" and value is None and g.new_tokens == 1:
@@ -132,12 +139,16 @@ def level_latency(gens: Sequence[Generation], run: LevelRun, seed: int, slo: dic
     if run.queued_s:
         latency["queued_s"] = Summary.from_values(run.queued_s, seed).to_dict()
     if slo:
-        good = [g for g in ok if meets_slo(g, slo)]
+        # a tpot bound cannot judge an answer that came in one token-carrying chunk: neither met nor missed
+        unjudged = [g for g in ok if "tpot_s" in slo and not tpot_assessable(g)]
+        good = [g for g in ok if meets_slo(g, slo) and ("tpot_s" not in slo or tpot_assessable(g))]
+        judged = len(gens) - len(unjudged)
         latency["goodput"] = {
             "slo": dict(slo),
             "met": len(good),
             "of": len(gens),  # a failed request missed its SLO
-            "fraction": len(good) / len(gens) if gens else None,
+            "not_assessable": len(unjudged),  # left out of the fraction
+            "fraction": len(good) / judged if judged else None,
             "requests_per_s": len(good) / duration if duration > 0 else None,
         }
     return latency

@@ -62,7 +62,7 @@ def test_the_usage_only_last_chunk_does_not_move_the_end_time():
     assert result.ok and result.usage["completion_tokens"] == 2 and g.new_tokens == 2
     assert g.extra["stream_end_s"] - g.e2e_s >= 0.25  # e2e ends at the last token, the stream 0.3 s later
     assert g.e2e_s == g.last_token_s == g.ttft_s  # one content chunk: first and last token arrive together
-    assert g.tpot_s == 0.0
+    assert g.tpot_s is None  # undefined, not 0: no gap between its two tokens was seen
 
 
 def test_keep_alive_comments_and_json_split_across_reads():
@@ -170,4 +170,40 @@ def test_events_are_stamped_at_the_read_that_brought_them_not_after_the_clients_
         result, g = _one(stub)
     assert result.ok and len(result.content_times) == 2
     assert result.content_times[0] == result.content_times[1]  # one read, one time
-    assert g.tpot_s == 0.0
+    assert g.tpot_s is None  # two events from one read: one chunk time, TPOT undefined
+
+
+def _gen(ttft, last, n, first=None, error=None):
+    from llmbench.models.base import Generation
+
+    return Generation("p", "t", n, ttft, last, last_token_s=last, error=error,
+                      first_token_s=ttft if first is None else first)
+
+
+def _level(gens, duration=1.0):
+    from llmbench.models.openai_load import LevelRun
+
+    return LevelRun([], 0.0, duration, 1, LoadLevel(1))
+
+
+def test_a_single_chunk_answer_has_no_tpot_and_adds_nothing_to_decode_throughput():
+    from llmbench.models.served_timing import level_latency
+
+    single = _gen(0.1, 0.1, 8)  # 8 tokens in one chunk
+    normal = _gen(0.1, 0.5, 5)  # 4 tokens after the first in 0.4 s
+    for g in (single, normal):
+        g.extra.update(new_tokens=g.new_tokens, chunks=2)
+    assert single.tpot_s is None
+    latency = level_latency([single, normal], _level(2), 0, {"tpot_s": 1.0})
+    assert latency["tokens_per_s"] == pytest.approx(4 / 0.4)  # not (7 + 4) / 0.4
+    goodput = latency["goodput"]
+    assert goodput["met"] == 1 and goodput["not_assessable"] == 1 and goodput["fraction"] == 1.0
+
+
+def test_in_process_decode_throughput_is_unchanged():
+    from llmbench.meters.timing import latency_summary
+    from llmbench.models.base import Generation
+
+    gens = [Generation("p", "t", 1, 0.1, 0.2), Generation("p", "t", 5, 0.1, 0.5)]
+    out = latency_summary(gens, 1, 0, "m")
+    assert out["tokens_per_s"] == pytest.approx(4 / (0.1 + 0.4))
