@@ -150,5 +150,10 @@ def level_latency(gens: Sequence[Generation], run: LevelRun, seed: int, slo: dic
             "not_assessable": len(unjudged),  # left out of the fraction
             "fraction": len(good) / judged if judged else None,
             "requests_per_s": len(good) / duration if duration > 0 else None,
+            "reason": None,
         }
+        if "tpot_s" in slo and not tokens_known:
+            latency["goodput"].update(met=None, fraction=None, requests_per_s=None, not_assessable=None,
+                                      reason="a tpot bound needs token counts: the server sent no usage and no "
+                                             "tokenizer= was given")
     return latency

@@ -207,3 +207,14 @@ def test_in_process_decode_throughput_is_unchanged():
     gens = [Generation("p", "t", 1, 0.1, 0.2), Generation("p", "t", 5, 0.1, 0.5)]
     out = latency_summary(gens, 1, 0, "m")
     assert out["tokens_per_s"] == pytest.approx(4 / (0.1 + 0.4))
+
+
+def test_goodput_with_a_tpot_bound_and_unknown_token_counts_is_not_measured_rather_than_zero():
+    from llmbench.models.served_timing import level_latency
+
+    g = _gen(0.1, 0.5, 0)
+    g.extra.update(new_tokens=None, chunks=3)
+    goodput = level_latency([g], _level(1), 0, {"tpot_s": 1.0})["goodput"]
+    assert goodput["met"] is None and goodput["fraction"] is None and goodput["requests_per_s"] is None
+    assert "usage" in goodput["reason"]
+    assert level_latency([g], _level(1), 0, {"e2e_s": 1.0})["goodput"]["met"] == 1  # no tpot bound: judged
