@@ -121,8 +121,9 @@ def level_latency(gens: Sequence[Generation], run: LevelRun, seed: int, slo: dic
     latency["tokens_per_chunk"] = total_tokens / chunks if chunks and tokens_known else None
     latency["requests"] = {"sent": len(gens), "ok": len(ok), "failed": len(gens) - len(ok)}
     latency["duration_s"] = duration
-    latency["requests_per_s"] = len(ok) / duration if duration > 0 else None
-    latency["output_tokens_per_s"] = total_tokens / duration if duration > 0 and tokens_known else None
+    # a level with no answered request measured no throughput (null, not 0)
+    latency["requests_per_s"] = len(ok) / duration if duration > 0 and ok else None
+    latency["output_tokens_per_s"] = total_tokens / duration if duration > 0 and tokens_known and ok else None
     latency["max_in_flight"] = run.max_in_flight
     sources = sorted({g.extra.get("token_source") or "unknown" for g in ok})
     latency["token_source"] = sources[0] if len(sources) == 1 else "mixed: " + ", ".join(sources)

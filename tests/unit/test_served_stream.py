@@ -218,3 +218,12 @@ def test_goodput_with_a_tpot_bound_and_unknown_token_counts_is_not_measured_rath
     assert goodput["met"] is None and goodput["fraction"] is None and goodput["requests_per_s"] is None
     assert "usage" in goodput["reason"]
     assert level_latency([g], _level(1), 0, {"e2e_s": 1.0})["goodput"]["met"] == 1  # no tpot bound: judged
+
+
+def test_a_fully_failed_level_has_no_throughput_rather_than_zero():
+    from llmbench.models.served_timing import level_latency
+
+    g = _gen(None, 0.5, 0, error="HTTP 500")
+    g.extra.update(new_tokens=None)
+    latency = level_latency([g], _level(1), 0, None)
+    assert latency["requests_per_s"] is None and latency["output_tokens_per_s"] is None
