@@ -109,7 +109,7 @@ def test_a_request_over_its_timeout_is_recorded_as_timed_out():
 
 
 def test_no_usage_and_no_tokenizer_leaves_tokens_unknown_never_counted_from_chunks():
-    with StubServer(answer=lambda body: Stream(pieces=["a", "b"], usage=False, done=False)) as stub:
+    with StubServer(answer=lambda body: Stream(pieces=["a", "b"], usage=False)) as stub:
         result, g = _one(stub)
     assert result.ok and g.extra["new_tokens"] is None and g.extra["token_source"] is None and g.tpot_s is None
 
@@ -157,7 +157,7 @@ def test_events_are_stamped_at_the_read_that_brought_them_not_after_the_clients_
 
     both = (b'data: {"id":"x","choices":[{"index":0,"delta":{"content":"a"}}]}\n\n'
             b'data: {"id":"x","choices":[{"index":0,"delta":{"content":"b"}}]}\n\n')
-    raw = [both, b'data: {"id":"x","choices":[],"usage":{"completion_tokens":2}}\n\n']
+    raw = [both, b'data: {"id":"x","choices":[],"usage":{"completion_tokens":2}}\n\n', b"data: [DONE]\n\n"]
     handle = openai_stream.handle_event
 
     def slow(result, data, now):
@@ -227,3 +227,72 @@ def test_a_fully_failed_level_has_no_throughput_rather_than_zero():
     g.extra.update(new_tokens=None)
     latency = level_latency([g], _level(1), 0, None)
     assert latency["requests_per_s"] is None and latency["output_tokens_per_s"] is None
+
+
+def test_a_stream_that_ends_without_done_is_a_failed_request_keeping_its_text():
+    with StubServer(answer=lambda body: Stream(pieces=["a", "b"], done=False)) as stub:
+        result, g = _one(stub)
+    assert result.error == "stream ended before [DONE]" and not result.ok
+    assert result.text == "ab" and g.text == "ab" and g.extra["status"] == "error"
+
+
+def test_a_malformed_delta_fails_that_request_only():
+    raw = [b'data: {"id":"x","choices":[{"index":0,"delta":"x"}]}\n\n', b"data: [DONE]\n\n"]
+    with StubServer(answer=lambda body: Stream(raw=raw)) as stub:
+        result, _ = _one(stub)
+    assert not result.ok and result.error.startswith("unexpected stream chunk (delta is a str")
+
+
+def test_a_stream_error_is_recorded_on_the_request_not_raised(monkeypatch):
+    import httpx
+
+    from llmbench.models import openai_stream
+
+    def broken(result, data, now):
+        raise httpx.StreamConsumed()
+
+    monkeypatch.setattr(openai_stream, "handle_event", broken)
+    with StubServer(answer=lambda body: Stream(pieces=["a"])) as stub:
+        result, _ = _one(stub)
+    assert result.error.startswith("client error: StreamConsumed: ")
+
+
+def test_a_request_task_that_raises_never_leaks_and_its_siblings_are_kept(monkeypatch):
+    import httpx
+
+    from llmbench.models import openai_load
+
+    real = openai_load.stream_request
+
+    async def flaky(client, url, body, result):
+        if result.index == 0:
+            raise RuntimeError("boom")
+        await real(client, url, body, result)
+
+    monkeypatch.setattr(openai_load, "stream_request", flaky)
+    with StubServer() as stub:
+        body = build_payload("completions", "stub-model", "hi", 8, (), 0)
+        reqs = [(stub.url, endpoint(stub.url, "completions"), body)] * 3
+
+        async def go():
+            async with httpx.AsyncClient(timeout=30) as client:
+                run = await openai_load.run_level(client, reqs, LoadLevel(3), 0, 30.0)
+                return run, [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+
+        run, left = asyncio.run(go())
+    assert run.results[0].error == "client error: RuntimeError: boom"
+    assert [r.ok for r in run.results[1:]] == [True, True] and not left
+
+
+def test_a_chunk_with_reasoning_and_content_is_one_token_chunk():
+    r = RequestResult(index=0, replica="u")
+    handle_event(r, '{"choices":[{"delta":{"reasoning_content":"hm","content":"a"}}]}', 1.0)
+    handle_event(r, '{"choices":[{"delta":{"content":"b"}}]}', 2.0)
+    assert r.token_times == [1.0, 2.0]
+
+
+def test_an_error_field_of_null_is_a_normal_chunk():
+    r = RequestResult(index=0, replica="u")
+    assert handle_event(r, '{"error":null,"choices":[{"delta":{"content":"a"}}]}', 1.0)
+    assert r.ok and r.text == "a"
+    assert not handle_event(r, '{"object":"error","message":"bad"}', 2.0) and r.error == "server error in stream: bad"
