@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 from llmbench.config import LoadLevel
-from llmbench.models.openai_stream import RequestResult, stream_request
+from llmbench.models.openai_stream import RequestResult, redact_key, stream_request
 
 
 def poisson_offsets(n: int, rate: float, seed: int) -> list[float]:
@@ -85,7 +85,8 @@ async def run_level(client, requests: Sequence[tuple[str, str, dict]], level: Lo
                 results[i].error = f"timed out after {request_timeout_s:g} s (--request-timeout)"
                 results[i].closed_at = time.perf_counter()
             except Exception as exc:  # noqa: BLE001 - nothing escapes one request: its siblings go on
-                results[i].error = f"client error: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+                message = redact_key(" ".join(str(exc).split())[:300], client)
+                results[i].error = f"client error: {type(exc).__name__}: {message}"
                 results[i].closed_at = time.perf_counter()
         if on_done is not None:
             try:

@@ -268,3 +268,12 @@ async def stream_request(client, url: str, body: dict, result: RequestResult) ->
         result.error = f"client error: {type(exc).__name__}: {' '.join(str(exc).split())[:ERROR_BODY_CHARS]}"
     finally:
         result.closed_at = time.perf_counter()
+        if result.error:  # a gateway may echo the request's headers in its error text
+            result.error = redact_key(result.error, client)
+
+
+def redact_key(text: str, client) -> str:
+    """``text`` with the client's API key (its ``Authorization: Bearer`` header) replaced by ``***``."""
+    auth = getattr(client, "headers", {}).get("authorization") or ""
+    key = auth[7:] if auth.startswith("Bearer ") else ""
+    return text.replace(key, "***") if key else text
