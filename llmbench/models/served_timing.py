@@ -3,11 +3,12 @@ chunk gaps), and one load level's generations -> the row's latency section (perc
 request and output-token throughput over the level's window, goodput against SLOs).
 
 Definitions (docs/served.md, "Timing"), all from the client's ``perf_counter`` clock:
-- TTFT = sent -> the first chunk carrying a generated token (answer text or reasoning); the first answer
-  text alone is ``first_content_s``, so a reasoning model's thinking time can be told apart;
-- TPOT = (last token chunk - first token chunk) / (completion_tokens - 1), ``completion_tokens`` from the
-  server's ``usage`` (else from the given tokenizer): one chunk may carry several tokens, so chunk gaps are
-  not token gaps;
+- TTFT = sent -> the first chunk carrying answer text (content); a reasoning model's first reasoning chunk
+  is kept apart as ``ttft_reasoning_s``;
+- TPOT = (last token chunk - first token chunk) / (completion_tokens - 1), token chunks being answer or
+  reasoning chunks since ``completion_tokens`` (the server's ``usage``, else the given tokenizer) counts
+  reasoning tokens too; one chunk may carry several tokens, so chunk gaps are not token gaps; undefined
+  (None) when the first and last token chunk are the same chunk;
 - ITL = the gaps between successive token chunks, a distribution per chunk, reported apart from TPOT;
 - e2e = sent -> the last token chunk; the usage-only chunk after it does not move the end
   (``stream_end_s`` is when the response body ended).
@@ -32,7 +33,8 @@ def to_generation(result: RequestResult, prompt: str, stop: Sequence[str],
     """The Generation of one request, with the facts a samples.jsonl line keeps in ``extra``."""
     sent = result.sent_at
     times = result.token_times
-    ttft = times[0] - sent if times else None
+    first = times[0] - sent if times else None  # first token chunk of any kind
+    ttft = result.content_times[0] - sent if result.content_times else None
     last = times[-1] - sent if times else None
     end = result.closed_at if result.closed_at is not None else sent
     e2e = last if last is not None else end - sent
@@ -59,7 +61,8 @@ def to_generation(result: RequestResult, prompt: str, stop: Sequence[str],
         "token_mismatch": None if server_n is None or client_n is None else server_n != client_n,
         "chunks": len(times),
         "chunk_times_s": [round(t - sent, _ROUND) for t in times],  # token chunks' arrivals after sending
-        "first_content_s": result.content_times[0] - sent if result.content_times else None,
+        "first_content_s": ttft,  # = ttft_s
+        "ttft_reasoning_s": result.reasoning_times[0] - sent if result.reasoning_times else None,
         "stream_end_s": end - sent,
         "started_s": sent - level_start,  # when it was sent, from the level's start
     }
@@ -71,7 +74,7 @@ def to_generation(result: RequestResult, prompt: str, stop: Sequence[str],
         extra["reasoning_tokens"] = result.reasoning_tokens
     text = cut(result.text, stop)
     return Generation(prompt, text, n or 0, ttft, e2e, last_token_s=last, extra=extra,
-                      error=result.error, first_token_s=ttft)
+                      error=result.error, first_token_s=first)
 
 
 def itl_values(gens: Sequence[Generation]) -> tuple[list[float], list[int]]:
@@ -116,6 +119,8 @@ def level_latency(gens: Sequence[Generation], run: LevelRun, seed: int, slo: dic
     values, groups = itl_values(ok)
     latency["itl_s"] = Summary.from_values(values, seed, groups).to_dict()
     latency["first_content_s"] = Summary.from_values([g.extra.get("first_content_s") for g in ok], seed).to_dict()
+    latency["ttft_reasoning_s"] = Summary.from_values([g.extra.get("ttft_reasoning_s") for g in ok],
+                                                      seed).to_dict()
     chunks = sum(g.extra.get("chunks") or 0 for g in ok)
     total_tokens = sum(g.new_tokens for g in ok)
     latency["tokens_per_chunk"] = total_tokens / chunks if chunks and tokens_known else None

@@ -78,7 +78,9 @@ def test_reasoning_is_timed_and_kept_apart_from_the_answer():
         result, g = _one(stub)
     assert g.text == "42" and g.extra["reasoning"] == "thinking" and g.extra["reasoning_chunks"] == 2
     assert g.new_tokens == 3  # usage counts the reasoning tokens too
-    assert g.extra["first_content_s"] > g.ttft_s  # TTFT is the first token of any kind
+    assert g.ttft_s == g.extra["first_content_s"] > g.extra["ttft_reasoning_s"] > 0  # TTFT: first answer text
+    span = g.last_token_s - g.extra["ttft_reasoning_s"]  # TPOT spans reasoning too: usage counts it
+    assert g.tpot_s == pytest.approx(span / 2)
 
 
 def test_http_errors_are_recorded_with_their_status():
