@@ -75,8 +75,9 @@ def run_level(ctx, task, examples, level: LoadLevel) -> tuple[ResultRow, list[di
     try:
         warm_up(ctx, prompts, params)
         meter = served_meter(loaded.handle.replicas, load.gpu_telemetry)
-        with meter.measure(task.name):
-            generations, run = backend.run_level(loaded, prompts, params, on_done=lambda result: progress.advance(1))
+        # the meter's window is the request loop alone (not the results' conversion, nor client-side tokenizing)
+        generations, run = backend.run_level(loaded, prompts, params, on_done=lambda result: progress.advance(1),
+                                             window=meter.measure(task.name))
     except KeyboardInterrupt:
         raise
     except BaseException as exc:

@@ -266,8 +266,12 @@ class OpenAIBackend:
 
     # --- generate ------------------------------------------------------------------------------------
     def run_level(self, model: LoadedModel, prompts: Sequence[str], params: GenerateParams,
-                  on_done: Callable[[Any], None] | None = None):
-        """Every prompt once at the level ``params`` names -> (Generations in prompt order, LevelRun)."""
+                  on_done: Callable[[Any], None] | None = None, window: Any = None):
+        """Every prompt once at the level ``params`` names -> (Generations in prompt order, LevelRun).
+        ``window`` (a meter's ``measure()`` context) encloses the request loop only: converting the results and
+        client-side token counting happen after it closed."""
+        from contextlib import nullcontext
+
         from llmbench.models.hf import cut_at_stop
         from llmbench.models.openai_load import run_level
         from llmbench.models.openai_stream import build_payload, endpoint
@@ -282,8 +286,9 @@ class OpenAIBackend:
             body = build_payload(api, h.model, content, params.max_new_tokens, tuple(params.stop), params.seed)
             requests.append((replica, endpoint(replica, api), body))
         level = LoadLevel(params.concurrency, params.rate)
-        run = h.loop.run_until_complete(
-            run_level(h.client, requests, level, params.seed, h.request_timeout_s, on_done))
+        with window if window is not None else nullcontext():
+            run = h.loop.run_until_complete(
+                run_level(h.client, requests, level, params.seed, h.request_timeout_s, on_done))
         gens = [to_generation(r, p, params.stop, h.count, run.started_at, cut_at_stop)
                 for r, p in zip(run.results, prompts)]
         return gens, run

@@ -59,6 +59,11 @@ class LocalGpus(WindowMeter):
         return {"t0": t0, "error": None, "energy": energy, "used": used}
 
     def _stop(self, state: dict) -> dict:
+        out = self._stop_window(state)
+        out["duration_s"] = out["energy"]["duration_s"]  # the window's length (the row's latency.window_s)
+        return out
+
+    def _stop_window(self, state: dict) -> dict:
         duration = time.perf_counter() - state["t0"]
         if state["error"]:
             return {"energy": unavailable_energy(state["error"], duration), "memory": _no_memory(state["error"])}

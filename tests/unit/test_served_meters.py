@@ -103,6 +103,41 @@ def test_a_local_server_is_measured_device_wide_on_every_gpu():
     assert energy["available"] and energy["joules"] == pytest.approx(6.0) and energy["method"] == "nvml-energy-counter"
     assert "device-wide" in energy["scope"] and "other processes included" in energy["scope"]
     assert memory["server_used_bytes"] == 2 * 5 * 1024**3 and memory["gpus"] == 2
+    assert meter.result()["duration_s"] == energy["duration_s"] > 0  # the row's latency.window_s
+
+
+def test_the_meter_window_is_the_request_loop_only_not_the_tokenizing_after_it():
+    import contextlib
+    from types import SimpleNamespace
+
+    from openai_stub import StubServer
+
+    from llmbench.config import LoadConfig
+    from llmbench.models.base import GenerateParams
+    from llmbench.models.openai_http import OpenAIBackend, _Handle
+
+    events = []
+
+    @contextlib.contextmanager
+    def window():
+        events.append("open")
+        yield
+        events.append("closed")
+
+    def count(text):
+        events.append("count")
+        return len(text)
+
+    with StubServer() as stub:
+        handle = _Handle([stub.url], "stub-model", {}, count, None, LoadConfig())
+        spec = SimpleNamespace(option=lambda key, default=None: "completions" if key == "api" else default)
+        model = SimpleNamespace(spec=spec, handle=handle, use_chat_template=False)
+        try:
+            gens, _ = OpenAIBackend().run_level(model, ["a", "b"], GenerateParams(8), window=window())
+        finally:
+            handle.close()
+    assert all(g.error is None for g in gens)
+    assert events == ["open", "closed", "count", "count"]
 
 
 def test_a_remote_server_without_telemetry_has_no_energy_and_says_why():
