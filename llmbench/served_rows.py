@@ -71,6 +71,11 @@ def run_level(ctx, task, examples, level: LoadLevel) -> tuple[ResultRow, list[di
         progress.note(f"{loaded.name}: served, one request per prompt and one row per --concurrency/--rate level; "
                       f"--batch-size {what} to in-process models (the server batches concurrent requests itself: "
                       "use --concurrency)")
+    from llmbench.models.openai_stream import stop_note
+
+    note = stop_note(f"{name} / {task.name}", task.stop)
+    if note:
+        progress.note(note)
     progress.task_started(name, task.name, len(prompts))
     try:
         warm_up(ctx, prompts, params)

@@ -133,12 +133,24 @@ def build_payload(api: str, model: str, prompt: str | list[dict], max_tokens: in
     body: dict[str, Any] = {"model": model, "stream": True, "stream_options": {"include_usage": True},
                             "max_tokens": max_tokens, "temperature": 0, "seed": seed}
     if stop:
-        body["stop"] = list(stop)[:4]  # OpenAI's API takes at most four stop sequences
+        body["stop"] = list(stop)[:MAX_STOPS]  # the rest: stop_note tells the user
     if api == "chat":
         body["messages"] = prompt
     else:
         body["prompt"] = prompt
     return body
+
+
+MAX_STOPS = 4  # OpenAI's API takes at most four stop sequences
+
+
+def stop_note(what: str, stop) -> str | None:
+    """The note to print when a task has more stop sequences than the API takes, else None."""
+    stop = list(stop)
+    if len(stop) <= MAX_STOPS:
+        return None
+    return (f"{what}: the task has {len(stop)} stop sequences, the API takes {MAX_STOPS}: the server is sent the "
+            f"first {MAX_STOPS}; the answers are still cut at all of them here")
 
 
 def endpoint(base_url: str, api: str) -> str:

@@ -298,3 +298,11 @@ def test_an_error_field_of_null_is_a_normal_chunk():
     assert handle_event(r, '{"error":null,"choices":[{"delta":{"content":"a"}}]}', 1.0)
     assert r.ok and r.text == "a"
     assert not handle_event(r, '{"object":"error","message":"bad"}', 2.0) and r.error == "server error in stream: bad"
+
+
+def test_more_than_four_stops_are_cut_with_a_note():
+    from llmbench.models.openai_stream import stop_note
+
+    stops = ("a", "b", "c", "d", "e")
+    assert build_payload("completions", "m", "p", 4, stops, 0)["stop"] == ["a", "b", "c", "d"]
+    assert "5 stop sequences" in stop_note("m / t", stops) and stop_note("m / t", stops[:4]) is None
