@@ -79,7 +79,7 @@ def run_level(ctx, task, examples, level: LoadLevel) -> tuple[ResultRow, list[di
     progress.task_started(name, task.name, len(prompts))
     try:
         warm_up(ctx, prompts, params)
-        meter = served_meter(loaded.handle.replicas, load.gpu_telemetry)
+        meter = served_meter(loaded.handle.replicas, load.gpu_telemetry, timeout_s=load.connect_timeout_s)
         # the meter's window is the request loop alone (not the results' conversion, nor client-side tokenizing)
         generations, run = backend.run_level(loaded, prompts, params, on_done=lambda result: progress.advance(1),
                                              window=meter.measure(task.name))

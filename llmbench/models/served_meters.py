@@ -119,10 +119,12 @@ def _no_memory(reason: str) -> dict:
     return {"method": None, "server_used_bytes": None, "reason": reason}
 
 
-def served_meter(urls: list[str], telemetry: tuple[str, ...], nvml: Any = None) -> WindowMeter:
-    """The meter for a served model whose replicas are ``urls`` (see the module docstring)."""
+def served_meter(urls: list[str], telemetry: tuple[str, ...], nvml: Any = None,
+                 timeout_s: float = 10.0) -> WindowMeter:
+    """The meter for a served model whose replicas are ``urls`` (see the module docstring); ``timeout_s``
+    (--connect-timeout) bounds each telemetry read."""
     if telemetry:
-        return DcgmTelemetry(telemetry)
+        return DcgmTelemetry(telemetry, timeout_s=timeout_s)
     remote = [u for u in urls if not is_local(u)]
     if remote:
         return NoSensor(f"the server ({remote[0]}) is not on this machine: give --gpu-telemetry URL of its "
