@@ -9,7 +9,8 @@ included, not only the server being measured.
 The exporter refreshes its values every collect interval (``dcgm-exporter -c``, 30 s by default), so a
 window shorter than two intervals is ``short_window`` (coarse, with a warning); a counter that did not move
 at all over the window gives ``available: false`` (a stale reading, not 0 J), and so does a GPU missing at
-one edge or a counter standing still beside moving ones (a partial sum is not the total). The Prometheus text is parsed by ``prometheus_client``.
+one edge or a counter standing still beside moving ones (a partial sum is not the total).
+The Prometheus text is parsed by ``prometheus_client``.
 """
 
 from __future__ import annotations

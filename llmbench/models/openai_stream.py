@@ -268,7 +268,9 @@ async def stream_request(client, url: str, body: dict, result: RequestResult) ->
                         continue
                     if not handle_event(result, event.data, now):
                         break
-            if result.error is None and not result.done:  # the body ended (or the server hung up) early
+            # the body ended early: no [DONE] and no finish_reason (transformers serve ends a complete stream
+            # after its finish_reason chunk without [DONE]: that one is complete)
+            if result.error is None and not result.done and result.finish_reason is None:
                 result.error = "stream ended before [DONE]"
     except SSEError as exc:  # 200 but not an event stream (a proxy's HTML page, a non-streaming server)
         result.error = f"not an event stream: {exc}"

@@ -232,7 +232,9 @@ def test_a_fully_failed_level_has_no_throughput_rather_than_zero():
 
 
 def test_a_stream_that_ends_without_done_is_a_failed_request_keeping_its_text():
-    with StubServer(answer=lambda body: Stream(pieces=["a", "b"], done=False)) as stub:
+    raw = [b'data: {"id":"x","choices":[{"index":0,"delta":{"content":"a"}}]}\n\n',
+           b'data: {"id":"x","choices":[{"index":0,"delta":{"content":"b"}}]}\n\n']
+    with StubServer(answer=lambda body: Stream(raw=raw)) as stub:  # cut: no finish_reason, no [DONE]
         result, g = _one(stub)
     assert result.error == "stream ended before [DONE]" and not result.ok
     assert result.text == "ab" and g.text == "ab" and g.extra["status"] == "error"
@@ -307,3 +309,9 @@ def test_more_than_four_stops_are_cut_with_a_note():
     stops = ("a", "b", "c", "d", "e")
     assert build_payload("completions", "m", "p", 4, stops, 0)["stop"] == ["a", "b", "c", "d"]
     assert "5 stop sequences" in stop_note("m / t", stops) and stop_note("m / t", stops[:4]) is None
+
+
+def test_a_stream_with_a_finish_reason_but_no_done_is_complete():  # transformers serve sends no [DONE]
+    with StubServer(answer=lambda body: Stream(pieces=["a", "b"], done=False)) as stub:
+        result, _ = _one(stub)
+    assert result.ok and result.finish_reason == "stop"
