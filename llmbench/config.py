@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
 
 from llmbench.errors import UserError
 
@@ -243,6 +244,24 @@ def parse_slo(text: str | None) -> tuple[tuple[str, float], ...]:
     return tuple(out.items())
 
 
+# query parameters refused in a URL as credentials (plus any name ending _key, _token, _secret)
+CREDENTIAL_PARAMS = frozenset({"key", "api_key", "apikey", "token", "access_token", "auth", "password", "pass",
+                               "secret", "signature", "sig", "x_api_key", "bearer"})
+
+
+def url_credentials(url: str) -> str | None:
+    """What in ``url`` looks like a credential (``user:pass@``, ``?key=``, ``?api_key=``, ``?token=``...), or
+    None: records keep URLs, so none may carry a secret."""
+    parts = urlsplit(url)
+    if parts.username or parts.password:
+        return "user:password@"
+    for name, _ in parse_qsl(parts.query, keep_blank_values=True):
+        low = name.lower().replace("-", "_")
+        if low in CREDENTIAL_PARAMS or low.endswith(("_key", "_token", "_secret")):
+            return f"?{name}="
+    return None
+
+
 @dataclass(frozen=True)
 class LoadConfig:
     """How served models are driven: load levels, SLOs, telemetry, timeouts (in-process models run one
@@ -263,6 +282,9 @@ class LoadConfig:
         for url in self.gpu_telemetry:
             if not url.startswith(("http://", "https://")):
                 raise UserError(f"--gpu-telemetry {url!r}: give the exporter's URL, e.g. http://node1:9400/metrics")
+            found = url_credentials(url)
+            if found:
+                raise UserError(f"--gpu-telemetry: put no credentials in the URL ({found}; records keep it)")
 
     def levels(self) -> list[LoadLevel]:
         """Every (concurrency, rate) pair asked for; the latency setting when neither was given."""

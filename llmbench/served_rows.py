@@ -71,12 +71,18 @@ def run_level(ctx, task, examples, level: LoadLevel) -> tuple[ResultRow, list[di
         progress.note(f"{loaded.name}: served, one request per prompt and one row per --concurrency/--rate level; "
                       f"--batch-size {what} to in-process models (the server batches concurrent requests itself: "
                       "use --concurrency)")
+    from llmbench.models.openai_stream import stop_note
+
+    note = stop_note(f"{name} / {task.name}", task.stop)
+    if note:
+        progress.note(note)
     progress.task_started(name, task.name, len(prompts))
     try:
         warm_up(ctx, prompts, params)
-        meter = served_meter(loaded.handle.replicas, load.gpu_telemetry)
-        with meter.measure(task.name):
-            generations, run = backend.run_level(loaded, prompts, params, on_done=lambda result: progress.advance(1))
+        meter = served_meter(loaded.handle.replicas, load.gpu_telemetry, timeout_s=load.connect_timeout_s)
+        # the meter's window is the request loop alone (not the results' conversion, nor client-side tokenizing)
+        generations, run = backend.run_level(loaded, prompts, params, on_done=lambda result: progress.advance(1),
+                                             window=meter.measure(task.name))
     except KeyboardInterrupt:
         raise
     except BaseException as exc:

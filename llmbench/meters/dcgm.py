@@ -7,8 +7,10 @@ of framebuffer in use) summed over the GPUs. Both are device-wide: every process
 included, not only the server being measured.
 
 The exporter refreshes its values every collect interval (``dcgm-exporter -c``, 30 s by default), so a
-window shorter than a few intervals is coarse; a counter that did not move at all over the window gives
-``available: false`` (a stale reading, not 0 J). The Prometheus text is parsed by ``prometheus_client``.
+window shorter than two intervals is ``short_window`` (coarse, with a warning); a counter that did not move
+at all over the window gives ``available: false`` (a stale reading, not 0 J), and so does a GPU missing at
+one edge or a counter standing still beside moving ones (a partial sum is not the total).
+The Prometheus text is parsed by ``prometheus_client``.
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ ENERGY_METRIC = "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION"  # mJ, counter
 FB_USED_METRIC = "DCGM_FI_DEV_FB_USED"  # MiB, gauge
 MIB = 1024 * 1024
 SCOPE = "device-wide (every process on the exporters' GPUs)"
-INTERVAL_WARNING = ("DCGM exporter values refresh every collect interval (30 s by default): a window shorter "
-                    "than a few intervals is coarse")
+COLLECT_INTERVAL_S = 30.0  # dcgm-exporter's default collect interval (-c 30000)
+# a window shorter than two collect intervals may hold a single refresh (or none): short_window
+INTERVAL_WARNING = ("window of {duration:.1f} s is shorter than two DCGM exporter collect intervals (2 x 30 s by "
+                    "default): its energy is coarse")
 
 Fetch = Callable[[str, float], str]  # (url, timeout_s) -> Prometheus text; raises on failure
 
@@ -114,12 +118,13 @@ class DcgmTelemetry(WindowMeter):
         except Exception as exc:  # noqa: BLE001
             return {"duration_s": duration, "error": f"telemetry read failed at the window's end: {exc}", "gpus": []}
         gpus = []
-        for key, first in state["start"].items():
-            last = end.get(key)
+        for key in list(state["start"]) + [k for k in end if k not in state["start"]]:
+            first, last = state["start"].get(key), end.get(key)
             gpus.append({
-                "node": key[0], "gpu": key[1], "name": first.name,
-                "start_mj": first.energy_mj, "end_mj": last.energy_mj if last else None,
-                "fb_used_start_mib": first.fb_used_mib, "fb_used_end_mib": last.fb_used_mib if last else None,
+                "node": key[0], "gpu": key[1], "name": (first or last).name,
+                "start_mj": first.energy_mj if first else None, "end_mj": last.energy_mj if last else None,
+                "fb_used_start_mib": first.fb_used_mib if first else None,
+                "fb_used_end_mib": last.fb_used_mib if last else None,
             })
         return {"duration_s": duration, "error": None, "gpus": gpus}
 
@@ -130,6 +135,12 @@ class DcgmTelemetry(WindowMeter):
         if res["error"]:
             return unavailable_energy(res["error"], duration)
         deltas = []
+        missing = [g for g in res["gpus"] if (g["start_mj"] is None) != (g["end_mj"] is None)]
+        if missing:
+            g = missing[0]
+            edge = "start" if g["start_mj"] is None else "end"
+            return unavailable_energy(f"{ENERGY_METRIC} of {g['node']} GPU {g['gpu']} missing at the window's {edge}: "
+                                      "a sum without it would be partial", duration)
         for g in res["gpus"]:
             if g["start_mj"] is None or g["end_mj"] is None:
                 continue
@@ -142,9 +153,15 @@ class DcgmTelemetry(WindowMeter):
         if not any(deltas):
             return unavailable_energy(f"{ENERGY_METRIC} did not move over this {duration:.1f} s window (the "
                                       "exporter's collect interval is longer than the window?)", duration)
+        if not all(deltas):
+            stale = next(g for g in res["gpus"] if g["start_mj"] is not None and g["end_mj"] == g["start_mj"])
+            return unavailable_energy(f"{ENERGY_METRIC} of {stale['node']} GPU {stale['gpu']} did not move while "
+                                      "others did (a stale exporter?): a sum without it would be partial", duration)
+        short = duration < 2 * COLLECT_INTERVAL_S
         return {
             "available": True, "reason": None, "method": METHOD, "joules": sum(deltas) / 1000.0, "unit": "J",
-            "duration_s": duration, "warning": INTERVAL_WARNING, "short_window": False, "scope": SCOPE,
+            "duration_s": duration, "warning": INTERVAL_WARNING.format(duration=duration) if short else None,
+            "short_window": short, "scope": SCOPE,
             "domains": [{"node": g["node"], "gpu": g["gpu"], "name": g["name"],
                          "joules": (g["end_mj"] - g["start_mj"]) / 1000.0 if g["end_mj"] is not None
                          and g["start_mj"] is not None else None} for g in res["gpus"]],

@@ -108,8 +108,12 @@ def latency_summary(timings: Sequence[Timed], batch_size: int, seed: int, method
     from llmbench.stats import Summary
 
     batches = [timings[i:i + batch_size] for i in range(0, len(timings), batch_size)]
-    decode_tokens = sum(max(0, sum(g.new_tokens for g in b) - len(b)) for b in batches)
-    decode_s = sum(b[0].e2e_s - b[0].ttft_s for b in batches if b[0].ttft_s is not None)
+    # decode throughput counts only batches whose answers have a TPOT (or too few tokens to have one): an
+    # answer of several tokens whose TPOT is undefined (a served answer in one chunk) would add its tokens
+    # with 0 s. In-process answers lack a TPOT only below 2 tokens, so their batches all stay.
+    timed = [b for b in batches if not any(g.tpot_s is None and g.new_tokens >= 2 for g in b)]
+    decode_tokens = sum(max(0, sum(g.new_tokens for g in b) - len(b)) for b in timed)
+    decode_s = sum(b[0].e2e_s - _first_token_s(b[0]) for b in timed if _first_token_s(b[0]) is not None)
     total_tokens = sum(g.new_tokens for g in timings)
     wall = sum(b[0].e2e_s for b in batches)
     groups = [i // batch_size for i in range(len(timings))] if batch_size > 1 else None
@@ -127,3 +131,9 @@ def latency_summary(timings: Sequence[Timed], batch_size: int, seed: int, method
         "total_new_tokens": total_tokens,
         "generate_s": wall,
     }
+
+
+def _first_token_s(g) -> float | None:
+    """Start -> the answer's first token of any kind (a served reasoning chunk may come before TTFT's)."""
+    first = getattr(g, "first_token_s", None)
+    return first if first is not None else g.ttft_s

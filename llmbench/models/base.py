@@ -31,11 +31,19 @@ class Generation:
     extra: dict = field(default_factory=dict)
     # why this answer is missing or incomplete (a served request that failed); None: it completed
     error: str | None = None
+    # start -> the first token of any kind, where it differs from ``ttft_s`` (a served reasoning model's
+    # first reasoning chunk); set by the served backend, whose TPOT spans first -> last token chunk and is
+    # undefined (None) when both are the same chunk
+    first_token_s: float | None = None
 
     @property
     def tpot_s(self) -> float | None:
         """Time per output token after the first, up to this answer's own last token."""
         end = self.last_token_s if self.last_token_s is not None else self.e2e_s
+        if self.first_token_s is not None:
+            if end is None or end <= self.first_token_s:
+                return None  # one token-carrying chunk: no gap between tokens was seen
+            return time_per_output_token(self.first_token_s, end, self.new_tokens)
         return time_per_output_token(self.ttft_s, end, self.new_tokens)
 
 

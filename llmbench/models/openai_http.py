@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 from urllib.parse import urlsplit
 
-from llmbench.config import LoadConfig, LoadLevel, unknown_option
+from llmbench.config import LoadConfig, LoadLevel, unknown_option, url_credentials
 from llmbench.errors import UserError
 from llmbench.models.base import GenerateParams, Generation, LoadedModel, Note, PreparedModel
 from llmbench.registry import did_you_mean
@@ -51,11 +51,19 @@ def parse_parameters(text: str, value: str) -> int:
 def check_url(text: str, url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UserError(f"model spec {text!r}: {url!r} is not an http(s):// URL")
-    if parts.username or parts.password:
-        raise UserError(f"model spec {text!r}: put no credentials in the URL (records keep it); give the key in "
+        raise UserError(f"model spec {text.split('?')[0]!r}: {url.split('?')[0]!r} is not an http(s):// URL")
+    found = url_credentials(url)
+    if found:
+        raise UserError(f"model spec: put no credentials in the URL ({found}; records keep it); give the key in "
                         "an environment variable with api_key_env=VAR")
     return url.rstrip("/")
+
+
+def redact(text: str | None, secret: str | None) -> str | None:
+    """``text`` with every occurrence of ``secret`` (the API key) replaced by ``***``."""
+    if not text or not secret:
+        return text
+    return text.replace(secret, "***")
 
 
 def api_key(spec) -> str | None:
@@ -63,10 +71,13 @@ def api_key(spec) -> str | None:
     var = spec.option("api_key_env")
     if var is None:
         return None
-    key = os.environ.get(var)
+    key = (os.environ.get(var) or "").strip()
     if not key:
         raise UserError(f"model {spec.name}: api_key_env={var} but the environment variable {var} is not set "
                         "(or empty)")
+    if not all(33 <= ord(c) <= 126 for c in key):  # never printed: it is a secret
+        raise UserError(f"model {spec.name}: the API key in {var} has characters that are not printable ASCII "
+                        "(spaces, a newline, non-ASCII): check the variable's value")
     return key
 
 
@@ -127,6 +138,7 @@ class OpenAIBackend:
 
     @classmethod
     def parse_options(cls, text: str, options: Mapping[str, str]) -> dict:
+        check_url(text, text.split(",")[0].strip())  # first: later messages quote the spec
         out: dict[str, object] = {}
         for key, value in options.items():
             if key not in OPTION_KEYS:
@@ -146,7 +158,6 @@ class OpenAIBackend:
                 out[key] = tuple(check_url(text, u.strip()) for u in value.split(";") if u.strip())
             else:
                 out[key] = value
-        check_url(text, text.split(",")[0].strip())
         return out
 
     # --- preflight ----------------------------------------------------------------------------------
@@ -192,7 +203,7 @@ class OpenAIBackend:
         except UserError:
             raise
         except Exception as exc:  # noqa: BLE001 - refused, DNS, TLS, timeout: the user's server to fix
-            detail = " ".join(str(exc).split())[:200] or type(exc).__name__
+            detail = " ".join(redact(str(exc), _bearer(headers)).split())[:200] or type(exc).__name__
             raise UserError(f"{what}: cannot reach {url} ({detail}); is the server running?") from None
         if status in (401, 403):
             raise UserError(f"{what}: {url} refused the request (HTTP {status}): give its API key with "
@@ -255,8 +266,12 @@ class OpenAIBackend:
 
     # --- generate ------------------------------------------------------------------------------------
     def run_level(self, model: LoadedModel, prompts: Sequence[str], params: GenerateParams,
-                  on_done: Callable[[Any], None] | None = None):
-        """Every prompt once at the level ``params`` names -> (Generations in prompt order, LevelRun)."""
+                  on_done: Callable[[Any], None] | None = None, window: Any = None):
+        """Every prompt once at the level ``params`` names -> (Generations in prompt order, LevelRun).
+        ``window`` (a meter's ``measure()`` context) encloses the request loop only: converting the results and
+        client-side token counting happen after it closed."""
+        from contextlib import nullcontext
+
         from llmbench.models.hf import cut_at_stop
         from llmbench.models.openai_load import run_level
         from llmbench.models.openai_stream import build_payload, endpoint
@@ -271,8 +286,9 @@ class OpenAIBackend:
             body = build_payload(api, h.model, content, params.max_new_tokens, tuple(params.stop), params.seed)
             requests.append((replica, endpoint(replica, api), body))
         level = LoadLevel(params.concurrency, params.rate)
-        run = h.loop.run_until_complete(
-            run_level(h.client, requests, level, params.seed, h.request_timeout_s, on_done))
+        with window if window is not None else nullcontext():
+            run = h.loop.run_until_complete(
+                run_level(h.client, requests, level, params.seed, h.request_timeout_s, on_done))
         gens = [to_generation(r, p, params.stop, h.count, run.started_at, cut_at_stop)
                 for r, p in zip(run.results, prompts)]
         return gens, run
@@ -341,3 +357,9 @@ def count_parameters(model_id: str, note: Note) -> int | None:
     except Exception as exc:  # noqa: BLE001 - unknown rather than guessed
         note(f"parameters of {model_id} could not be counted ({type(exc).__name__}); recorded as unknown")
         return None
+
+
+def _bearer(headers: Mapping[str, str]) -> str | None:
+    """The API key in an ``Authorization: Bearer KEY`` header, else None."""
+    value = next((v for k, v in headers.items() if k.lower() == "authorization"), None)
+    return value[7:] if value and value.startswith("Bearer ") else None

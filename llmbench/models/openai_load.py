@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 from llmbench.config import LoadLevel
-from llmbench.models.openai_stream import RequestResult, stream_request
+from llmbench.models.openai_stream import RequestResult, redact_key, stream_request
 
 
 def poisson_offsets(n: int, rate: float, seed: int) -> list[float]:
@@ -84,8 +84,15 @@ async def run_level(client, requests: Sequence[tuple[str, str, dict]], level: Lo
             except asyncio.TimeoutError:
                 results[i].error = f"timed out after {request_timeout_s:g} s (--request-timeout)"
                 results[i].closed_at = time.perf_counter()
+            except Exception as exc:  # noqa: BLE001 - nothing escapes one request: its siblings go on
+                message = redact_key(" ".join(str(exc).split())[:300], client)
+                results[i].error = f"client error: {type(exc).__name__}: {message}"
+                results[i].closed_at = time.perf_counter()
         if on_done is not None:
-            on_done(results[i])
+            try:
+                on_done(results[i])
+            except Exception:  # noqa: BLE001 - a progress display failing must not lose the level's answers
+                pass
 
     started = time.perf_counter()
     if level.rate is None:
@@ -96,7 +103,7 @@ async def run_level(client, requests: Sequence[tuple[str, str, dict]], level: Lo
             for i in queue:  # a shared iterator: each index is taken by exactly one worker
                 await one(i)
 
-        await asyncio.gather(*(worker() for _ in range(workers)))
+        await _gather_all([worker() for _ in range(workers)])
     else:
         offsets = poisson_offsets(n, level.rate, seed)
         slots = asyncio.Semaphore(level.concurrency) if level.concurrency else None
@@ -112,6 +119,24 @@ async def run_level(client, requests: Sequence[tuple[str, str, dict]], level: Lo
                 queued[i] = max(0.0, time.perf_counter() - results[i].scheduled_at)
                 await one(i)
 
-        await asyncio.gather(*(arrive(i) for i in range(n)))
+        await _gather_all([arrive(i) for i in range(n)])
+    for r in results:  # a request a failed task never sent or finished: failed, never counted as answered
+        if r.closed_at is None:
+            r.error = r.error or "client error: request not completed"
+            r.closed_at = time.perf_counter()
     ended = max([started] + [r.closed_at for r in results if r.closed_at is not None])
     return LevelRun(results, started, ended, flight.max, level, queued if level.rate is not None else [])
+
+
+async def _gather_all(coros: list) -> None:
+    """Run ``coros`` as tasks until every one has ended (an exception in one does not leave the others
+    running into the next level); cancelled with the caller, they are cancelled and awaited too."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        leftovers = [t for t in tasks if not t.done()]
+        for t in leftovers:
+            t.cancel()
+        if leftovers:
+            await asyncio.gather(*leftovers, return_exceptions=True)

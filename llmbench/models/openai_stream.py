@@ -48,6 +48,8 @@ class RequestResult:
     error: str | None = None  # None: the request completed
     closed_at: float | None = None  # the response body ended (or the error was seen)
     events: int = 0  # SSE data events received, [DONE] excluded
+    done: bool = False  # the stream's closing ``data: [DONE]`` arrived
+    chunk_times: list[float] = field(default_factory=list)  # arrival of each chunk carrying any token
 
     @property
     def ok(self) -> bool:
@@ -55,7 +57,10 @@ class RequestResult:
 
     @property
     def token_times(self) -> list[float]:
-        """Arrival times of every chunk that carried generated tokens (answer or reasoning), in order."""
+        """Arrival times of every chunk that carried generated tokens (answer or reasoning), in order: one
+        time per chunk, even when a chunk carries both reasoning and answer text."""
+        if self.chunk_times:
+            return self.chunk_times
         if not self.reasoning_times:
             return self.content_times
         return sorted(self.content_times + self.reasoning_times)
@@ -128,7 +133,7 @@ def build_payload(api: str, model: str, prompt: str | list[dict], max_tokens: in
     body: dict[str, Any] = {"model": model, "stream": True, "stream_options": {"include_usage": True},
                             "max_tokens": max_tokens, "temperature": 0, "seed": seed}
     if stop:
-        body["stop"] = list(stop)[:4]  # OpenAI's API takes at most four stop sequences
+        body["stop"] = list(stop)[:MAX_STOPS]  # the rest: stop_note tells the user
     if api == "chat":
         body["messages"] = prompt
     else:
@@ -136,12 +141,29 @@ def build_payload(api: str, model: str, prompt: str | list[dict], max_tokens: in
     return body
 
 
+MAX_STOPS = 4  # OpenAI's API takes at most four stop sequences
+
+
+def stop_note(what: str, stop) -> str | None:
+    """The note to print when a task has more stop sequences than the API takes, else None."""
+    stop = list(stop)
+    if len(stop) <= MAX_STOPS:
+        return None
+    return (f"{what}: the task has {len(stop)} stop sequences, the API takes {MAX_STOPS}: the server is sent the "
+            f"first {MAX_STOPS}; the answers are still cut at all of them here")
+
+
 def endpoint(base_url: str, api: str) -> str:
     return base_url.rstrip("/") + ("/chat/completions" if api == "chat" else "/completions")
 
 
+class MalformedChunk(ValueError):
+    """A chunk whose choice is not shaped as the API says (``"delta": "x"``)."""
+
+
 def _delta_parts(chunk: dict) -> tuple[str, str, str | None]:
-    """(answer text, reasoning text, finish_reason) of a chunk's first choice."""
+    """(answer text, reasoning text, finish_reason) of a chunk's first choice; MalformedChunk when its
+    ``delta`` is not an object."""
     choices = chunk.get("choices")
     if not choices or not isinstance(choices, list) or not isinstance(choices[0], dict):
         return "", "", None
@@ -149,6 +171,8 @@ def _delta_parts(chunk: dict) -> tuple[str, str, str | None]:
     finish = choice.get("finish_reason")
     if "delta" in choice:  # chat
         delta = choice.get("delta") or {}
+        if not isinstance(delta, dict):
+            raise MalformedChunk(f"delta is a {type(delta).__name__}, not an object")
         text = delta.get("content") or ""
         reasoning = delta.get("reasoning_content") or delta.get("reasoning") or ""
     else:  # completions
@@ -180,6 +204,7 @@ def body_error(status: int, body: bytes) -> str:
 def handle_event(result: RequestResult, data: str, now: float) -> bool:
     """Fold one SSE ``data`` field received at ``now`` into ``result``; False when the stream is over."""
     if data.strip() == "[DONE]":
+        result.done = True
         return False
     result.events += 1
     try:
@@ -190,12 +215,19 @@ def handle_event(result: RequestResult, data: str, now: float) -> bool:
     if not isinstance(chunk, dict):
         result.error = f"unexpected stream chunk: {data[:80]!r}"
         return False
-    if "error" in chunk or chunk.get("object") == "error":  # vLLM, TGI: an error in the middle of a stream
+    # vLLM, TGI: an error in the middle of a stream ("error": null is a normal chunk)
+    if chunk.get("error") or chunk.get("object") == "error":
         result.error = f"server error in stream: {_error_text(chunk)}"
         return False
     if result.request_id is None and isinstance(chunk.get("id"), str):
         result.request_id = chunk["id"]
-    text, reasoning, finish = _delta_parts(chunk)
+    try:
+        text, reasoning, finish = _delta_parts(chunk)
+    except MalformedChunk as exc:
+        result.error = f"unexpected stream chunk ({exc}): {data[:80]!r}"
+        return False
+    if text or reasoning:
+        result.chunk_times.append(now)  # one token-chunk time per chunk
     if text:
         result.text += text
         result.content_times.append(now)
@@ -236,11 +268,26 @@ async def stream_request(client, url: str, body: dict, result: RequestResult) ->
                         continue
                     if not handle_event(result, event.data, now):
                         break
+            # the body ended early: no [DONE] and no finish_reason (transformers serve ends a complete stream
+            # after its finish_reason chunk without [DONE]: that one is complete)
+            if result.error is None and not result.done and result.finish_reason is None:
+                result.error = "stream ended before [DONE]"
     except SSEError as exc:  # 200 but not an event stream (a proxy's HTML page, a non-streaming server)
         result.error = f"not an event stream: {exc}"
     except httpx.TimeoutException as exc:
         result.error = f"timed out ({type(exc).__name__})"
     except httpx.HTTPError as exc:  # refused, reset, the server died mid-stream
         result.error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    except Exception as exc:  # noqa: BLE001 - httpx.StreamError, a bug of ours: this request failed, not the run
+        result.error = f"client error: {type(exc).__name__}: {' '.join(str(exc).split())[:ERROR_BODY_CHARS]}"
     finally:
         result.closed_at = time.perf_counter()
+        if result.error:  # a gateway may echo the request's headers in its error text
+            result.error = redact_key(result.error, client)
+
+
+def redact_key(text: str, client) -> str:
+    """``text`` with the client's API key (its ``Authorization: Bearer`` header) replaced by ``***``."""
+    auth = getattr(client, "headers", {}).get("authorization") or ""
+    key = auth[7:] if auth.startswith("Bearer ") else ""
+    return text.replace(key, "***") if key else text

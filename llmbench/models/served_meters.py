@@ -59,6 +59,11 @@ class LocalGpus(WindowMeter):
         return {"t0": t0, "error": None, "energy": energy, "used": used}
 
     def _stop(self, state: dict) -> dict:
+        out = self._stop_window(state)
+        out["duration_s"] = out["energy"]["duration_s"]  # the window's length (the row's latency.window_s)
+        return out
+
+    def _stop_window(self, state: dict) -> dict:
         duration = time.perf_counter() - state["t0"]
         if state["error"]:
             return {"energy": unavailable_energy(state["error"], duration), "memory": _no_memory(state["error"])}
@@ -114,10 +119,12 @@ def _no_memory(reason: str) -> dict:
     return {"method": None, "server_used_bytes": None, "reason": reason}
 
 
-def served_meter(urls: list[str], telemetry: tuple[str, ...], nvml: Any = None) -> WindowMeter:
-    """The meter for a served model whose replicas are ``urls`` (see the module docstring)."""
+def served_meter(urls: list[str], telemetry: tuple[str, ...], nvml: Any = None,
+                 timeout_s: float = 10.0) -> WindowMeter:
+    """The meter for a served model whose replicas are ``urls`` (see the module docstring); ``timeout_s``
+    (--connect-timeout) bounds each telemetry read."""
     if telemetry:
-        return DcgmTelemetry(telemetry)
+        return DcgmTelemetry(telemetry, timeout_s=timeout_s)
     remote = [u for u in urls if not is_local(u)]
     if remote:
         return NoSensor(f"the server ({remote[0]}) is not on this machine: give --gpu-telemetry URL of its "

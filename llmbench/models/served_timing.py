@@ -3,11 +3,12 @@ chunk gaps), and one load level's generations -> the row's latency section (perc
 request and output-token throughput over the level's window, goodput against SLOs).
 
 Definitions (docs/served.md, "Timing"), all from the client's ``perf_counter`` clock:
-- TTFT = sent -> the first chunk carrying a generated token (answer text or reasoning); the first answer
-  text alone is ``first_content_s``, so a reasoning model's thinking time can be told apart;
-- TPOT = (last token chunk - first token chunk) / (completion_tokens - 1), ``completion_tokens`` from the
-  server's ``usage`` (else from the given tokenizer): one chunk may carry several tokens, so chunk gaps are
-  not token gaps;
+- TTFT = sent -> the first chunk carrying answer text (content); a reasoning model's first reasoning chunk
+  is kept apart as ``ttft_reasoning_s``;
+- TPOT = (last token chunk - first token chunk) / (completion_tokens - 1), token chunks being answer or
+  reasoning chunks since ``completion_tokens`` (the server's ``usage``, else the given tokenizer) counts
+  reasoning tokens too; one chunk may carry several tokens, so chunk gaps are not token gaps; undefined
+  (None) when the first and last token chunk are the same chunk;
 - ITL = the gaps between successive token chunks, a distribution per chunk, reported apart from TPOT;
 - e2e = sent -> the last token chunk; the usage-only chunk after it does not move the end
   (``stream_end_s`` is when the response body ended).
@@ -32,7 +33,8 @@ def to_generation(result: RequestResult, prompt: str, stop: Sequence[str],
     """The Generation of one request, with the facts a samples.jsonl line keeps in ``extra``."""
     sent = result.sent_at
     times = result.token_times
-    ttft = times[0] - sent if times else None
+    first = times[0] - sent if times else None  # first token chunk of any kind
+    ttft = result.content_times[0] - sent if result.content_times else None
     last = times[-1] - sent if times else None
     end = result.closed_at if result.closed_at is not None else sent
     e2e = last if last is not None else end - sent
@@ -59,7 +61,8 @@ def to_generation(result: RequestResult, prompt: str, stop: Sequence[str],
         "token_mismatch": None if server_n is None or client_n is None else server_n != client_n,
         "chunks": len(times),
         "chunk_times_s": [round(t - sent, _ROUND) for t in times],  # token chunks' arrivals after sending
-        "first_content_s": result.content_times[0] - sent if result.content_times else None,
+        "first_content_s": ttft,  # = ttft_s
+        "ttft_reasoning_s": result.reasoning_times[0] - sent if result.reasoning_times else None,
         "stream_end_s": end - sent,
         "started_s": sent - level_start,  # when it was sent, from the level's start
     }
@@ -71,7 +74,7 @@ def to_generation(result: RequestResult, prompt: str, stop: Sequence[str],
         extra["reasoning_tokens"] = result.reasoning_tokens
     text = cut(result.text, stop)
     return Generation(prompt, text, n or 0, ttft, e2e, last_token_s=last, extra=extra,
-                      error=result.error)
+                      error=result.error, first_token_s=first)
 
 
 def itl_values(gens: Sequence[Generation]) -> tuple[list[float], list[int]]:
@@ -85,8 +88,15 @@ def itl_values(gens: Sequence[Generation]) -> tuple[list[float], list[int]]:
     return values, groups
 
 
+def tpot_assessable(g: Generation) -> bool:
+    """Whether a TPOT bound can be judged on this answer: False for an answer of several tokens that came in
+    one token-carrying chunk (its TPOT is undefined: no gap between its tokens was seen)."""
+    return not (g.tpot_s is None and g.new_tokens >= 2)
+
+
 def meets_slo(g: Generation, slo: dict) -> bool:
-    """Whether one answer met every SLO given (``ttft_s``, ``tpot_s``, ``e2e_s`` upper bounds)."""
+    """Whether one answer met every SLO given (``ttft_s``, ``tpot_s``, ``e2e_s`` upper bounds); an answer a
+    tpot bound cannot judge (``tpot_assessable``) is left out of goodput by ``level_latency``."""
     for key, bound in slo.items():
         value = {"ttft_s": g.ttft_s, "tpot_s": g.tpot_s, "e2e_s": g.e2e_s}[key]
         if key == "tpot_s" and value is None and g.new_tokens == 1:
@@ -109,13 +119,16 @@ def level_latency(gens: Sequence[Generation], run: LevelRun, seed: int, slo: dic
     values, groups = itl_values(ok)
     latency["itl_s"] = Summary.from_values(values, seed, groups).to_dict()
     latency["first_content_s"] = Summary.from_values([g.extra.get("first_content_s") for g in ok], seed).to_dict()
+    latency["ttft_reasoning_s"] = Summary.from_values([g.extra.get("ttft_reasoning_s") for g in ok],
+                                                      seed).to_dict()
     chunks = sum(g.extra.get("chunks") or 0 for g in ok)
     total_tokens = sum(g.new_tokens for g in ok)
     latency["tokens_per_chunk"] = total_tokens / chunks if chunks and tokens_known else None
     latency["requests"] = {"sent": len(gens), "ok": len(ok), "failed": len(gens) - len(ok)}
     latency["duration_s"] = duration
-    latency["requests_per_s"] = len(ok) / duration if duration > 0 else None
-    latency["output_tokens_per_s"] = total_tokens / duration if duration > 0 and tokens_known else None
+    # a level with no answered request measured no throughput (null, not 0)
+    latency["requests_per_s"] = len(ok) / duration if duration > 0 and ok else None
+    latency["output_tokens_per_s"] = total_tokens / duration if duration > 0 and tokens_known and ok else None
     latency["max_in_flight"] = run.max_in_flight
     sources = sorted({g.extra.get("token_source") or "unknown" for g in ok})
     latency["token_source"] = sources[0] if len(sources) == 1 else "mixed: " + ", ".join(sources)
@@ -132,12 +145,21 @@ def level_latency(gens: Sequence[Generation], run: LevelRun, seed: int, slo: dic
     if run.queued_s:
         latency["queued_s"] = Summary.from_values(run.queued_s, seed).to_dict()
     if slo:
-        good = [g for g in ok if meets_slo(g, slo)]
+        # a tpot bound cannot judge an answer that came in one token-carrying chunk: neither met nor missed
+        unjudged = [g for g in ok if "tpot_s" in slo and not tpot_assessable(g)]
+        good = [g for g in ok if meets_slo(g, slo) and ("tpot_s" not in slo or tpot_assessable(g))]
+        judged = len(gens) - len(unjudged)
         latency["goodput"] = {
             "slo": dict(slo),
             "met": len(good),
             "of": len(gens),  # a failed request missed its SLO
-            "fraction": len(good) / len(gens) if gens else None,
+            "not_assessable": len(unjudged),  # left out of the fraction
+            "fraction": len(good) / judged if judged else None,
             "requests_per_s": len(good) / duration if duration > 0 else None,
+            "reason": None,
         }
+        if "tpot_s" in slo and not tokens_known:
+            latency["goodput"].update(met=None, fraction=None, requests_per_s=None, not_assessable=None,
+                                      reason="a tpot bound needs token counts: the server sent no usage and no "
+                                             "tokenizer= was given")
     return latency

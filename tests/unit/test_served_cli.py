@@ -243,6 +243,9 @@ def _closed_port() -> int:
     ("{url},urls=ftp://x", [], "'ftp://x' is not an http(s):// URL"),
     ("{url},dtype=bfloat16", [], "unknown option 'dtype=bfloat16'"),
     ("http://user:pw@127.0.0.1:1/v1", [], "put no credentials in the URL"),
+    ("{url}?api_key=sk-in-url", [], "put no credentials in the URL (?api_key="),
+    ("{url},urls=http://127.0.0.1:1/v1?token=t0k", [], "put no credentials in the URL (?token="),
+    ("{url}", ["--gpu-telemetry", "http://127.0.0.1:1/metrics?key=k3y"], "--gpu-telemetry: put no credentials"),
     ("{url}", ["--concurrency", "0,4"], "--concurrency '0,4': give positive integers"),
     ("{url}", ["--rate", "fast"], "--rate 'fast': give requests per second as positive numbers"),
     ("{url}", ["--slo", "ttft=3"], "--slo 'ttft=3': unknown bound 'ttft=3'"),
@@ -263,6 +266,7 @@ def test_bad_served_input_is_one_line_and_exit_2_before_anything_runs(spec, extr
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
     assert expected.format(**fill) in " ".join(err.split())
+    assert not any(secret in err for secret in ("pw@", "sk-in-url", "t0k", "k3y"))  # never echoed
     assert not (tmp_path / "out").exists()
 
 
@@ -312,3 +316,47 @@ def test_served_spec_options_and_names():
     assert ModelSpec.parse("http://h/v1,name=mine,parameters=134515008").name == "mine"
     assert ModelSpec.parse("http://h/v1,urls=http://a/v1;http://b/v1/").option("urls") == ("http://a/v1",
                                                                                           "http://b/v1")
+
+
+def test_an_api_key_is_stripped_and_one_that_is_not_printable_ascii_is_refused_unprinted(tmp_path, tasks_dir,
+                                                                                          capsys, monkeypatch):
+    from llmbench.models.openai_http import api_key
+
+    class Spec:
+        name = "m"
+
+        def __init__(self, var):
+            self.var = var
+
+        def option(self, key, default=None):
+            return self.var if key == "api_key_env" else default
+
+    monkeypatch.setenv("STUB_KEY", "  sk-ok\n")
+    assert api_key(Spec("STUB_KEY")) == "sk-ok"
+    monkeypatch.setenv("STUB_KEY", "sk-h\u00e9llo")
+    with StubServer(api_key="x") as stub:
+        code = _cli(_run(tmp_path, tasks_dir, "-m", f"{stub.url},api_key_env=STUB_KEY"))
+    err = capsys.readouterr().err
+    assert code == 2 and "not printable ASCII" in err and "h\u00e9llo" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_api_key_is_redacted_from_error_text_a_gateway_echoes():
+    import asyncio
+
+    import httpx
+
+    from llmbench.config import LoadLevel
+    from llmbench.models.openai_load import run_level
+    from llmbench.models.openai_stream import build_payload, endpoint
+
+    echo = Stream(status=401, error_body={"error": {"message": "bad header Authorization: Bearer sk-SECRET-9"}})
+    with StubServer(answer=lambda body: echo) as stub:
+        body = build_payload("completions", "stub-model", "hi", 4, (), 0)
+
+        async def go():
+            async with httpx.AsyncClient(timeout=30, headers={"Authorization": "Bearer sk-SECRET-9"}) as client:
+                return await run_level(client, [(stub.url, endpoint(stub.url, "completions"), body)],
+                                       LoadLevel(1), 0, 30.0)
+
+        result = asyncio.run(go()).results[0]
+    assert result.error == "HTTP 401: bad header Authorization: Bearer ***"

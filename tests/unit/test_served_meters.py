@@ -48,14 +48,15 @@ def test_dcgm_energy_is_summed_over_gpus_and_nodes():
 
     fetch = Exporters({
         "http://n1:9400/metrics": [dict(e0=1000, e1=2000, m0=100, m1=200), dict(e0=6000, e1=4000, m0=150, m1=200)],
-        "http://n2:9400/metrics": [dict(e0=0, e1=0, m0=10, m1=10), dict(e0=3000, e1=0, m0=10, m1=10)],
+        "http://n2:9400/metrics": [dict(e0=0, e1=0, m0=10, m1=10), dict(e0=3000, e1=1000, m0=10, m1=10)],
     })
     meter = DcgmTelemetry(("http://n1:9400/metrics", "http://n2:9400/metrics"), fetch=fetch)
     energy, memory = _window(meter)
     assert energy["available"] and energy["method"] == "dcgm-exporter"
-    assert energy["joules"] == pytest.approx((5000 + 2000 + 3000) / 1000)  # mJ deltas of four GPUs
-    assert energy["scope"].startswith("device-wide") and "collect interval" in energy["warning"]
-    assert [d["joules"] for d in energy["domains"]] == [5.0, 2.0, 3.0, 0.0]
+    assert energy["joules"] == pytest.approx((5000 + 2000 + 3000 + 1000) / 1000)  # mJ deltas of four GPUs
+    assert energy["scope"].startswith("device-wide") and "collect intervals" in energy["warning"]
+    assert energy["short_window"]  # shorter than 2 x the 30 s collect interval
+    assert [d["joules"] for d in energy["domains"]] == [5.0, 2.0, 3.0, 1.0]
     assert memory["server_used_bytes"] == (150 + 200 + 10 + 10) * 1024 * 1024 and memory["gpus"] == 4
 
 
@@ -69,6 +70,35 @@ def test_a_dcgm_counter_that_did_not_move_or_went_back_is_unavailable_not_zero()
     back = Exporters({"http://n1/m": [dict(e0=10, e1=10, m0=1, m1=1), dict(e0=5, e1=10, m0=1, m1=1)]})
     energy, _ = _window(DcgmTelemetry(("http://n1/m",), fetch=back))
     assert not energy["available"] and "went backwards" in energy["reason"]
+
+
+def test_a_dcgm_gpu_missing_at_one_edge_or_a_stale_counter_beside_moving_ones_is_unavailable():
+    pytest.importorskip("prometheus_client")
+    from llmbench.meters.dcgm import DcgmTelemetry
+
+    stale = Exporters({"http://n1/m": [dict(e0=10, e1=10, m0=1, m1=1), dict(e0=900, e1=10, m0=1, m1=1)]})
+    energy, _ = _window(DcgmTelemetry(("http://n1/m",), fetch=stale))
+    assert not energy["available"] and "did not move while others did" in energy["reason"]
+    nodes = ("http://n1/m", "http://n2/m")
+    first = {"n1": dict(e0=10, e1=10, m0=1, m1=1), "n2": dict(e0=10, e1=10, m0=1, m1=1)}
+    reads = iter([{nodes[0]: first["n1"], nodes[1]: first["n2"]}, {nodes[0]: dict(e0=90, e1=90, m0=1, m1=1)}])
+    state = {}
+
+    def fetch(url, timeout_s):
+        if url == nodes[0]:
+            state["read"] = next(reads)
+        if url not in state["read"]:  # n2's GPUs are gone at the window's end
+            return "# TYPE up gauge\nup 1\n"
+        return EXPORTER.format(host=url, **state["read"][url])
+
+    energy, _ = _window(DcgmTelemetry(nodes, fetch=fetch))
+    assert not energy["available"] and "missing at the window's end" in energy["reason"]
+
+
+def test_dcgm_reads_use_the_connect_timeout():
+    from llmbench.models.served_meters import served_meter
+
+    assert served_meter(["http://x/v1"], ("http://n/m",), timeout_s=3.5)._timeout == 3.5
 
 
 def test_a_dcgm_read_failing_mid_run_is_a_reason_not_a_crash():
@@ -103,6 +133,41 @@ def test_a_local_server_is_measured_device_wide_on_every_gpu():
     assert energy["available"] and energy["joules"] == pytest.approx(6.0) and energy["method"] == "nvml-energy-counter"
     assert "device-wide" in energy["scope"] and "other processes included" in energy["scope"]
     assert memory["server_used_bytes"] == 2 * 5 * 1024**3 and memory["gpus"] == 2
+    assert meter.result()["duration_s"] == energy["duration_s"] > 0  # the row's latency.window_s
+
+
+def test_the_meter_window_is_the_request_loop_only_not_the_tokenizing_after_it():
+    import contextlib
+    from types import SimpleNamespace
+
+    from openai_stub import StubServer
+
+    from llmbench.config import LoadConfig
+    from llmbench.models.base import GenerateParams
+    from llmbench.models.openai_http import OpenAIBackend, _Handle
+
+    events = []
+
+    @contextlib.contextmanager
+    def window():
+        events.append("open")
+        yield
+        events.append("closed")
+
+    def count(text):
+        events.append("count")
+        return len(text)
+
+    with StubServer() as stub:
+        handle = _Handle([stub.url], "stub-model", {}, count, None, LoadConfig())
+        spec = SimpleNamespace(option=lambda key, default=None: "completions" if key == "api" else default)
+        model = SimpleNamespace(spec=spec, handle=handle, use_chat_template=False)
+        try:
+            gens, _ = OpenAIBackend().run_level(model, ["a", "b"], GenerateParams(8), window=window())
+        finally:
+            handle.close()
+    assert all(g.error is None for g in gens)
+    assert events == ["open", "closed", "count", "count"]
 
 
 def test_a_remote_server_without_telemetry_has_no_energy_and_says_why():
