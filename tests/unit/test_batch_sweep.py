@@ -11,32 +11,23 @@ from typing import ClassVar
 
 import pytest
 from cli_helpers import read_single_run, run_cli
+from fakes.instant_backend import InstantBackend
 
 from llmbench.config import GenerationConfig, ModelSpec, RunConfig, batch_suffix, parse_batch_sizes
 from llmbench.errors import UserError
 from llmbench.models import BACKENDS
-from llmbench.models.base import Generation, LoadedModel, PreparedModel
+from llmbench.models.base import Generation, LoadedModel
 
 WORDS = ["Paris", "Rome", "Oslo", "Bern", "Lima"]
 
 
-class BatchToy:
+class BatchToy(InstantBackend):
     """Echoes the last word of each prompt; with ``drift=true`` every answer after the first of a batch of more
     than one gets a trailing `` too`` (as padding can change a greedy answer). Records each call's batch size."""
 
     name: ClassVar[str] = "batchtoy"
     option_keys: ClassVar[tuple[str, ...]] = ("drift", "fail")
     calls: ClassVar[list[int]] = []
-
-    @classmethod
-    def parse_options(cls, text, options):
-        return dict(options)
-
-    def preflight(self, spec):
-        return PreparedModel(spec, spec.source)
-
-    def resolve_device(self, requested):
-        return "cpu"
 
     def load(self, prepared, device, note):
         spec = prepared.spec
@@ -45,17 +36,12 @@ class BatchToy:
         return LoadedModel(spec=spec, name=spec.name, parameters=7, weights_bytes=28, dtype="toy", device=device,
                            source=prepared.source, has_chat_template=False)
 
-    def render(self, model, messages, plain):
-        return plain
-
     def generate(self, model, prompts, params, sync=None):
         self.calls.append(len(prompts))
         drift = model.spec.option("drift") == "true"
         return [Generation(p, p.split()[-1] + (" too" if drift and i > 0 else ""), 3, 0.01 * len(prompts),
                            0.05 * len(prompts)) for i, p in enumerate(prompts)]
 
-    def unload(self, model):
-        pass
 
 
 @pytest.fixture(autouse=True)

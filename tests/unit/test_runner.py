@@ -65,6 +65,7 @@ import json  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
+from fakes.instant_backend import InstantBackend  # noqa: E402
 
 from llmbench.config import ModelSpec, RunConfig  # noqa: E402
 from llmbench.errors import UserError  # noqa: E402
@@ -170,34 +171,13 @@ def test_run_directories_are_created_exclusively(tmp_path, monkeypatch):
 # The runner with a fake backend (no torch): scoring failures and exit codes
 
 
-class _FakeBackend:
+class _FakeBackend(InstantBackend):
     """Answers 'A(<prompt>)' instantly; enough for the runner's bookkeeping."""
-
-    def preflight(self, spec):
-        from llmbench.models.base import PreparedModel
-
-        return PreparedModel(spec, spec.source)
-
-    def resolve_device(self, requested):
-        return "cpu"
-
-    def load(self, prepared, device, note):
-        from llmbench.models.base import LoadedModel
-
-        spec = prepared.spec
-        return LoadedModel(spec=spec, name=spec.name, parameters=10, weights_bytes=40, dtype="float32",
-                           device="cpu", source=str(prepared.source), has_chat_template=False)
-
-    def render(self, loaded, messages, plain):
-        return plain
 
     def generate(self, loaded, prompts, params, sync=None):
         from llmbench.models.base import Generation
 
         return [Generation(p, f"A({p})", 3, 0.01, 0.03) for p in prompts]
-
-    def unload(self, loaded):
-        pass
 
 
 def _tasks_dir(tmp_path: Path) -> Path:

@@ -16,6 +16,7 @@ import pytest
 pytest.importorskip("httpx")
 pytest.importorskip("httpx_sse")
 
+from fakes.instant_backend import InstantBackend  # noqa: E402
 from openai_stub import Stream, StubServer, default_answer  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
@@ -23,41 +24,15 @@ QUESTIONS = [("2+2?", "4"), ("Capital of France?", "Paris"), ("Colour of the sky
              ("3+3?", "6"), ("Largest ocean?", "Pacific"), ("Opposite of hot?", "cold")]
 
 
-class ToyBackend:
+class ToyBackend(InstantBackend):
     """An instant in-process backend (no torch) registered as ``toy``."""
 
     name = "toy"
-    option_keys = ()
-
-    @classmethod
-    def parse_options(cls, text, options):
-        return {}
-
-    def preflight(self, spec):
-        from llmbench.models.base import PreparedModel
-
-        return PreparedModel(spec, spec.source)
-
-    def resolve_device(self, requested):
-        return "cpu"
-
-    def load(self, prepared, device, note):
-        from llmbench.models.base import LoadedModel
-
-        spec = prepared.spec
-        return LoadedModel(spec=spec, name=spec.name, parameters=10, weights_bytes=40, dtype="float32",
-                           device="cpu", source=spec.source, has_chat_template=False)
-
-    def render(self, loaded, messages, plain):
-        return plain
 
     def generate(self, loaded, prompts, params, sync=None):
         from llmbench.models.base import Generation
 
         return [Generation(p, "4", 2, 0.01, 0.02) for p in prompts]
-
-    def unload(self, loaded):
-        pass
 
 
 @pytest.fixture(autouse=True)
