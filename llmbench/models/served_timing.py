@@ -129,6 +129,11 @@ def level_latency(gens: Sequence[Generation], run: LevelRun, seed: int, slo: dic
     # a level with no answered request measured no throughput (null, not 0)
     latency["requests_per_s"] = len(ok) / duration if duration > 0 and ok else None
     latency["output_tokens_per_s"] = total_tokens / duration if duration > 0 and tokens_known and ok else None
+    # requests overlap above concurrency 1: the level's wall time, not the sum of e2e times, is its generation
+    # time, and end-to-end throughput is output tokens over that wall. tokens_per_s stays the decode rate of a
+    # request (decode tokens / decode seconds summed over requests): at concurrency 1 the server's decode rate.
+    latency["generate_s"] = duration
+    latency["e2e_tokens_per_s"] = latency["output_tokens_per_s"]
     latency["max_in_flight"] = run.max_in_flight
     sources = sorted({g.extra.get("token_source") or "unknown" for g in ok})
     latency["token_source"] = sources[0] if len(sources) == 1 else "mixed: " + ", ".join(sources)
