@@ -6,7 +6,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from llmbench.gate.checks import FAIL, MISSING, NOT_CHECKED, PASS, UNDECIDED, Check, GateReport
-from llmbench.report.format import fmt_field, fmt_field_change, fmt_p, fmt_pct
+from llmbench.report.format import fmt_field, fmt_field_change, fmt_p, fmt_pct, md_cell
 
 
 def format_value(metric: str, value: float | None) -> str:
@@ -54,8 +54,7 @@ _ICON = {PASS: "✅ pass", FAIL: "❌ fail", UNDECIDED: "❓ undecided", MISSING
          NOT_CHECKED: "➖ not checked"}
 
 
-def _cell(text: str) -> str:
-    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+_cell = md_cell  # the one Markdown escaper of every export
 
 
 def verdict_line(report: GateReport) -> str:

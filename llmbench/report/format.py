@@ -241,3 +241,12 @@ def decision_text(d: Decision | None, best: str, label: str, scale: str | None) 
     """'undecided: 98% of gemma3-270m's ROUGE-L [71%, 131%], against a 95% margin; about 4,150 examples
     would decide (the rows share 10)'; 'untested' without a decision."""
     return "untested" if d is None else f"{d.outcome}: {decision_details(d, best, label, scale)}"
+
+
+_MD_ESCAPES = str.maketrans({"\\": "\\\\", "|": "\\|", "<": "&lt;", ">": "&gt;", "\r": " ", "\n": " "})
+
+
+def md_cell(text: str) -> str:
+    """Record text safe in Markdown: one line, pipes and backslashes escaped, and ``<``/``>`` as entities so
+    that a name or a prediction cannot become raw HTML where the Markdown is rendered."""
+    return str(text).translate(_MD_ESCAPES)

@@ -154,6 +154,14 @@ def _size_curve(ax, tc: TaskComparison, axis: str = "parameters") -> None:
 def task_figure(tc: TaskComparison, per: str = "sample"):
     """A six-panel matplotlib Figure for one task (see the module's docstring); ``per`` 'correct' puts energy
     and time per correct answer on the first row's cost axes instead of per sample."""
+    import matplotlib
+
+    # record text (model and task names) is drawn as written: a "$" must not start mathtext
+    with matplotlib.rc_context({"text.parse_math": False}):
+        return _task_figure(tc, per)
+
+
+def _task_figure(tc: TaskComparison, per: str):
     from matplotlib.figure import Figure
 
     # fixed margins: a layout engine triples the rendering time and the panels never change shape

@@ -169,3 +169,23 @@ def test_html_shows_the_roofline_column_and_the_variant_plots(report):
     assert "<th>% roofline</th>" in html and "<td>25%</td>" in html and "<td>n/a</td>" in html
     assert html.count('<img class="chart"') == len(cmp.tasks)
     assert "against weight bytes held, energy per token and decode tokens/s with the Pareto frontier" in html
+
+
+def test_hostile_names_stay_text_in_markdown_latex_and_plots(tmp_path):
+    """A model name with markup, a line break and LaTeX/mathtext specials: one harmless line everywhere."""
+    from report_fixtures import RUN_LARGE, write_record
+
+    from llmbench.report.plots import task_png
+
+    write_record(tmp_path, RUN_LARGE, ["gemma3-270m"], ["summarization"])
+    merged = load_runs([str(tmp_path / RUN_LARGE)])
+    evil = "m$\\bogus{$<script>x</script>|\n\\input{/etc/passwd}"
+    merged.rows[0].row.model["name"] = evil
+    cmp = build_comparison(merged)
+    md = export(cmp, merged, "md")
+    assert "<script>" not in md and "&lt;script&gt;" in md and "\n\\input" not in md
+    tex = export(cmp, merged, "latex")
+    # no line of the LaTeX starts with live record text: every record line is a cell or a % comment
+    assert not any(line.lstrip().startswith("\\input") for line in tex.splitlines())
+    assert "\\textbackslash{}input" in tex or "% " in tex
+    assert task_png(cmp.tasks[0]).startswith(b"\x89PNG")  # "$" does not start mathtext and crash the chart

@@ -21,7 +21,9 @@ _LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
                   "×": r"$\times$", NOT_SIGNIFICANT: r"$^\dagger$", DEVICE_WIDE: r"$^\ddagger$",
                   "—": "---", "→": r"$\rightarrow$",
-                  "−": "$-$", "≈": r"$\approx$", "±": r"$\pm$", "≥": r"$\geq$"}
+                  "−": "$-$", "≈": r"$\approx$", "±": r"$\pm$", "≥": r"$\geq$", "∞": r"$\infty$",
+                  # record text is one line in a table cell: a newline would end a row or start a paragraph
+                  "\r\n": " ", "\n": " ", "\r": " "}
 _LATEX_RE = re.compile("|".join(re.escape(k) for k in _LATEX_ESCAPES))
 
 
@@ -30,11 +32,17 @@ def latex_escape(text: str) -> str:
     return _LATEX_RE.sub(lambda m: _LATEX_ESCAPES[m.group(0)], text)
 
 
+def _comment(text: str) -> str:
+    """A ``%`` comment line: record text (names, errors) with its line breaks folded, so none can end the
+    comment and become live LaTeX."""
+    return "% " + " ".join(str(text).split())
+
+
 def to_latex(cmp: Comparison) -> str:
     """One booktabs ``table`` per task (needs ``\\usepackage{booktabs}``)."""
     out = ["% llmbench comparison; requires \\usepackage{booktabs}",
-           "% runs: " + ", ".join(cmp.run_ids)]
-    out += [f"% warning: {n}" for n in cmp.notes]
+           _comment("runs: " + ", ".join(cmp.run_ids))]
+    out += [_comment(f"warning: {n}") for n in cmp.notes]
     for t in cmp.tasks:
         headers = table_headers(t)
         label = re.sub(r"[^A-Za-z0-9]+", "-", t.task).strip("-")
@@ -46,8 +54,8 @@ def to_latex(cmp: Comparison) -> str:
                 " & ".join(latex_escape(h) for h in headers) + r" \\", r"\midrule"]
         out += [" & ".join(latex_escape(c) for c in row) + r" \\" for row in table_cells(t)]
         out += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
-        out += [f"% {kind}: {text}" for kind, text in verdict_lines(t)]
-        out += [f"% note: {text}" for text in served_notes(t)]
+        out += [_comment(f"{kind}: {text}") for kind, text in verdict_lines(t)]
+        out += [_comment(f"note: {text}") for text in served_notes(t)]
     return "\n".join(out) + "\n"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from llmbench.report.compare import Comparison
 from llmbench.report.exporters import ExportOptions
+from llmbench.report.format import md_cell
 from llmbench.report.merge import MergedRuns
 from llmbench.report.table import (
     SIGNIFICANCE_NOTE,
@@ -18,17 +19,12 @@ from llmbench.report.table import (
 _LABELS = {"curve": "Size curve", "knee": "Knee"}
 
 
-def md_cell(text: str) -> str:
-    """Text safe inside a Markdown table cell (pipes escaped, one line)."""
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
 def to_markdown(cmp: Comparison) -> str:
     """GitHub-flavoured Markdown: one table per task, the verdicts and the warnings."""
     lines = ["# llmbench comparison", "", "Runs: " + ", ".join(f"`{r}`" for r in cmp.run_ids), ""]
     lines += [f"> **Warning:** {md_cell(n)}" for n in cmp.notes]
     for t in cmp.tasks:
-        lines += ["", f"## {t.task}", "", md_cell(task_caption(t)) + ".", ""]
+        lines += ["", f"## {md_cell(t.task)}", "", md_cell(task_caption(t)) + ".", ""]
         headers = table_headers(t)
         lines.append("| " + " | ".join(headers) + " |")
         lines.append("|" + "|".join(["---"] + ["---:"] * (len(headers) - 1)) + "|")
