@@ -289,15 +289,19 @@ class _Tester:
         return undecided(f"untested: {why}", margin)
 
     def gain(self, metric: str, small: MergedRow, large: MergedRow, hib: bool) -> Gain | None:
-        """large - small on ``metric`` (positive = better) with its paired CI; None when untestable."""
-        if self.resamples <= 0 or not rescorable(metric, small.row.quality.get(metric),
-                                                 large.row.quality.get(metric)):
-            return None
-        try:
-            return quality_gain(metric, small.samples, large.samples, hib, seed=self.seed,
-                                resamples=self.resamples)
-        except (UserError, KeyError, TypeError, ValueError):
-            return None  # its non-inferiority test says why
+        """large - small on ``metric`` (positive = better) with its paired CI; None when untestable. Cached:
+        the size curves on both axes and the knee's summary ask for the same pairs."""
+        def compute():
+            if not rescorable(metric, small.row.quality.get(metric), large.row.quality.get(metric)):
+                return None
+            try:
+                return quality_gain(metric, small.samples, large.samples, hib, seed=self.seed,
+                                    resamples=self.resamples)
+            except (UserError, KeyError, TypeError, ValueError):
+                return None  # its non-inferiority test says why
+
+        return self._cached(("g", metric, hib, small.run_id, small.model, large.run_id, large.model,
+                             small.task), compute)
 
     def speed(self, best: MergedRow, chosen: MergedRow) -> tuple | None:
         """best TPOT p50 / chosen TPOT p50 with an unpaired bootstrap CI; None without per-sample values."""
