@@ -7,6 +7,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 from llmbench.errors import UserError
+from llmbench.levels import batch_suffix, length_suffix
 
 _BOOL = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 # SPEC options every backend takes; the rest belong to the model's backend (its parse_options)
@@ -114,6 +115,9 @@ class GenerationConfig:
     # a batch-size sweep (``--batch-size 1,4,16``): two or more levels, ascending, each its own row variant;
     # () for one batch size (then ``batch_size`` is it and the records are those of a run without a sweep)
     batch_sizes: tuple[int, ...] = ()
+    # ``--new-tokens``: the generation budget of every task (replacing the task's own); two or more levels are a
+    # length sweep, each its own row variant; () for none (each task's budget, capped by ``max_new_tokens``)
+    new_tokens: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or any(b < 1 for b in self.batch_sizes):
@@ -123,6 +127,11 @@ class GenerationConfig:
             raise ValueError("batch_sizes: two or more ascending levels, the first equal to batch_size")
         if self.max_new_tokens is not None and self.max_new_tokens < 1:
             raise UserError("--max-new-tokens must be at least 1")
+        if self.new_tokens and (list(self.new_tokens) != sorted(set(self.new_tokens)) or self.new_tokens[0] < 1):
+            raise ValueError("new_tokens: ascending levels of at least 1, as parse_new_tokens gives them")
+        if self.new_tokens and self.max_new_tokens is not None:
+            raise UserError("--new-tokens sets every task's generation budget per level and --max-new-tokens caps "
+                            "it: give one of them")
 
     @property
     def batch_levels(self) -> tuple[int, ...]:
@@ -133,30 +142,37 @@ class GenerationConfig:
     def is_batch_sweep(self) -> bool:
         return bool(self.batch_sizes)
 
+    @property
+    def length_levels(self) -> tuple[int | None, ...]:
+        """The generation budgets of the in-process rows, each a row variant: ``(None,)`` (each task's own)
+        without ``--new-tokens``."""
+        return self.new_tokens or (None,)
+
+    @property
+    def is_length_sweep(self) -> bool:
+        return len(self.new_tokens) > 1
+
+    @property
+    def is_sweep(self) -> bool:
+        """More than one row per in-process model x task: a batch-size or a length sweep."""
+        return self.is_batch_sweep or self.is_length_sweep
+
+    def level_suffix(self, batch_size: int, new_tokens: int | None) -> str:
+        """A sweep row's name suffix: ``@b4``, ``@n64``, ``@b4@n64`` (``""`` for the run's only level)."""
+        return (batch_suffix(batch_size) if self.is_batch_sweep else "") + (
+            length_suffix(new_tokens) if self.is_length_sweep else "")
+
+    def budget(self, task_max_new_tokens: int, level: int | None = None) -> int:
+        """A task's generation budget: the length level where a sweep gives one, else the task's own capped by
+        ``--max-new-tokens``."""
+        if level is not None:
+            return level
+        return min(self.max_new_tokens, task_max_new_tokens) if self.max_new_tokens else task_max_new_tokens
+
     @classmethod
     def with_batch_levels(cls, levels: tuple[int, ...], **kwargs) -> "GenerationConfig":
         """The config for ``--batch-size`` levels as parse_batch_sizes gives them (one level: no sweep)."""
         return cls(batch_size=levels[0], batch_sizes=levels if len(levels) > 1 else (), **kwargs)
-
-
-def batch_suffix(batch_size: int) -> str:
-    """What a batch level row's model name gets in a sweep: ``""`` at batch size 1 (the latency setting), else
-    ``@b4``; rows are keyed by model and task name, so each level stays its own row (as served ``@c4`` rows)."""
-    return "" if batch_size == 1 else f"@b{batch_size}"
-
-
-def parse_batch_sizes(text: str | int | None) -> tuple[int, ...]:
-    """``"1,4,16"`` -> (1, 4, 16), ascending and without repeats (the latency setting runs first, so every
-    other level's answers can be compared with its); UserError for anything but positive integers."""
-    if text is None:
-        return (1,)
-    out = []
-    for part in (p.strip() for p in str(text).split(",")):
-        if not part.isdigit() or int(part) < 1:
-            raise UserError(f"--batch-size {text!r}: give positive integers separated by commas, e.g. 1 or 1,4,16 "
-                            "(--batch-size must be at least 1)")
-        out.append(int(part))
-    return tuple(sorted(set(out)))
 
 
 @dataclass(frozen=True)
@@ -359,12 +375,22 @@ class RunConfig:
                 raise UserError(f"--batch-size {levels}: batch-size levels apply to in-process models, and every "
                                 "model here is served (the server batches concurrent requests itself): give load "
                                 f"levels with --concurrency {levels} instead")
+        if gen.new_tokens and self.lm_eval_tasks:
+            raise UserError(f"--new-tokens {','.join(map(str, gen.new_tokens))}: it sets the budget of llmbench's own "
+                            "tasks, and lm-eval tasks keep their own (--max-new-tokens caps them): run them apart")
+        if gen.is_length_sweep and served:
+            levels = ",".join(map(str, gen.new_tokens))
+            raise UserError(f"--new-tokens {levels}: a length sweep runs in-process models, and {served[0].name!r} "
+                            "is served: run it apart, with one --new-tokens value per run")
+        if gen.is_sweep:
             names = {spec.name for spec in self.models}
             for spec in self.models:
                 for b in gen.batch_levels:
-                    if spec.backend != "openai" and batch_suffix(b) and spec.name + batch_suffix(b) in names:
-                        raise UserError(f"model name {spec.name + batch_suffix(b)!r} is also the name of batch level "
-                                        f"{b} of {spec.name!r}: rename one with name=LABEL")
+                    for n in gen.length_levels:
+                        suffix = gen.level_suffix(b, n)
+                        if spec.backend != "openai" and suffix and spec.name + suffix in names:
+                            raise UserError(f"model name {spec.name + suffix!r} is also the name of sweep level "
+                                            f"{suffix[1:]} of {spec.name!r}: rename one with name=LABEL")
         if served:
             names = {spec.name for spec in self.models}
             for spec in served:

@@ -91,7 +91,7 @@ def producers_for(config: RunConfig, catalog) -> list[RowProducer]:
 
     tasks = catalog.resolve(list(config.tasks), config.limit) if config.tasks else []
     gen = config.generation
-    producers: list[RowProducer] = [TaskRows(task, config.load.levels(), gen.batch_sizes) for task in tasks]
+    producers: list[RowProducer] = [TaskRows(task, config.load.levels(), gen) for task in tasks]
     if config.lm_eval_tasks:
         from llmbench.lmeval.rows import LmEvalRows
 
@@ -149,6 +149,8 @@ def run(config: RunConfig, backend=None, progress: Progress | None = None) -> Ru
     )
     if gen.is_batch_sweep:  # a sweep: settings.batch_size is its first level, each row's model entry its own
         record.settings["batch_sizes"] = list(gen.batch_levels)
+    if gen.new_tokens:  # every task's generation budget (one row per level in a length sweep)
+        record.settings["new_tokens"] = list(gen.new_tokens)
     if any(getattr(b, "serves_load_levels", False) for b in backends) or not config.load.is_default:
         record.settings["load"] = config.load.to_settings()
     from llmbench.meters.bandwidth import environment_entries, peak_bandwidth

@@ -60,7 +60,7 @@ def run_level(ctx, task, examples, level: LoadLevel) -> tuple[ResultRow, list[di
 
     loaded, backend, progress = ctx.loaded, ctx.backend, ctx.progress
     gen, load = ctx.config.generation, ctx.config.load
-    max_new = min(gen.max_new_tokens, task.max_new_tokens) if gen.max_new_tokens else task.max_new_tokens
+    max_new = gen.budget(task.max_new_tokens, gen.new_tokens[0] if gen.new_tokens else None)
     params = GenerateParams(max_new, tuple(task.stop), 1, gen.seed, level.concurrency, level.rate)
     model_info = level_model_info(ctx.model_info, level)
     name = model_info["name"]

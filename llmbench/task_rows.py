@@ -8,7 +8,11 @@ An in-process model in a batch-size sweep (``--batch-size 1,4,16``) gives one ro
 way: each level is warmed up, metered and scored from its own answers; a level other than 1 is a row whose
 model name gets ``@b<N>`` (``NAME@b4``) and whose model entry carries ``batch_size`` and ``setting``; where its
 greedy answers differ from batch 1's on the same prompts (padding and batching can change them), the model
-entry's ``answers_vs_batch1`` says on how many and which."""
+entry's ``answers_vs_batch1`` says on how many and which.
+
+A length sweep (``--new-tokens 16,64,256``) runs every task at each generation budget the same way (rows
+``NAME@n64``, crossed with batch levels as ``NAME@b4@n64``; the model entry's ``new_tokens`` is the level):
+decode cost against answer length, each level scored from its own (shorter budgets can cut answers)."""
 
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ import contextlib
 import time
 from typing import Iterator
 
-from llmbench.config import LoadLevel, batch_suffix
+from llmbench.config import LoadLevel
 from llmbench.errors import UserError, error_text
 from llmbench.meters.timing import latency_summary, warmup_new_tokens, warmup_prefills
 from llmbench.models.base import GenerateParams
@@ -35,10 +39,12 @@ def failed_row(model: dict, task, error: str) -> ResultRow:
 class TaskRows:
     """One llmbench task (llmbench.tasks.Task) -> one row per model (per load level for a served model)."""
 
-    def __init__(self, task, levels: list[LoadLevel] | None = None, batch_sizes: tuple[int, ...] = ()) -> None:
+    def __init__(self, task, levels: list[LoadLevel] | None = None, generation=None) -> None:
+        from llmbench.config import GenerationConfig
+
         self.task = task
         self.levels = list(levels or [LoadLevel()])
-        self.batch_sizes = tuple(batch_sizes)  # two or more: a sweep, one row per level; (): one batch size
+        self.generation = generation or GenerationConfig()
         self._examples = None
 
     def preflight(self) -> None:
@@ -49,14 +55,33 @@ class TaskRows:
             self._examples = self.task.examples()
         return self._examples
 
+    def sweep(self) -> list[tuple[int, int | None]]:
+        """(batch size, generation budget or None for the task's own) of each in-process row, in run order."""
+        gen = self.generation
+        return [(b, n) for b in gen.batch_levels for n in gen.length_levels]
+
     def failed_rows(self, model_info: dict, error: str) -> list[ResultRow]:
         if model_info.get("backend") == "openai":
             from llmbench.served_rows import level_model_info
 
             return [failed_row(level_model_info(model_info, lv), self.task, error) for lv in self.levels]
-        if self.batch_sizes:
-            return [failed_row(batch_model_info(model_info, b), self.task, error) for b in self.batch_sizes]
+        if self.generation.is_sweep:
+            return [failed_row(self.level_info(model_info, b, n), self.task, error) for b, n in self.sweep()]
         return [failed_row(model_info, self.task, error)]
+
+    def level_info(self, model_info: dict, batch_size: int, new_tokens: int | None) -> dict:
+        """A sweep row's model entry: the level's ``batch_size`` and ``setting`` (and ``new_tokens`` in a length
+        sweep), the name with the level's suffix (``NAME@b4@n64``; none at batch 1 and no length sweep) and
+        ``base_name`` the name without it, as served load-level rows."""
+        gen = self.generation
+        info = dict(model_info, batch_size=batch_size, setting="latency" if batch_size == 1 else "throughput")
+        if gen.is_length_sweep:
+            info["new_tokens"] = new_tokens
+        suffix = gen.level_suffix(batch_size, new_tokens)
+        if suffix:
+            info["base_name"] = model_info.get("name")
+            info["name"] = f"{model_info.get('name')}{suffix}"
+        return info
 
     def rows(self, ctx) -> Iterator[tuple[ResultRow, list[dict]]]:
         if getattr(ctx.backend, "serves_load_levels", False):
@@ -69,20 +94,21 @@ class TaskRows:
             ctx.load_noted = True  # once per model
             ctx.progress.note(f"{ctx.loaded.name}: in-process, so it runs its latency setting only (one batch at a "
                               "time); --concurrency and --rate apply to served models")
-        if not self.batch_sizes:
-            yield run_task(ctx, self.task, self.examples())
+        gen = self.generation
+        if not gen.is_sweep:
+            yield run_task(ctx, self.task, self.examples(), max_new=gen.new_tokens[0] if gen.new_tokens else None)
             return
-        if 1 not in self.batch_sizes and not getattr(ctx, "sweep_noted", False):
+        if gen.is_batch_sweep and 1 not in gen.batch_levels and not getattr(ctx, "sweep_noted", False):
             ctx.sweep_noted = True  # once per model
             ctx.progress.note(f"{ctx.loaded.name}: batch 1 is not among the --batch-size levels, so no level's answers "
                               "are compared with the latency setting's (add 1 to compare them)")
-        reference = None  # batch 1's answers, by example index
-        for b in self.batch_sizes:
-            row, lines = run_task(ctx, self.task, self.examples(), b, batch_model_info(ctx.model_info, b))
+        reference: dict = {}  # batch 1's answers by example index, per generation budget
+        for b, n in self.sweep():
+            row, lines = run_task(ctx, self.task, self.examples(), b, self.level_info(ctx.model_info, b, n), n)
             if b == 1:
-                reference = {line["index"]: line["prediction"] for line in lines} if lines else None
-            elif reference is not None and lines:
-                compared = answers_compared(reference, lines)
+                reference[n] = {line["index"]: line["prediction"] for line in lines} if lines else None
+            elif reference.get(n) is not None and lines:
+                compared = answers_compared(reference[n], lines)
                 row.model["answers_vs_batch1"] = compared
                 if compared["differ"]:
                     shown = ", ".join(map(str, compared["indices"][:10]))
@@ -91,16 +117,6 @@ class TaskRows:
                                       f"on {compared['differ']} of {compared['of']} prompts (index {shown}{more}): "
                                       "padding and batching changed them; each level is scored from its own")
             yield row, lines
-
-
-def batch_model_info(model_info: dict, batch_size: int) -> dict:
-    """A sweep row's model entry at ``batch_size``: the level's ``batch_size`` and ``setting``, the name with
-    the level's suffix (none at 1) and ``base_name`` the name without it, as served load-level rows."""
-    info = dict(model_info, batch_size=batch_size, setting="latency" if batch_size == 1 else "throughput")
-    if batch_suffix(batch_size):
-        info["base_name"] = model_info.get("name")
-        info["name"] = f"{model_info.get('name')}{batch_suffix(batch_size)}"
-    return info
 
 
 def answers_compared(reference: dict[int, str], lines: list[dict]) -> dict:
@@ -123,10 +139,10 @@ def warm_up(ctx, prompts: list[str], params: GenerateParams) -> None:
             ctx.backend.generate(ctx.loaded, prompts[start:start + bs], one, sync=ctx.sync)
 
 
-def run_task(ctx, task, examples, batch_size: int | None = None,
-             model_info: dict | None = None) -> tuple[ResultRow, list[dict]]:
-    """One row at ``batch_size`` (default: --batch-size), named and described by ``model_info`` (default: the
-    model's own entry)."""
+def run_task(ctx, task, examples, batch_size: int | None = None, model_info: dict | None = None,
+             max_new: int | None = None) -> tuple[ResultRow, list[dict]]:
+    """One row at ``batch_size`` (default: --batch-size) with generation budget ``max_new`` (default: the task's
+    own, capped by --max-new-tokens), named and described by ``model_info`` (default: the model's own entry)."""
     from llmbench.meters.bandwidth import row_roofline
     from llmbench.meters.energy import EnergyMeter, per_unit
     from llmbench.meters.memory import MemoryMeter
@@ -137,7 +153,7 @@ def run_task(ctx, task, examples, batch_size: int | None = None,
     bs = batch_size or gen.batch_size
     model_info = dict(model_info or ctx.model_info)
     name = model_info["name"]
-    max_new = min(gen.max_new_tokens, task.max_new_tokens) if gen.max_new_tokens else task.max_new_tokens
+    max_new = gen.budget(task.max_new_tokens, max_new)
     params = GenerateParams(max_new, tuple(task.stop), bs, gen.seed)
     prompts = [backend.render(loaded, ex.messages, ex.prompt) for ex in examples]
     progress.task_started(name, task.name, len(prompts))

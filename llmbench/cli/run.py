@@ -14,12 +14,12 @@ from llmbench.config import (
     LoadConfig,
     ModelSpec,
     RunConfig,
-    parse_batch_sizes,
     parse_concurrency,
     parse_rates,
     parse_slo,
 )
 from llmbench.errors import UserError
+from llmbench.levels import parse_batch_sizes, parse_new_tokens
 
 # the run finished and its record is complete, but a row failed; not 1, which is also a crash's exit code
 ROWS_FAILED = 3
@@ -40,6 +40,9 @@ ROWS_FAILED = 3
                    "labelled a throughput setting. Several (1,4,16): a sweep, one row per level (NAME@b4), "
                    "each scored from its own answers.")
 @click.option("--max-new-tokens", type=int, default=None, help="Cap on new tokens (default: each task's own).")
+@click.option("--new-tokens", "new_tokens", default=None, metavar="N[,N...]",
+              help="In-process models: every task's generation budget, replacing its own. Several (16,64,256): a "
+                   "length sweep, one row per level (NAME@n64), each scored from its own answers.")
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True)
 @click.option("--warmup", type=int, default=1, show_default=True,
               help="Warm-up generations per task (its first prompt; full length on CUDA, at most 8 new tokens "
@@ -70,7 +73,7 @@ ROWS_FAILED = 3
 @click.option("--connect-timeout", type=float, default=10.0, show_default=True,
               help="Served models: seconds to wait for a connection.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run record to stdout instead of the table.")
-def run(models, tasks, limit, device, batch_size, max_new_tokens, seed, warmup, out_dir, name, tasks_dirs,
+def run(models, tasks, limit, device, batch_size, max_new_tokens, new_tokens, seed, warmup, out_dir, name, tasks_dirs,
         no_chat_template, lm_eval_tasks, lm_eval_include, concurrency, rate, slo, gpu_telemetry, request_timeout,
         connect_timeout, as_json):
     """Benchmark models on tasks: quality, latency, memory and energy from the same generations."""
@@ -93,6 +96,7 @@ def run(models, tasks, limit, device, batch_size, max_new_tokens, seed, warmup, 
         limit=limit, device=device, warmup=warmup, out_dir=out_dir, name=name,
         tasks_dirs=tuple(tasks_dirs),
         generation=GenerationConfig.with_batch_levels(parse_batch_sizes(batch_size), max_new_tokens=max_new_tokens,
+                                                      new_tokens=parse_new_tokens(new_tokens),
                                                       seed=seed, use_chat_template=not no_chat_template),
         lm_eval_tasks=lm_tasks, lm_eval_include=lm_eval_include,
         load=LoadConfig(concurrency=parse_concurrency(concurrency), rates=parse_rates(rate), slo=parse_slo(slo),

@@ -13,8 +13,9 @@ import pytest
 from cli_helpers import read_single_run, run_cli
 from fakes.instant_backend import InstantBackend
 
-from llmbench.config import GenerationConfig, ModelSpec, RunConfig, batch_suffix, parse_batch_sizes
+from llmbench.config import GenerationConfig, ModelSpec, RunConfig
 from llmbench.errors import UserError
+from llmbench.levels import batch_suffix, parse_batch_sizes
 from llmbench.models import BACKENDS
 from llmbench.models.base import Generation, LoadedModel
 
@@ -155,7 +156,7 @@ def test_a_model_that_fails_to_load_fails_every_level(tmp_path, tasks_dir):
 
 def test_a_level_name_that_is_another_models_name_is_refused():
     models = (ModelSpec.parse("m,backend=batchtoy,name=toy"), ModelSpec.parse("n,backend=batchtoy,name=toy@b4"))
-    with pytest.raises(UserError, match=r"'toy@b4' is also the name of batch level 4 of 'toy'"):
+    with pytest.raises(UserError, match=r"'toy@b4' is also the name of sweep level b4 of 'toy'"):
         RunConfig(models=models, generation=GenerationConfig.with_batch_levels((1, 4)))
     RunConfig(models=models, generation=GenerationConfig.with_batch_levels((1, 2)))  # no clash: fine
 
