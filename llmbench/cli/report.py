@@ -7,8 +7,7 @@ from pathlib import Path
 import click
 
 from llmbench.errors import UserError
-from llmbench.report.compare import DEFAULT_MARGIN, DEFAULT_RESAMPLES
-from llmbench.report.sizecurve import DEFAULT_MIN_GAIN
+from llmbench.report.defaults import DEFAULT_MARGIN, DEFAULT_MIN_GAIN, DEFAULT_RESAMPLES
 
 _RUNS_HELP = "Run directories, run.json paths or globs (default: the latest run under --results-dir)."
 

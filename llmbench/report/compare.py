@@ -11,10 +11,10 @@ from dataclasses import asdict, dataclass, field
 
 from llmbench.errors import UserError
 from llmbench.report.cost import CorrectCost, correct_cost
+from llmbench.report.defaults import DEFAULT_MARGIN, DEFAULT_MIN_GAIN, DEFAULT_RESAMPLES
 from llmbench.report.format import roofline_is_lower_bound, roofline_percent
 from llmbench.report.merge import MergedRow, MergedRuns
 from llmbench.report.served import SERVED_FIELDS, served_figures
-from llmbench.report.sizecurve import DEFAULT_MIN_GAIN
 from llmbench.stats import PairedDelta, Quantile
 from llmbench.stats.noninferiority import Decision, Gain, undecided, unpaired_ratio
 from llmbench.stats.significance import (
@@ -28,8 +28,6 @@ from llmbench.stats.significance import (
     rescorable,
 )
 
-DEFAULT_MARGIN = 0.95
-DEFAULT_RESAMPLES = 1000
 METRIC_LABELS = {"bleu": "BLEU", "chrf": "chrF", "ter": "TER", "rouge1": "ROUGE-1", "rouge2": "ROUGE-2",
                  "rougeL": "ROUGE-L", "exact_match": "EM", "f1": "F1"}
 

@@ -22,8 +22,6 @@ from typing import Callable
 from llmbench.report.format import fmt_bytes, fmt_params, fmt_quality, fmt_signed_quality
 from llmbench.stats.noninferiority import Gain
 
-#: the default --min-gain: points of a 0-100 scale per doubling (0.01 on a 0-1 scale such as ROUGE-L)
-DEFAULT_MIN_GAIN = 1.0
 KNEE, NO_KNEE, UNDETERMINED, TOO_FEW = "knee", "no knee", "undetermined", "too few sizes"
 AXES = {"parameters": ("parameters", fmt_params), "weights_bytes": ("weight bytes", fmt_bytes)}
 

@@ -15,9 +15,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Callable
 
+from llmbench.report.defaults import DEFAULT_MIN_GAIN
 from llmbench.report.format import decision_details as _details
 from llmbench.report.format import decision_text, fmt_pct, fmt_quality
-from llmbench.report.sizecurve import DEFAULT_MIN_GAIN, SizeCurve, size_curve
+from llmbench.report.sizecurve import SizeCurve, size_curve
 from llmbench.stats.noninferiority import ENOUGH, UNDECIDED, Decision, Gain
 from llmbench.stats.significance import scale_range
 

@@ -168,6 +168,12 @@ def test_help_does_not_import_torch():
     assert "run" in stdout and "compare" in stdout
 
 
+@pytest.mark.parametrize("command", ["run", "compare", "export", "plot", "gate"])
+def test_a_commands_help_imports_neither_torch_nor_numpy(command):
+    imported, stdout = modules_imported_by_cli([command, "--help"], ("torch", "transformers", "numpy"))
+    assert imported == [] and "Usage:" in stdout, (command, imported)
+
+
 def test_fake_rapl_joules_flow_to_record_and_table(tiny_model_dir, task_dir, tmp_path, monkeypatch, capsys):
     """A temporary powercap tree stands in for RAPL: its counter advances 2.5 J per generate call."""
     import llmbench.meters.energy as energy_mod
