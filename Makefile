@@ -46,11 +46,12 @@ test-slow: $(STAMP)  ## the tests that use the real packaged models (minutes)
 lint: $(STAMP)  ## ruff
 	$(BIN)/ruff check llmbench tests benchmarks scripts
 
-bench: $(STAMP)  ## metering overhead, report speed, served client cost, bandwidth probe, llmbench vs lm-eval wall time
+bench: $(STAMP)  ## metering overhead, report speed, served client cost, bandwidth probe, sweep overhead, llmbench vs lm-eval
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_overhead.py
 	$(BIN)/python benchmarks/bench_report.py
 	$(BIN)/python benchmarks/bench_served.py
 	$(BIN)/python benchmarks/bench_bandwidth.py
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_sweep.py
 	@if [ -f benchmarks/bench_lmeval.py ]; then HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_lmeval.py; fi
 
 gpu-check: $(STAMP)  ## on a CUDA machine: CUDA tests, then Mistral-7B / Gemma-2B shapes, meters vs CUDA events

@@ -359,7 +359,9 @@ class RunConfig:
             seen.add(spec.name)
         if self.lm_eval_include is not None and not self.lm_eval_tasks:
             raise UserError("--lm-eval-include only applies with --lm-eval TASKS")
-        served = [spec for spec in self.models if spec.backend == "openai"]
+        from llmbench.models import is_served
+
+        served = [spec for spec in self.models if is_served(spec.backend)]
         if self.lm_eval_tasks and served:
             raise UserError(
                 f"--lm-eval runs on in-process models only, and {served[0].name!r} is served: run lm-eval's own "
@@ -388,7 +390,7 @@ class RunConfig:
                 for b in gen.batch_levels:
                     for n in gen.length_levels:
                         suffix = gen.level_suffix(b, n)
-                        if spec.backend != "openai" and suffix and spec.name + suffix in names:
+                        if not is_served(spec.backend) and suffix and spec.name + suffix in names:
                             raise UserError(f"model name {spec.name + suffix!r} is also the name of sweep level "
                                             f"{suffix[1:]} of {spec.name!r}: rename one with name=LABEL")
         if served:

@@ -18,7 +18,7 @@ from typing import Iterator, Protocol
 from llmbench.config import ModelSpec, RunConfig
 from llmbench.errors import UserError, error_text
 from llmbench.meters.timing import warmup_prefills
-from llmbench.models import BACKENDS
+from llmbench.models import BACKENDS, is_served
 from llmbench.models.base import LoadedModel, PreparedModel
 from llmbench.records import ResultRow, RunRecord, capture_environment, create_run_dir, now_iso, store
 
@@ -151,7 +151,7 @@ def run(config: RunConfig, backend=None, progress: Progress | None = None) -> Ru
         record.settings["batch_sizes"] = list(gen.batch_levels)
     if gen.new_tokens:  # every task's generation budget (one row per level in a length sweep)
         record.settings["new_tokens"] = list(gen.new_tokens)
-    if any(getattr(b, "serves_load_levels", False) for b in backends) or not config.load.is_default:
+    if any(is_served(spec.backend) for spec in config.models) or not config.load.is_default:
         record.settings["load"] = config.load.to_settings()
     from llmbench.meters.bandwidth import environment_entries, peak_bandwidth
 

@@ -17,9 +17,10 @@ ones. The run goes on with the next level and the next model.
 from __future__ import annotations
 
 from llmbench.config import LoadLevel
-from llmbench.errors import UserError, error_text
+from llmbench.errors import error_text
 from llmbench.models.base import GenerateParams
 from llmbench.records import ResultRow
+from llmbench.records.rows import failed_row, sample_lines, scoring_error, task_entry
 
 
 def level_model_info(model_info: dict, level: LoadLevel) -> dict:
@@ -29,16 +30,6 @@ def level_model_info(model_info: dict, level: LoadLevel) -> dict:
         info["base_name"] = model_info.get("name")
         info["name"] = f"{model_info.get('name')}{level.suffix}"
     return info
-
-
-def failed_row(model_info: dict, task, error: str) -> ResultRow:
-    return ResultRow(model=model_info, task={"name": task.name, "kind": task.kind, "n": 0,
-                                             "source": task.source_description}, status="failed", error=error)
-
-
-def _task_info(task, n: int, max_new: int) -> dict:
-    return {"name": task.name, "kind": task.kind, "n": n, "source": task.source_description,
-            "max_new_tokens": max_new}
 
 
 def warm_up(ctx, prompts: list[str], params: GenerateParams) -> None:
@@ -92,14 +83,9 @@ def run_level(ctx, task, examples, level: LoadLevel) -> tuple[ResultRow, list[di
 
     model_info["load"].update(duration_s=run.duration_s, requests=len(prompts), max_in_flight=run.max_in_flight,
                               seed=gen.seed if level.rate is not None else None)
-    sample_lines = [
-        {"model": name, "task": task.name, "index": ex.index, "prompt": g.prompt, "prediction": g.text,
-         "references": list(ex.references), "scores": {}, "ttft_s": g.ttft_s, "tpot_s": g.tpot_s,
-         "e2e_s": g.e2e_s, "new_tokens": g.new_tokens, **g.extra}
-        for ex, g in zip(examples, generations)
-    ]
+    lines = sample_lines(name, task, examples, generations)
     answered = [i for i, g in enumerate(generations) if g.error is None]
-    task_info = _task_info(task, len(examples), max_new)
+    task_info = task_entry(task, len(examples), max_new)
     measured: dict = {}
     failed = len(generations) - len(answered)
     error = None
@@ -124,12 +110,11 @@ def run_level(ctx, task, examples, level: LoadLevel) -> tuple[ResultRow, list[di
             refs = [list(examples[i].references) for i in answered]
             quality, per_sample = evaluate(list(task.metrics), preds, refs, seed=gen.seed)
             for i, scores in zip(answered, per_sample):
-                sample_lines[i]["scores"] = scores
+                lines[i]["scores"] = scores
     except Exception as exc:  # not KeyboardInterrupt
-        reason = " ".join(str(exc).split()) if isinstance(exc, UserError) else error_text(exc)
-        error = f"scoring failed: {reason}" + (f"; {error}" if error else "")
+        error = scoring_error(exc) + (f"; {error}" if error else "")
         progress.note(f"{name} / {task.name}: {error}")
-        return ResultRow(model=model_info, task=task_info, status="failed", error=error, **measured), sample_lines
+        return ResultRow(model=model_info, task=task_info, status="failed", error=error, **measured), lines
     status = "failed" if failed else "ok"
     return (ResultRow(model=model_info, task=task_info, quality=quality, status=status, error=error, **measured),
-            sample_lines)
+            lines)

@@ -1,7 +1,7 @@
 """llmbench's own tasks (YAML + JSONL) as a row producer: for one loaded model, render the prompts, warm up,
 generate under the memory and energy meters, score, and return the row with its samples.jsonl lines.
 
-A served model (a backend with ``serves_load_levels``) gives one row per load level (``--concurrency``,
+A served model (a backend of ``llmbench.models.SERVED_BACKENDS``) gives one row per load level (``--concurrency``,
 ``--rate``), each scored from that level's own answers: llmbench.served_rows.
 
 An in-process model in a batch-size sweep (``--batch-size 1,4,16``) gives one row per batch level, the same
@@ -21,19 +21,14 @@ import time
 from typing import Iterator
 
 from llmbench.config import LoadLevel
-from llmbench.errors import UserError, error_text
+from llmbench.errors import error_text
 from llmbench.meters.timing import latency_summary, warmup_new_tokens, warmup_prefills
+from llmbench.models import is_served
 from llmbench.models.base import GenerateParams
 from llmbench.records import ResultRow
+from llmbench.records.rows import failed_row, sample_lines, scoring_error, task_entry
 
 LATENCY_METHOD = "perf_counter+streamer (device synchronised)"
-
-
-def failed_row(model: dict, task, error: str) -> ResultRow:
-    return ResultRow(
-        model=model, task={"name": task.name, "kind": task.kind, "n": 0, "source": task.source_description},
-        status="failed", error=error,
-    )
 
 
 class TaskRows:
@@ -61,7 +56,7 @@ class TaskRows:
         return [(b, n) for b in gen.batch_levels for n in gen.length_levels]
 
     def failed_rows(self, model_info: dict, error: str) -> list[ResultRow]:
-        if model_info.get("backend") == "openai":
+        if is_served(model_info.get("backend")):
             from llmbench.served_rows import level_model_info
 
             return [failed_row(level_model_info(model_info, lv), self.task, error) for lv in self.levels]
@@ -84,7 +79,7 @@ class TaskRows:
         return info
 
     def rows(self, ctx) -> Iterator[tuple[ResultRow, list[dict]]]:
-        if getattr(ctx.backend, "serves_load_levels", False):
+        if is_served(ctx.loaded.spec.backend):
             from llmbench.served_rows import run_level
 
             for level in self.levels:
@@ -181,17 +176,11 @@ def run_task(ctx, task, examples, batch_size: int | None = None, model_info: dic
 
     # Generations are done: from here on nothing may lose them. A scoring error (a reference a metric cannot
     # read, a metric bug) makes this row `failed`, its samples are still written, and the run goes on.
-    sample_lines = [
-        {"model": name, "task": task.name, "index": ex.index, "prompt": g.prompt, "prediction": g.text,
-         "references": list(ex.references), "scores": {}, "ttft_s": g.ttft_s, "tpot_s": g.tpot_s,
-         "e2e_s": g.e2e_s, "new_tokens": g.new_tokens, **g.extra}
-        for ex, g in zip(examples, generations)
-    ]
+    lines = sample_lines(name, task, examples, generations)
     if bs > 1:  # answers of one batch share ttft_s and e2e_s: readers resample whole batches
-        for i, line in enumerate(sample_lines):
+        for i, line in enumerate(lines):
             line["batch"] = i // bs
-    task_info = {"name": task.name, "kind": task.kind, "n": len(examples), "source": task.source_description,
-                 "max_new_tokens": max_new}
+    task_info = task_entry(task, len(examples), max_new)
     measured: dict = {}
     try:
         # the meters' readings first: a summary or a metric that fails below must not take them with it
@@ -207,15 +196,14 @@ def run_task(ctx, task, examples, batch_size: int | None = None, model_info: dic
         refs = [list(ex.references) for ex in examples]
         quality, per_sample = evaluate(list(task.metrics), preds, refs, seed=gen.seed)
     except Exception as exc:  # not KeyboardInterrupt: Ctrl-C still stops the run
-        reason = " ".join(str(exc).split()) if isinstance(exc, UserError) else error_text(exc)
-        error = f"scoring failed: {reason}"
+        error = scoring_error(exc)
         progress.note(f"{name} / {task.name}: {error}")
         # what was measured (latency, memory, energy) stays in the row; quality is what is missing
         row = ResultRow(model=model_info, task=task_info, status="failed", error=error, **measured)
-        return row, sample_lines
-    for line, scores in zip(sample_lines, per_sample):
+        return row, lines
+    for line, scores in zip(lines, per_sample):
         line["scores"] = scores
-    return ResultRow(model=model_info, task=task_info, quality=quality, **measured), sample_lines
+    return ResultRow(model=model_info, task=task_info, quality=quality, **measured), lines
 
 
 def _free_cuda(device: str) -> None:

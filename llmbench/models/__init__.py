@@ -14,6 +14,15 @@ BACKENDS: Registry[type] = Registry("backend", {
     "llamacpp": "llmbench.models.llamacpp:LlamaCppBackend",
 })
 
+#: the backends whose models are served over the network: each gives one row per load level (--concurrency /
+#: --rate) and takes no batch or length levels. The one rule for "is served" (config checks, the runner, rows).
+SERVED_BACKENDS = frozenset({"openai"})
+
+
+def is_served(backend: str | None) -> bool:
+    """True for a backend name of SERVED_BACKENDS (a model behind an OpenAI-compatible server)."""
+    return backend in SERVED_BACKENDS
+
 
 def infer_backend(source: str) -> str:
     """The backend a model id selects when the spec has no ``backend=``: an ``http(s)://`` URL is a served
@@ -23,4 +32,5 @@ def infer_backend(source: str) -> str:
     return "hf"
 
 
-__all__ = ["BACKENDS", "Backend", "GenerateParams", "Generation", "LoadedModel", "PreparedModel", "infer_backend"]
+__all__ = ["BACKENDS", "SERVED_BACKENDS", "Backend", "GenerateParams", "Generation", "LoadedModel", "PreparedModel",
+           "infer_backend", "is_served"]

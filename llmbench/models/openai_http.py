@@ -123,7 +123,6 @@ class OpenAIBackend:
 
     name: ClassVar[str] = "openai"
     option_keys: ClassVar[tuple[str, ...]] = OPTION_KEYS
-    serves_load_levels: ClassVar[bool] = True  # task_rows runs every --concurrency/--rate level on it
 
     def __init__(self) -> None:
         self.load_config = LoadConfig()
