@@ -209,12 +209,13 @@ class LlamaCppBackend:
         eos = llm.token_eos()
         out = []
         for prompt in prompts:
-            t0 = time.perf_counter()
             tokens = llm.tokenize(prompt.encode("utf-8"), add_bos=not model.use_chat_template, special=True)
             llm.reset()  # no prompt-prefix reuse between prompts: every TTFT includes its whole prefill
+            # the clock starts where the HF backend's does: the prompt tokenized, generation about to begin
+            t0 = time.perf_counter()
             new: list[int] = []
             first = last = None
-            text = ""
+            pieces = b""  # each new token's bytes, appended: the stop check never re-detokenizes the answer
             for tok in llm.generate(tokens, top_k=1, top_p=1.0, min_p=0.0, temp=0.0, repeat_penalty=1.0,
                                     reset=True):
                 now = time.perf_counter()
@@ -224,8 +225,8 @@ class LlamaCppBackend:
                 if tok == eos or len(new) >= params.max_new_tokens:
                     break
                 if params.stop:
-                    text = llm.detokenize(new).decode("utf-8", "replace")
-                    if any(s in text for s in params.stop):
+                    pieces += llm.detokenize([tok])
+                    if any(s in pieces.decode("utf-8", "replace") for s in params.stop):
                         break
             e2e = time.perf_counter() - t0
             body = [t for t in new if t != eos]

@@ -76,3 +76,48 @@ def test_batch_sizes_above_one_are_refused_before_anything_runs():
     for gen in (GenerationConfig(batch_size=4), GenerationConfig.with_batch_levels((1, 4))):
         with pytest.raises(UserError, match=r"decodes one prompt at a time: --batch-size (4|1,4)"):
             backend.configure(SimpleNamespace(generation=gen))
+
+
+class _FakeLlama:
+    """llama-cpp-python's Llama as generate uses it: tokens are letters, each token's bytes its letter. Its
+    tokenize advances the fake clock by 5 s (a slow tokenizer), each generated token by 1 s."""
+
+    def __init__(self, answer: str, clock: list[float]):
+        self.answer, self.clock, self.detokenized = answer, clock, []
+
+    def token_eos(self) -> int:
+        return 0
+
+    def tokenize(self, text: bytes, add_bos: bool, special: bool) -> list[int]:
+        self.clock[0] += 5.0
+        return list(text)
+
+    def reset(self) -> None: ...
+
+    def generate(self, tokens, **kwargs):
+        for ch in self.answer.encode():
+            self.clock[0] += 1.0
+            yield ch
+        yield 0
+
+    def detokenize(self, toks: list[int]) -> bytes:
+        self.detokenized.append(len(toks))
+        return bytes(t for t in toks if t)
+
+
+def test_generate_times_from_after_tokenizing_and_checks_stops_one_token_at_a_time(monkeypatch):
+    """As the HF backend: the clock starts once the prompt is tokenized, so TTFT is prefill + first token; the
+    stop check appends each token's bytes instead of re-detokenizing the whole answer at every step."""
+    from llmbench.models import llamacpp
+    from llmbench.models.base import GenerateParams, LoadedModel
+
+    clock = [100.0]
+    monkeypatch.setattr(llamacpp.time, "perf_counter", lambda: clock[0])
+    llm = _FakeLlama("Paris.\nRome", clock)
+    model = LoadedModel(spec=ModelSpec.parse("smollm2-135m,backend=llamacpp"), name="m", parameters=1,
+                        weights_bytes=1, dtype="q4", device="cpu", source="x", has_chat_template=False,
+                        handle=(llm, {}))
+    [g] = llamacpp.LlamaCppBackend().generate(model, ["say"], GenerateParams(32, ("\n",), 1, 0))
+    assert g.text == "Paris." and g.new_tokens == 7  # "Paris." and the newline that hit the stop
+    assert g.ttft_s == 1.0 and g.e2e_s == 7.0  # the 5 s of tokenizing are in neither
+    assert llm.detokenized[:-1] == [1] * 7  # one token per step; the last call decodes the answer once
