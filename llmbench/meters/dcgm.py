@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 from llmbench.errors import UserError
 from llmbench.meters.base import WindowMeter
+from llmbench.meters.energy.base import unavailable_energy
 
 METHOD = "dcgm-exporter"
 ENERGY_METRIC = "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION"  # mJ, counter
@@ -182,9 +183,3 @@ class DcgmTelemetry(WindowMeter):
         return {"method": METHOD, "server_used_bytes": int(sum(ends) * MIB),
                 "server_used_max_edge_bytes": int(sum(highs) * MIB), "reason": None, "scope": SCOPE,
                 "gpus": len(ends)}
-
-
-def unavailable_energy(reason: str, duration: float | None) -> dict[str, Any]:
-    """An energy record with nothing measured (same keys as EnergyMeter's)."""
-    return {"available": False, "reason": reason, "method": None, "joules": None, "unit": "J",
-            "duration_s": duration, "warning": None, "domains": [], "raw": {}}

@@ -16,7 +16,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from llmbench.meters.base import WindowMeter
-from llmbench.meters.dcgm import DcgmTelemetry, unavailable_energy
+from llmbench.meters.dcgm import DcgmTelemetry
+from llmbench.meters.energy.base import short_window_warning, unavailable_energy
 
 LOCAL_NVML = "nvml-energy-counter"
 LOCAL_SCOPE = "device-wide: every GPU of this machine, other processes included"
@@ -80,8 +81,7 @@ class LocalGpus(WindowMeter):
             return {"energy": unavailable_energy("NVML energy counter went backwards (driver reloaded?)", duration),
                     "memory": memory}
         short = duration < MIN_WINDOW_S
-        warning = (f"window of {duration:.3f} s is shorter than {MIN_WINDOW_S} s; the NVML counter updates about "
-                   "every 100 ms, so this value is coarse") if short else None
+        warning = short_window_warning(duration, MIN_WINDOW_S)
         return {"energy": {
             "available": True, "reason": None, "method": LOCAL_NVML, "joules": sum(deltas) / 1000.0, "unit": "J",
             "duration_s": duration, "warning": warning, "short_window": short, "scope": LOCAL_SCOPE,

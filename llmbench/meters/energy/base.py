@@ -88,3 +88,10 @@ def short_window_warning(duration: float, min_window_s: float,
             "about every 100 ms, so this value is coarse"
         )
     return None
+
+
+def unavailable_energy(reason: str | None, duration: float | None) -> dict:
+    """An energy result with nothing measured, and why (the keys of a measured one, ``joules`` None): every
+    meter's way of saying "unavailable", in process (EnergyMeter) and served (DCGM, NVML of a local server)."""
+    return {"available": False, "reason": reason or "energy unavailable", "method": None, "joules": None,
+            "unit": "J", "duration_s": duration, "warning": None, "domains": [], "raw": {}}

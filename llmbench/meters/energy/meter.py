@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from llmbench.meters.base import WindowMeter, parse_device
-from llmbench.meters.energy.base import DEFAULT_POWERCAP_ROOT, EnergySensor, Probe, Reading, SensorError, SensorOptions
+from llmbench.meters.energy.base import (
+    DEFAULT_POWERCAP_ROOT,
+    EnergySensor,
+    Probe,
+    Reading,
+    SensorError,
+    SensorOptions,
+    unavailable_energy,
+)
 from llmbench.meters.energy.registry import SENSORS, sensor_order
 from llmbench.meters.gpu import cuda_sync
 
@@ -104,14 +112,14 @@ class EnergyMeter(WindowMeter):
 
     def _stop(self, state: _State) -> dict[str, Any]:
         if self.sensor is None:
-            return self._unavailable(self.reason, time.perf_counter() - state.t0)
+            return unavailable_energy(self.reason, time.perf_counter() - state.t0)
         self._sync()  # queued GPU work belongs to this window; sensors keep sampling while waiting for it
         if state.error is not None:
-            return self._unavailable(state.error, time.perf_counter() - state.t0)
+            return unavailable_energy(state.error, time.perf_counter() - state.t0)
         try:
             reading = self.sensor.stop(state.window)
         except SensorError as exc:
-            return self._unavailable(str(exc), time.perf_counter() - state.t0)
+            return unavailable_energy(str(exc), time.perf_counter() - state.t0)
         return self._available(self.sensor.method, reading)
 
     # --- results ---------------------------------------------------------------------------------------
@@ -130,20 +138,6 @@ class EnergyMeter(WindowMeter):
             "short_window": bool(reading.short_window),
             "domains": reading.domains or [],
             "raw": reading.raw or {},
-        }
-
-    @staticmethod
-    def _unavailable(reason: str | None, duration: float) -> dict[str, Any]:
-        return {
-            "available": False,
-            "reason": reason or "energy unavailable",
-            "method": None,
-            "joules": None,
-            "unit": "J",
-            "duration_s": duration,
-            "warning": None,
-            "domains": [],
-            "raw": {},
         }
 
 
