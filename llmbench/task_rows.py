@@ -121,17 +121,25 @@ def answers_compared(reference: dict[int, str], lines: list[dict]) -> dict:
     return {"differ": len(indices), "of": len(both), "indices": indices}
 
 
-def warm_up(ctx, prompts: list[str], params: GenerateParams) -> None:
+def warm_up(ctx, prompts: list[str], params: GenerateParams) -> float:
     """Not counted: ``--warmup`` generations of the first batch (allocators, kernels, the KV cache grown to
-    full length on CUDA), then on CUDA one prefill of every measured batch (``warmup_prefills``)."""
+    full length on CUDA), and as many of the last batch where it is smaller (a compiled decode step compiles
+    again for a new batch size: that must not fall in the window); then on CUDA one prefill of every measured
+    batch (``warmup_prefills``). Returns its seconds (``latency.warmup_s``: a compiled model's recompilations
+    for this level's shapes are in it)."""
     config, device, bs = ctx.config, ctx.device, params.batch_size
+    t0 = time.perf_counter()
     short = GenerateParams(warmup_new_tokens(device, params.max_new_tokens), params.stop, bs, params.seed)
+    rest = len(prompts) % bs if len(prompts) > bs else 0
     for _ in range(config.warmup):
         ctx.backend.generate(ctx.loaded, prompts[:bs], short, sync=ctx.sync)
+        if rest:
+            ctx.backend.generate(ctx.loaded, prompts[-rest:], short, sync=ctx.sync)
     if warmup_prefills(device, config.warmup):
         one = GenerateParams(1, params.stop, bs, params.seed)
         for start in range(0, len(prompts), bs):
             ctx.backend.generate(ctx.loaded, prompts[start:start + bs], one, sync=ctx.sync)
+    return time.perf_counter() - t0
 
 
 def run_task(ctx, task, examples, batch_size: int | None = None, model_info: dict | None = None,
@@ -153,7 +161,7 @@ def run_task(ctx, task, examples, batch_size: int | None = None, model_info: dic
     prompts = [backend.render(loaded, ex.messages, ex.prompt) for ex in examples]
     progress.task_started(name, task.name, len(prompts))
     try:
-        warm_up(ctx, prompts, params)
+        warmup_s = warm_up(ctx, prompts, params)
         mem, energy = MemoryMeter(device), EnergyMeter(device, sync=ctx.sync)
         generations = []
         window_start = time.perf_counter()
@@ -190,6 +198,7 @@ def run_task(ctx, task, examples, batch_size: int | None = None, model_info: dic
         measured["energy"] = per_unit(energy.result(), len(generations), total_tokens)
         latency = latency_summary(generations, bs, gen.seed, LATENCY_METHOD)
         latency["window_s"] = window_s  # the whole metered window: meters started and stopped, every batch
+        latency["warmup_s"] = warmup_s  # before the window, never counted
         measured["latency"] = latency
         latency["roofline"] = row_roofline(loaded, generations, latency, device)  # llmbench.meters.bandwidth
         preds = [g.text for g in generations]

@@ -34,7 +34,16 @@ def _warm_up_calls(device: str, warmup: int, batch_size: int) -> list[tuple[list
 def test_cuda_warm_up_prefills_every_measured_batch_once():
     # on an H200 the first prefill of each prompt length cost 60-90 ms against 15 ms for a repeat (docs/gpu.md)
     assert _warm_up_calls("cuda:0", 1, 1) == [(["p0"], 32), (["p0"], 1), (["p1"], 1), (["p2"], 1)]
-    assert _warm_up_calls("cuda:0", 2, 2) == [(["p0", "p1"], 32)] * 2 + [(["p0", "p1"], 1), (["p2"], 1)]
+    assert _warm_up_calls("cuda:0", 2, 2) == [(["p0", "p1"], 32), (["p2"], 32)] * 2 + [(["p0", "p1"], 1),
+                                                                                     (["p2"], 1)]
+
+
+def test_a_smaller_last_batch_is_warmed_up_too():
+    """A compiled decode step compiles again for a new batch size: the last batch of 3 prompts at batch 2 (one
+    prompt) is warmed up like the first, so no compilation falls in the measured window."""
+    assert _warm_up_calls("cpu", 1, 2) == [(["p0", "p1"], 8), (["p2"], 8)]
+    assert _warm_up_calls("cpu", 1, 3) == [(["p0", "p1", "p2"], 8)]  # one batch: one shape
+    assert _warm_up_calls("cpu", 1, 4) == [(["p0", "p1", "p2"], 8)]  # fewer prompts than the batch
 
 
 def test_cpu_warm_up_and_no_warm_up_prefill_nothing():
