@@ -233,7 +233,8 @@ def decision_details(d: Decision, best: str, label: str, scale: str | None) -> s
         if d.examples_needed is not None:
             text += f"; about {d.examples_needed:,} examples would decide (the rows share {d.n:,})"
         elif not d.reason:
-            text += "; no number of examples would decide (the estimate sits on the margin)"
+            why = "the estimate sits on the margin" if d.estimate == d.margin else "its spread is unknown"
+            text += f"; no number of examples would decide ({why})"
     return text
 
 

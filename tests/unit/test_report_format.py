@@ -177,3 +177,15 @@ def test_run_table_keeps_variant_names_whole_in_120_columns():
     assert "roofline" in text and "31%" in text and "9.4%" in text and "48%" in text
     [llamacpp] = [line for line in text.splitlines() if "[llamacpp]" in line][:1]
     assert "n/a" in llamacpp and "ms" in llamacpp  # its numbers on its own line, the roofline n/a
+
+
+def test_an_undecided_decision_no_count_can_settle_says_why():
+    """No number of examples decides either when the estimate is exactly the margin or when its spread is
+    unknown; the text names the one that holds."""
+    from llmbench.report.format import decision_details
+    from llmbench.stats.noninferiority import Decision
+
+    on_margin = Decision("undecided", "ratio", 0.95, 0.90, 1.00, 0.95, 10, se=0.02)
+    no_spread = Decision("undecided", "ratio", 0.97, 0.90, 1.04, 0.95, 10, se=None)
+    assert decision_details(on_margin, "big", "BLEU", None).endswith("(the estimate sits on the margin)")
+    assert decision_details(no_spread, "big", "BLEU", None).endswith("(its spread is unknown)")
