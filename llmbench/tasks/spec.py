@@ -95,7 +95,7 @@ def parse_task_file(path: Path) -> TaskSpec:
     if not isinstance(data["source"], dict):
         raise doc.error("'source' must be a mapping with a 'type'", "source")
     try:
-        source = build_source(data["source"], path.parent)
+        source = build_source(data["source"], path.parent, path)
     except SourceConfigError as exc:
         raise doc.error(str(exc), "source", *([exc.key] if exc.key else [])) from None
 
