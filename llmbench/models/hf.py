@@ -67,7 +67,6 @@ class HFBackend:
 
         spec = prepared.spec
         quant.import_torchao_quietly()
-        source, prepare_s = hf_source.materialise(prepared, note)
         hf_logging.disable_progress_bar()  # our own progress bar is on stderr; theirs would interleave
         hf_logging.set_verbosity_error()
         device_map, gguf_file = spec.option("device_map"), spec.option("gguf_file")
@@ -75,7 +74,6 @@ class HFBackend:
                         "trust_remote_code": spec.option("trust_remote_code", False)}
         if gguf_file:
             kwargs["gguf_file"] = gguf_file
-        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
         model_kwargs = dict(kwargs, dtype=_torch_dtype(spec.option("dtype", "auto"), device))
         method = spec.option("quant")
         if method:
@@ -88,7 +86,12 @@ class HFBackend:
             model_kwargs["device_map"] = device_map
         if method:
             quant.silence_bnb_cast_warning()
-        model = AutoModelForCausalLM.from_pretrained(source, **model_kwargs)
+
+        def from_pretrained(source: str):
+            return AutoTokenizer.from_pretrained(source, **kwargs), AutoModelForCausalLM.from_pretrained(
+                source, **model_kwargs)
+
+        (tokenizer, model), source, prepare_s = hf_source.load_source(prepared, from_pretrained, note)
         if not device_map:
             model.to(device)
         model.eval()

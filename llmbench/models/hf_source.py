@@ -4,9 +4,8 @@ SPEC options of the ``hf`` backend."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Callable, Mapping
 
 from llmbench.config import ModelSpec, parse_bool
 from llmbench.errors import UserError
@@ -54,7 +53,7 @@ def parse_options(text: str, options: Mapping[str, str]) -> dict:
 
 def preflight(spec: ModelSpec) -> PreparedModel:
     """Check a model spec can be resolved, without loading weights. Unknown models raise UserError."""
-    from llmbench.models.embedded import EMBEDDED
+    from llmbench.models.embedded import EMBEDDED, check_cache, is_converted
 
     revision, gguf_file = spec.option("revision"), spec.option("gguf_file")
     options = dict(spec.options)
@@ -72,6 +71,8 @@ def preflight(spec: ModelSpec) -> PreparedModel:
                 )
         if not emb.installed():
             raise UserError(f"model {spec.source}: its package is not installed ({emb.install})")
+        if not is_converted(spec.source):  # converted on first use: the cache must be able to hold it
+            check_cache(spec.source)
         return PreparedModel(spec, spec.source, facts={"embedded": True})
     path = Path(spec.source).expanduser()
     if path.exists():
@@ -120,16 +121,13 @@ def _check_hub_id(spec: ModelSpec) -> None:
         raise UserError(f"model {spec.source}: cannot resolve it on the hub or in the local cache ({first})") from None
 
 
-def materialise(prepared: PreparedModel, note: Note) -> tuple[str, float]:
-    """The directory or id to load, and the seconds spent preparing it: an embedded alias is converted from
-    its packaged GGUF once (later runs find the converted directory)."""
+def load_source(prepared: PreparedModel, load: Callable[[str], Any], note: Note) -> tuple[Any, str, float]:
+    """``load(source)`` of the directory or id to load; returns its value, that source and the seconds spent
+    preparing it. An embedded alias is converted from its packaged GGUF once (later runs find the converted
+    directory), and converted again once when its cached copy is damaged (llmbench.models.embedded)."""
     if not prepared.facts.get("embedded"):
-        return prepared.source, 0.0
-    from llmbench.models.embedded import convert_in_subprocess, converted_dir, is_converted
+        return load(prepared.source), prepared.source, 0.0
+    from llmbench.models.embedded import load_converted
 
-    t0 = time.perf_counter()
-    if not is_converted(prepared.source):
-        note(f"{prepared.source}: first use, converting the packaged GGUF once into "
-             f"{converted_dir(prepared.source)} (later runs load it in seconds)")
-    source = str(convert_in_subprocess(prepared.source))
-    return source, time.perf_counter() - t0
+    value, directory, spent = load_converted(prepared.source, lambda d: load(str(d)), note)
+    return value, str(directory), spent

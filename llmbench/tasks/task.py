@@ -10,15 +10,15 @@ from typing import Any
 
 import jinja2
 import jinja2.meta
-from jinja2.sandbox import SandboxedEnvironment
 
 from llmbench.errors import UserError
 from llmbench.metrics.names import JSON_OBJECT_METRICS
+from llmbench.tasks import template
 from llmbench.tasks.references import MissingField, as_references, lookup
 from llmbench.tasks.sources import TaskSource, display_path, one_line
 
-# Sandboxed: task files may come from other people's --tasks-dir folders.
-JINJA = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False)
+# Sandboxed and bounded (llmbench.tasks.template): task files may come from other people's --tasks-dir folders.
+JINJA = template.JINJA
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,11 @@ class TaskSpec:
     def render(self, record: dict[str, Any], what: str) -> str:
         """The prompt for one record; `what` names the record in errors (``record 3``)."""
         try:
-            return self._template.render(record).rstrip()
+            return template.render(self._template, record).rstrip()
+        except template.TemplateBound as exc:
+            raise UserError(
+                f"task {self.name}: {what}: prompt stopped at a bound: {exc} ({display_path(self.path)})"
+            ) from None
         except jinja2.UndefinedError as exc:
             used = jinja2.meta.find_undeclared_variables(JINJA.parse(self.prompt_template))
             missing = sorted(used - set(record))
