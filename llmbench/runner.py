@@ -82,11 +82,13 @@ class RowProducer(Protocol):
         ...
 
     def rows(self, ctx: ModelContext) -> Iterator[tuple[ResultRow, list[dict]]]:
-        """(row, samples.jsonl lines) one at a time, so the runner writes each as soon as it is finished."""
+        """(row, samples.jsonl lines) one at a time, so the runner writes each as soon as it is finished; a
+        row whose key ``ctx.wanted`` refuses (kept from an earlier session by --resume) is not measured."""
         ...
 
     def failed_rows(self, model_info: dict, error: str) -> list[ResultRow]:
-        """The rows this producer would have made, as failed (the model did not load)."""
+        """The rows this producer would have made, as failed (the model did not load); their keys are also
+        the run's plan (``missing`` in the record)."""
         ...
 
 
