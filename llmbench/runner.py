@@ -153,12 +153,15 @@ def run(config: RunConfig, backend=None, progress: Progress | None = None, resum
     with handled() as signals:
         if resume is None:
             writer = RecordWriter(record, config.out_dir, plan, hold=signals.hold)
-            writer.start(config.command)
         else:
             skip = {k for keys in plan for k in keys} - resume.rerun
             writer = RecordWriter(record, config.out_dir, plan, resume.kept, resume.kept_samples, skip, signals.hold)
-            writer.start(resume.command or config.command, **resume.session_label())
         try:
+            with signals.hold():  # a signal now stops the run after its first write, like any other
+                if resume is None:
+                    writer.start(config.command)
+                else:
+                    writer.start(resume.command or config.command, **resume.session_label())
             for i, (pm, b, dev) in enumerate(zip(prepared, backends, devices)):
                 units = list(range(i * len(producers), (i + 1) * len(producers)))
                 todo = [(u, p) for u, p in zip(units, producers) if writer.unit_wanted(u)]

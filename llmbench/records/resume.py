@@ -10,6 +10,7 @@ labelled ``forced`` with what differed).
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,9 @@ class Resume:
         old = self.record.environment
         changed = [f"{key} {old.get(key)!r} -> {environment.get(key)!r}" for key in (*VERSION_KEYS, *MACHINE_KEYS)
                    if key in old and old.get(key) != environment.get(key)]
+        cwd = (self.record.sessions or [{}])[0].get("cwd")
+        if cwd and cwd != os.getcwd():  # the command's relative paths (-m ./model, --tasks-dir) would move
+            changed.append(f"working directory {cwd!r} -> {os.getcwd()!r}")
         if changed and not self.force:
             raise UserError(f"cannot resume {self.run_dir}: the environment differs from the run's "
                             f"({'; '.join(changed)}); resume it on the same machine with the same versions, "

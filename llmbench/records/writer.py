@@ -154,4 +154,4 @@ class RecordWriter:
         else:
             n = self._rows_on_disk
             where = f"the {n} row{'' if n == 1 else 's'} finished before {'are' if n != 1 else 'is'} in {run_json}"
-        return f"cannot write {exc.filename or path}: {reason}; {where}"
+        return f"cannot write {path}: {reason}; {where}"  # the file meant, not a temporary one beside it

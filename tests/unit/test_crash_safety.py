@@ -481,3 +481,41 @@ def test_resume_reruns_an_ok_row_whose_samples_are_incomplete(tmp_path, monkeypa
     assert [r["session"] for r in record["rows"]] == [1, 2, 2, 2]
     assert sorted((s["model"], s["task"], s["index"]) for s in _samples(run_dir)) == sorted(
         (m, t, i) for m, t in _keys(record) for i in (0, 1))
+
+
+def test_resume_from_another_working_directory_is_refused_unless_forced(tmp_path, monkeypatch, capsys):
+    run_dir = _interrupted_run(tmp_path, monkeypatch)
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # `-m ./model` would name another directory here
+    capsys.readouterr()
+    assert _cli(["run", "--resume", run_dir]) == 2
+    err = _errors(capsys.readouterr().err)
+    assert len(err) == 1 and "working directory" in err[0] and str(tmp_path / "elsewhere") in err[0]
+    assert _cli(["run", "--resume", run_dir, "--force"]) == 0
+    assert any(d.startswith("working directory") for d in _record(run_dir)["sessions"][1]["differs"])
+
+
+def test_resume_of_a_batch_sweep_runs_only_the_unfinished_levels(tmp_path, monkeypatch):
+    real = _Backend.generate
+    stop = {"at_batch_2": True}
+    calls = []
+
+    def generate(self, loaded, prompts, params, sync=None):
+        if stop["at_batch_2"] and params.batch_size == 2:
+            raise KeyboardInterrupt
+        calls.append((prompts[0].split(":")[0], params.batch_size))
+        return real(self, loaded, prompts, params, sync)
+
+    monkeypatch.setattr(_Backend, "generate", generate)
+    assert _cli(_args(tmp_path, "--batch-size", "1,2", models=("a",))) == 130
+    run_dir = _run_dir(tmp_path)
+    assert _keys(_record(run_dir)) == [("a", "ta")]
+    stop["at_batch_2"] = False
+    calls.clear()
+    assert _cli(["run", "--resume", run_dir]) == 0
+    record = _record(run_dir)
+    assert _keys(record) == [("a", "ta"), ("a@b2", "ta"), ("a", "tb"), ("a@b2", "tb")]
+    assert [r["session"] for r in record["rows"]] == [1, 2, 2, 2]
+    assert sorted(set(calls)) == [("ta", 2), ("tb", 1), ("tb", 2)]  # ta at batch 1 was kept, not run again
+    # the kept batch-1 answers are still the reference of the re-run level
+    assert record["rows"][1]["model"]["answers_vs_batch1"] == {"differ": 0, "of": 2, "indices": []}
