@@ -11,6 +11,13 @@ class UserError(Exception):
     exit_code = 2
 
 
+class RecordWriteError(UserError):
+    """The run record could not be written (disk full, permissions): one line, exit code 4; everything
+    written before it still reads (the record says the run is incomplete)."""
+
+    exit_code = 4
+
+
 def read_user_text(path: str | Path, what: str = "") -> str:
     """The text of a file the user named; UserError ``cannot read [WHAT ]PATH: <reason>`` when it is
     missing, unreadable or not UTF-8 text."""

@@ -3,24 +3,26 @@
 Data flow: RunConfig -> preflight (every row producer: task data, lm-eval task names; every model through
 its backend, before anything is measured) -> for each model: the registry's backend loads it (metered) ->
 each row producer yields rows (our tasks: llmbench.task_rows, one per load level of a served model and per
---batch-size level of an in-process one; lm-eval: llmbench.lmeval.rows) -> run.json
-and samples.jsonl rewritten after each row. No click or rich here: progress goes to a callback object.
+--batch-size level of an in-process one; lm-eval: llmbench.lmeval.rows) -> each row's samples appended to
+samples.jsonl, then run.json rewritten (llmbench.records.writer). SIGTERM and SIGHUP stop a run like Ctrl-C
+(llmbench.interrupts). No click or rich here: progress goes to a callback object.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Callable, Iterator, Protocol
 
 from llmbench.config import ModelSpec, RunConfig
-from llmbench.errors import UserError, error_text
+from llmbench.errors import RecordWriteError, UserError, error_text
 from llmbench.meters.timing import warmup_prefills
 from llmbench.models import BACKENDS, is_served
 from llmbench.models.base import LoadedModel, PreparedModel
-from llmbench.records import ResultRow, RunRecord, capture_environment, create_run_dir, now_iso, store
+from llmbench.records import ResultRow, RunRecord, capture_environment, create_run_dir, now_iso
 
 
 class Progress(Protocol):
@@ -47,6 +49,7 @@ class RunResult:
     path: Path
     samples: list[dict] = field(default_factory=list)
     interrupted: bool = False
+    signal: str | None = None  # SIGINT, SIGTERM or SIGHUP when interrupted
 
 
 def preflight_model(spec: ModelSpec, backend=None) -> PreparedModel:
@@ -66,6 +69,8 @@ class ModelContext:
     model_info: dict
     load_memory: dict
     progress: Progress
+    wanted: Callable[[tuple[str, str]], bool] = lambda key: True  # False: a row kept from an earlier session
+    samples: list[dict] = field(default_factory=list)  # the lines written so far (kept ones included)
 
 
 class RowProducer(Protocol):
@@ -77,11 +82,13 @@ class RowProducer(Protocol):
         ...
 
     def rows(self, ctx: ModelContext) -> Iterator[tuple[ResultRow, list[dict]]]:
-        """(row, samples.jsonl lines) one at a time, so the runner writes each as soon as it is finished."""
+        """(row, samples.jsonl lines) one at a time, so the runner writes each as soon as it is finished; a
+        row whose key ``ctx.wanted`` refuses (kept from an earlier session by --resume) is not measured."""
         ...
 
     def failed_rows(self, model_info: dict, error: str) -> list[ResultRow]:
-        """The rows this producer would have made, as failed (the model did not load)."""
+        """The rows this producer would have made, as failed (the model did not load); their keys are also
+        the run's plan (``missing`` in the record)."""
         ...
 
 
@@ -105,9 +112,11 @@ def _run_device(config: RunConfig, devices: list[str]) -> str:
                 else config.device)
 
 
-def run(config: RunConfig, backend=None, progress: Progress | None = None) -> RunResult:
+def run(config: RunConfig, backend=None, progress: Progress | None = None, resume=None) -> RunResult:
     """Execute a run; returns the record (also written under config.out_dir). Each model runs on the backend
-    its spec names; ``backend`` replaces that choice for every model (tests)."""
+    its spec names; ``backend`` replaces that choice for every model (tests). ``resume``
+    (llmbench.records.resume.Resume) finishes an interrupted run in its own directory: its kept rows stay,
+    every other planned row is measured here, whole."""
     from llmbench.tasks import load_catalog
 
     progress = progress or _Quiet()
@@ -125,13 +134,76 @@ def run(config: RunConfig, backend=None, progress: Progress | None = None) -> Ru
     from llmbench.meters.gpu import cuda_sync, gpu_info
 
     device = _run_device(config, devices)
+    environment = capture_environment(device, gpu_info(device))
+    plan = [_planned_keys(producer, pm.spec) for pm in prepared for producer in producers]
+    if resume is not None:
+        resume.check_environment(environment)  # UserError unless the same versions and machine (or forced)
+        record = resume.record
+    else:
+        record = _new_record(config, producers, backends, device, environment)
+    from llmbench.meters.bandwidth import environment_entries, peak_bandwidth
+
+    peak = peak_bandwidth(device)  # the roofline's peak, once per process (the rows of this session use it)
+    if resume is None:
+        record.environment.update(environment_entries(peak))
+    from llmbench.interrupts import handled
+    from llmbench.records.writer import RecordWriter
+
+    interrupted = None
+    with handled() as signals:
+        if resume is None:
+            writer = RecordWriter(record, config.out_dir, plan, hold=signals.hold)
+        else:
+            skip = {k for keys in plan for k in keys} - resume.rerun
+            writer = RecordWriter(record, config.out_dir, plan, resume.kept, resume.kept_samples, skip, signals.hold)
+        try:
+            with signals.hold():  # a signal now stops the run after its first write, like any other
+                if resume is None:
+                    writer.start(config.command)
+                else:
+                    writer.start(resume.command or config.command, **resume.session_label())
+            for i, (pm, b, dev) in enumerate(zip(prepared, backends, devices)):
+                units = list(range(i * len(producers), (i + 1) * len(producers)))
+                todo = [(u, p) for u, p in zip(units, producers) if writer.unit_wanted(u)]
+                for u in units:
+                    if not writer.unit_wanted(u):
+                        writer.unit_done(u)  # every row kept: the model is not even loaded for it
+                if not todo:
+                    continue
+                progress.model_started(pm.spec.name, i + 1, len(prepared))
+                _run_model(pm, b, dev, cuda_sync(dev), todo, config, writer, progress)
+            with signals.hold(deliver=False):
+                writer.finish()
+        except KeyboardInterrupt as exc:
+            interrupted = getattr(exc, "name", "SIGINT")
+            record.settings["interrupted"] = True
+            with signals.hold(deliver=False):
+                writer.stop(f"interrupted ({interrupted})")
+        except RecordWriteError:
+            with contextlib.suppress(RecordWriteError), signals.hold(deliver=False):
+                writer.stop("write failed")  # best effort: the disk may still be full
+            raise
+        except BaseException:
+            with contextlib.suppress(RecordWriteError), signals.hold(deliver=False):
+                writer.stop("failed")
+            raise
+    return RunResult(record, record.path, writer.samples, interrupted is not None, interrupted)
+
+
+def _planned_keys(producer: RowProducer, spec: ModelSpec) -> list[tuple[str, str]]:
+    """The row keys ``producer`` gives for the model: those of the rows it would record, failed."""
+    info = {"name": spec.name, **({"backend": spec.backend} if spec.backend != "hf" else {})}
+    return [row.key for row in producer.failed_rows(info, "")]
+
+
+def _new_record(config: RunConfig, producers, backends, device: str, environment: dict) -> RunRecord:
     gen = config.generation
     task_names = [p.task.name for p in producers if hasattr(p, "task")]
     record = RunRecord(
         run_id=create_run_dir(config.out_dir, config.name),  # created exclusively: a same-second run gets -2
         created_at=now_iso(),
         command=config.command,
-        environment=capture_environment(device, gpu_info(device)),
+        environment=environment,
         settings={
             "batch_size": gen.batch_size,
             "setting": "latency" if gen.batch_size == 1 else "throughput",
@@ -153,30 +225,13 @@ def run(config: RunConfig, backend=None, progress: Progress | None = None) -> Ru
         record.settings["new_tokens"] = list(gen.new_tokens)
     if any(is_served(spec.backend) for spec in config.models) or not config.load.is_default:
         record.settings["load"] = config.load.to_settings()
-    from llmbench.meters.bandwidth import environment_entries, peak_bandwidth
-
-    record.environment.update(environment_entries(peak_bandwidth(device)))  # the roofline's peak, once per run
-    run_dir = Path(config.out_dir) / record.run_id
-    samples: list[dict] = []
-    path = store.write_run(record, config.out_dir)
-    interrupted = False
-    try:
-        for i, (pm, b, dev) in enumerate(zip(prepared, backends, devices)):
-            progress.model_started(pm.spec.name, i + 1, len(prepared))
-            _run_model(pm, b, dev, cuda_sync(dev), producers, config, record, samples, progress)
-            store.write_run(record, config.out_dir)
-            store.write_samples(run_dir, samples)
-    except KeyboardInterrupt:
-        interrupted = True
-        record.settings["interrupted"] = True
-    finally:
-        store.write_run(record, config.out_dir)
-        store.write_samples(run_dir, samples)
-    return RunResult(record, path, samples, interrupted)
+    return record
 
 
-def _run_model(pm: PreparedModel, backend, device: str, sync, producers: list[RowProducer], config: RunConfig,
-               record: RunRecord, samples: list[dict], progress: Progress) -> None:
+def _run_model(pm: PreparedModel, backend, device: str, sync, todo: list[tuple[int, RowProducer]],
+               config: RunConfig, writer, progress: Progress) -> None:
+    """One model's units (``todo``: (unit, producer) pairs this session measures), each row written by
+    ``writer`` as soon as it is finished."""
     from llmbench.meters.memory import MemoryMeter
 
     spec = pm.spec
@@ -196,10 +251,12 @@ def _run_model(pm: PreparedModel, backend, device: str, sync, producers: list[Ro
     except BaseException as exc:  # OOM, bad weights, missing files...: record and go on
         error = error_text(exc)
         progress.note(f"{spec.name}: failed to load: {error}")
-        for producer in producers:
+        for unit, producer in todo:
             for row in producer.failed_rows(model_info, f"load failed: {error}"):
-                record.rows.append(row)
-                progress.row_done(row)
+                if writer.wanted(row.key):
+                    writer.add(unit, row, [])
+                    progress.row_done(row)
+            writer.unit_done(unit)
         return
     load_s = time.perf_counter() - t0
     model_info.update(
@@ -210,15 +267,16 @@ def _run_model(pm: PreparedModel, backend, device: str, sync, producers: list[Ro
         **loaded.info,
     )
     loaded.use_chat_template = bool(model_info["chat_template"])
-    ctx = ModelContext(loaded, backend, config, device, sync, model_info, load_mem.result(), progress)
+    ctx = ModelContext(loaded, backend, config, device, sync, model_info, load_mem.result(), progress,
+                       writer.wanted, writer.samples)
     try:
-        for producer in producers:
+        for unit, producer in todo:
             for row, row_samples in producer.rows(ctx):
-                record.rows.append(row)
-                samples.extend(row_samples)
+                if row.key in writer.kept_keys:  # kept from an earlier session (an lm-eval group's task)
+                    continue
+                writer.add(unit, row, row_samples)  # samples appended and fsync'd, then run.json
                 progress.row_done(row)
-                store.write_run(record, config.out_dir)
-                store.write_samples(Path(config.out_dir) / record.run_id, samples)
+            writer.unit_done(unit)
     finally:
         backend.unload(loaded)
 

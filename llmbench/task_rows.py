@@ -79,11 +79,13 @@ class TaskRows:
         return info
 
     def rows(self, ctx) -> Iterator[tuple[ResultRow, list[dict]]]:
+        wanted = getattr(ctx, "wanted", lambda key: True)  # False: kept from an earlier session (--resume)
         if is_served(ctx.loaded.spec.backend):
-            from llmbench.served_rows import run_level
+            from llmbench.served_rows import level_model_info, run_level
 
             for level in self.levels:
-                yield run_level(ctx, self.task, self.examples(), level)
+                if wanted((level_model_info(ctx.model_info, level)["name"], self.task.name)):
+                    yield run_level(ctx, self.task, self.examples(), level)
             return
         if self.levels != [LoadLevel()] and not getattr(ctx, "load_noted", False):
             ctx.load_noted = True  # once per model
@@ -99,7 +101,14 @@ class TaskRows:
                               "are compared with the latency setting's (add 1 to compare them)")
         reference: dict = {}  # batch 1's answers by example index, per generation budget
         for b, n in self.sweep():
-            row, lines = run_task(ctx, self.task, self.examples(), b, self.level_info(ctx.model_info, b, n), n)
+            info = self.level_info(ctx.model_info, b, n)
+            if not wanted((info["name"], self.task.name)):  # kept: batch 1's answers are in its samples
+                if b == 1:
+                    kept = [s for s in getattr(ctx, "samples", []) if (s["model"], s["task"]) == (info["name"],
+                                                                                                 self.task.name)]
+                    reference[n] = {line["index"]: line["prediction"] for line in kept} if kept else None
+                continue
+            row, lines = run_task(ctx, self.task, self.examples(), b, info, n)
             if b == 1:
                 reference[n] = {line["index"]: line["prediction"] for line in lines} if lines else None
             elif reference.get(n) is not None and lines:

@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> None:
     from llmbench.errors import UserError
 
     try:
-        rv = cli.main(args=argv, prog_name="llmbench", standalone_mode=False)
+        argv = list(sys.argv[1:] if argv is None else argv)  # the record's `command` is what was parsed
+        rv = cli.main(args=argv, prog_name="llmbench", standalone_mode=False, obj={"argv": argv})
         if isinstance(rv, int) and rv:  # ctx.exit(n) returns n when standalone_mode is off
             sys.exit(rv)
     except UserError as exc:

@@ -49,8 +49,9 @@ def gate(baseline_ref, candidate_ref, rules, rules_file, significance, strict, u
     from llmbench.errors import UserError
     from llmbench.gate import evaluate, resolve_baseline, resolve_rules, to_junit, to_markdown
     from llmbench.gate.rules import resolve_significance, resolve_undecided
+    from llmbench.records.completeness import record_warnings
     from llmbench.records.output_files import refuse_overwrite, write_output
-    from llmbench.records.store import read_run, run_files
+    from llmbench.records.store import read_run, read_samples, run_files
 
     parsed, source = resolve_rules(rules, rules_file)
     alpha = resolve_significance(significance, rules_file=rules_file)
@@ -63,15 +64,18 @@ def gate(baseline_ref, candidate_ref, rules, rules_file, significance, strict, u
     for path in (markdown_file, junit_file):
         if path is not None:
             refuse_overwrite(path, run_files(base) + run_files(cand))
+    samples = {id(r): read_samples(r) for r in (base, cand)}
+    warnings = [w for r in (base, cand) for w in record_warnings(r, samples[id(r)])]  # incomplete, short rows
     report = evaluate(base, cand, parsed, rules_source=source, significance=alpha, strict=strict,
-                      fail_on_missing=fail_on_missing, undecided=policy)
+                      fail_on_missing=fail_on_missing, undecided=policy, baseline_samples=samples[id(base)],
+                      candidate_samples=samples[id(cand)])
     # the files first: one that cannot be written is bad input, one line on a stderr not yet written to
     for path, render in ((markdown_file, to_markdown), (junit_file, to_junit)):
         if path is not None:
             write_output(path, render(report))  # UserError 'cannot write PATH: <reason>'
     for note in report.environment:
         console.warn(f"{note}; the numbers may not be comparable")
-    for note in report.notes:
+    for note in report.notes + warnings:
         console.warn(note)
     _print_table(report)
     if report.exit_code:

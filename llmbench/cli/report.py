@@ -44,10 +44,22 @@ def _build(runs, results_dir, ref, metric, margin, min_gain, resamples, seed, ch
     from llmbench.report import build_comparison, load_runs
 
     merged = load_runs(runs, results_dir)
+    _warn_records(merged)
     if check is not None:
         check(merged)
     return merged, build_comparison(merged, ref=ref, metric=metric, margin=margin, resamples=resamples,
                                     seed=seed, min_gain=min_gain)
+
+
+def _warn_records(merged) -> None:
+    """A warning per record of an unfinished run and per row whose samples disagree with its task.n."""
+    from llmbench.cli.console import warn
+    from llmbench.records.completeness import record_warnings
+
+    for record in merged.records:
+        rows = [m for m in merged.rows if m.run_id == record.run_id]
+        for line in record_warnings(record, [s for m in rows for s in m.samples.values()], {m.row.key for m in rows}):
+            warn(line)
 
 
 def _inputs(merged) -> list[Path]:

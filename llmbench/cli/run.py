@@ -26,7 +26,7 @@ ROWS_FAILED = 3
 
 
 @click.command()
-@click.option("-m", "--model", "models", multiple=True, required=True, metavar="SPEC",
+@click.option("-m", "--model", "models", multiple=True, metavar="SPEC",
               help="Hub id, local directory or embedded alias, with options: ID,dtype=bfloat16,device_map=auto,"
                    "revision=R,gguf_file=F,trust_remote_code=true,name=LABEL,chat_template=false; or a served model: "
                    "http://HOST:PORT/v1,model=NAME,api=chat|completions,api_key_env=VAR,parameters=N,tokenizer=DIR,"
@@ -73,9 +73,14 @@ ROWS_FAILED = 3
 @click.option("--connect-timeout", type=float, default=10.0, show_default=True,
               help="Served models: seconds to wait for a connection.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run record to stdout instead of the table.")
-def run(models, tasks, limit, device, batch_size, max_new_tokens, new_tokens, seed, warmup, out_dir, name, tasks_dirs,
-        no_chat_template, lm_eval_tasks, lm_eval_include, concurrency, rate, slo, gpu_telemetry, request_timeout,
-        connect_timeout, as_json):
+@click.option("--resume", "resume_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              metavar="RUN_DIR", help="Finish an interrupted run with its own settings: its finished rows are kept, "
+                                      "the others are run again whole (docs/results-schema.md).")
+@click.option("--force", is_flag=True,
+              help="With --resume: resume although the versions, the machine or options differ (the re-run "
+                   "rows are labelled).")
+@click.pass_context
+def run(ctx, **params):
     """Benchmark models on tasks: quality, latency, memory and energy from the same generations."""
     from rich.markup import escape
 
@@ -84,29 +89,23 @@ def run(models, tasks, limit, device, batch_size, max_new_tokens, new_tokens, se
     from llmbench.cli.progress import RichProgress
     from llmbench.cli.tables import run_table
 
-    for d in tasks_dirs:
-        if not d.is_dir():
-            raise click.BadParameter(f"{d} is not a directory", param_hint="--tasks-dir")
-    lm_tasks = tuple(t.strip() for t in (lm_eval_tasks or "").split(",") if t.strip())
-    if lm_eval_tasks is not None and not lm_tasks:
-        raise UserError(f"--lm-eval {lm_eval_tasks!r}: give at least one lm-eval task name, e.g. --lm-eval hellaswag")
-    config = RunConfig(
-        models=tuple(ModelSpec.parse(m) for m in models),
-        tasks=tuple(tasks) if tasks else (() if lm_tasks else ("smoke",)),
-        limit=limit, device=device, warmup=warmup, out_dir=out_dir, name=name,
-        tasks_dirs=tuple(tasks_dirs),
-        generation=GenerationConfig.with_batch_levels(parse_batch_sizes(batch_size), max_new_tokens=max_new_tokens,
-                                                      new_tokens=parse_new_tokens(new_tokens),
-                                                      seed=seed, use_chat_template=not no_chat_template),
-        lm_eval_tasks=lm_tasks, lm_eval_include=lm_eval_include,
-        load=LoadConfig(concurrency=parse_concurrency(concurrency), rates=parse_rates(rate), slo=parse_slo(slo),
-                        gpu_telemetry=tuple(gpu_telemetry), request_timeout_s=request_timeout,
-                        connect_timeout_s=connect_timeout),
-        command=" ".join(shlex.quote(a) for a in ["llmbench", *sys.argv[1:]]),
-    )
+    obj = ctx.find_root().obj or {}
+    command = " ".join(shlex.quote(a) for a in ["llmbench", *obj.get("argv", sys.argv[1:])])
+    resume = None
+    if params["resume_dir"] is not None:
+        from llmbench.cli.resume import resumed_params
+
+        params, resume = resumed_params(ctx, params)
+        resume.command = command
+        command = resume.record.command
+    elif params["force"]:
+        raise click.UsageError("--force only applies with --resume RUN_DIR")
+    elif not params["models"]:
+        raise click.UsageError("Missing option '-m' / '--model'.")
+    config = run_config(params, command)
     with _LazyProgress(RichProgress, err()) as progress:
-        result = runner.run(config, progress=progress)
-    if as_json:
+        result = runner.run(config, progress=progress, **({"resume": resume} if resume else {}))
+    if params["as_json"]:
         import json
 
         write_stdout(json.dumps(result.record.to_dict(), indent=2, ensure_ascii=False) + "\n")
@@ -115,8 +114,11 @@ def run(models, tasks, limit, device, batch_size, max_new_tokens, new_tokens, se
     err().print(f"record: {result.path}  samples: {result.path.parent / 'samples.jsonl'}", highlight=False,
                 markup=False)
     if result.interrupted:
-        err().print("[yellow]interrupted[/]: the rows finished before Ctrl-C are kept in the record")
-        sys.exit(130)
+        how = "Ctrl-C" if getattr(result, "signal", None) in (None, "SIGINT") else result.signal
+        err().print(f"[yellow]interrupted[/] ({how}): the rows finished before are kept in the record; "
+                    f"finish the run with `llmbench run --resume {escape(str(result.path.parent))}`",
+                    highlight=False, soft_wrap=True)
+        sys.exit(interrupted_exit_code(getattr(result, "signal", None)))
     failed = [r for r in result.record.rows if r.status != "ok"]
     if failed:  # the record is complete, but a script or CI job must not mistake this run for a clean one
         names = escape(", ".join(f"{r.model.get('name')} × {r.task.get('name')}" for r in failed[:3]))
@@ -124,6 +126,41 @@ def run(models, tasks, limit, device, batch_size, max_new_tokens, new_tokens, se
         err().print(f"[red]{len(failed)} of {len(result.record.rows)} rows failed[/] ({names}{more}); "
                     "they are kept in the record: exit code 3", highlight=False, soft_wrap=True)
         sys.exit(ROWS_FAILED)
+
+
+def interrupted_exit_code(signal_name: str | None) -> int:
+    """128 + the signal's number, as a shell reports it: 130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP."""
+    import signal
+
+    return 128 + int(getattr(signal, signal_name or "SIGINT", signal.SIGINT))
+
+
+def run_config(params: dict, command: str) -> RunConfig:
+    """The RunConfig of `llmbench run`'s parsed options (also what --resume rebuilds from a record)."""
+    models, tasks, tasks_dirs, lm_eval_tasks = (params[k] for k in ("models", "tasks", "tasks_dirs",
+                                                                      "lm_eval_tasks"))
+    for d in tasks_dirs:
+        if not d.is_dir():
+            raise click.BadParameter(f"{d} is not a directory", param_hint="--tasks-dir")
+    lm_tasks = tuple(t.strip() for t in (lm_eval_tasks or "").split(",") if t.strip())
+    if lm_eval_tasks is not None and not lm_tasks:
+        raise UserError(f"--lm-eval {lm_eval_tasks!r}: give at least one lm-eval task name, e.g. --lm-eval hellaswag")
+    p = params
+    return RunConfig(
+        models=tuple(ModelSpec.parse(m) for m in models),
+        tasks=tuple(tasks) if tasks else (() if lm_tasks else ("smoke",)),
+        limit=p["limit"], device=p["device"], warmup=p["warmup"], out_dir=p["out_dir"], name=p["name"],
+        tasks_dirs=tuple(tasks_dirs),
+        generation=GenerationConfig.with_batch_levels(parse_batch_sizes(p["batch_size"]),
+                                                      max_new_tokens=p["max_new_tokens"],
+                                                      new_tokens=parse_new_tokens(p["new_tokens"]), seed=p["seed"],
+                                                      use_chat_template=not p["no_chat_template"]),
+        lm_eval_tasks=lm_tasks, lm_eval_include=p["lm_eval_include"],
+        load=LoadConfig(concurrency=parse_concurrency(p["concurrency"]), rates=parse_rates(p["rate"]),
+                        slo=parse_slo(p["slo"]), gpu_telemetry=tuple(p["gpu_telemetry"]),
+                        request_timeout_s=p["request_timeout"], connect_timeout_s=p["connect_timeout"]),
+        command=command,
+    )
 
 
 class _LazyProgress:

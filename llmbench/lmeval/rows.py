@@ -79,7 +79,10 @@ def run_lm_eval(ctx) -> Iterator[tuple[ResultRow, list[dict]]]:
                                  batch_size=gen.batch_size)
     chat = bool(model_info.get("chat_template"))
     reported: set[str] = set()
+    wanted = getattr(ctx, "wanted", lambda key: True)  # False: kept from an earlier session (--resume)
     for name in config.lm_eval_tasks:
+        if not wanted((model_info["name"], ROW_PREFIX + name)):
+            continue
         metering.stats.clear()  # each call measures its own tasks (a task may be asked for twice)
         try:
             with quiet_lm_eval():

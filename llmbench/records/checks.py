@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 
 from llmbench.errors import UserError
+from llmbench.records.completeness import check_completeness
 from llmbench.records.schema import SCHEMA_VERSION
 
 _READABLE = "schema_version 1" if SCHEMA_VERSION == 1 else f"schema_version 1 to {SCHEMA_VERSION}"
@@ -68,6 +69,7 @@ def check_record(data: dict, path: Path) -> None:
         problem = _row_problem(row)
         if problem:
             raise UserError(f"{path}: {_row_label(row, i)}: {problem}")
+    check_completeness(data, path)  # complete, finished_at, missing, sessions, rows' session (all optional)
 
 
 def _short(value) -> str:

@@ -29,6 +29,8 @@ class ResultRow:
     energy: dict = field(default_factory=dict)
     status: str = "ok"  # ok | failed
     error: str | None = None
+    session: int | None = None  # which session of the run measured it (records/writer.py); None: not recorded
+
 
     @property
     def key(self) -> tuple[str, str]:
@@ -36,7 +38,10 @@ class ResultRow:
         return (self.model.get("name", ""), self.task.get("name", ""))
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        if self.session is None:  # rows written before sessions existed read and write as they were
+            del out["session"]
+        return out
 
     @classmethod
     def from_dict(cls, d: dict) -> "ResultRow":
@@ -49,6 +54,7 @@ class ResultRow:
             energy=dict(d.get("energy") or {}),
             status=d.get("status", "ok"),
             error=d.get("error"),
+            session=d.get("session"),
         )
 
 
@@ -63,18 +69,32 @@ class RunRecord:
     settings: dict = field(default_factory=dict)
     rows: list[ResultRow] = field(default_factory=list)
     schema_version: int = SCHEMA_VERSION
+    # completeness (records/writer.py): None in records written before these keys existed, read as complete
+    complete: bool | None = None  # false from the start of a run, true (with finished_at) once it finished
+    finished_at: str | None = None
+    missing: list[dict] | None = None  # [{model, task}]: rows planned but not written yet
+    sessions: list[dict] | None = None  # one entry per process that wrote the record (--resume adds one)
     path: Path | None = None  # where it was read from; not serialised
+    read_notes: list[str] = field(default_factory=list)  # what reading it tolerated (a cut-off samples line)
 
     def to_dict(self) -> dict:
-        return {
+        out = {
             "schema_version": self.schema_version,
             "run_id": self.run_id,
             "created_at": self.created_at,
             "command": self.command,
-            "environment": self.environment,
-            "settings": self.settings,
-            "rows": [r.to_dict() for r in self.rows],
         }
+        if self.complete is not None:
+            out.update(complete=self.complete, finished_at=self.finished_at, missing=list(self.missing or []),
+                       sessions=list(self.sessions or []))
+        out.update(environment=self.environment, settings=self.settings, rows=[r.to_dict() for r in self.rows])
+        return out
+
+    @property
+    def incomplete(self) -> bool:
+        """Written by a run that has not finished (interrupted, killed, or still running); a record without
+        ``complete`` (older llmbench) counts as complete."""
+        return self.complete is False
 
     @classmethod
     def from_dict(cls, d: dict, path: Path | None = None) -> "RunRecord":
@@ -86,6 +106,10 @@ class RunRecord:
             settings=dict(d.get("settings") or {}),
             rows=[ResultRow.from_dict(r) for r in d.get("rows", [])],
             schema_version=int(d.get("schema_version", SCHEMA_VERSION)),
+            complete=d.get("complete"),
+            finished_at=d.get("finished_at"),
+            missing=[dict(m) for m in d["missing"]] if d.get("missing") is not None else None,
+            sessions=[dict(x) for x in d["sessions"]] if d.get("sessions") is not None else None,
             path=path,
         )
 

@@ -29,6 +29,21 @@ def _atomic_write(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """The rename (or a new file) made durable too; best effort: not every system can open a directory."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def write_run(record: RunRecord, out_dir: Path) -> Path:
@@ -45,6 +60,31 @@ def write_samples(run_dir: Path, samples: Iterable[dict]) -> Path:
     path = Path(run_dir) / SAMPLES_FILE
     lines = [json.dumps(s, ensure_ascii=False, default=_json_default) for s in samples]
     _atomic_write(path, "\n".join(lines) + ("\n" if lines else ""))
+    return path
+
+
+def append_samples(run_dir: Path, samples: Iterable[dict]) -> Path:
+    """Append one row's lines to samples.jsonl, flushed and fsync'd before returning: the runner writes the
+    row into run.json only after this, so no row is on disk before its samples. On an OSError (disk full)
+    the file is cut back to its length before the call, so no half-written row is left behind."""
+    path = Path(run_dir) / SAMPLES_FILE
+    data = "".join(json.dumps(s, ensure_ascii=False, default=_json_default) + "\n" for s in samples).encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)  # unbuffered: nothing left to flush later
+    try:
+        start = os.lseek(fd, 0, os.SEEK_END)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        except OSError:
+            try:  # truncating frees space, so it works on a full disk too
+                os.ftruncate(fd, start)
+            except OSError:
+                pass
+            raise
+    finally:
+        os.close(fd)
     return path
 
 
@@ -107,13 +147,18 @@ def read_samples(record_or_dir: RunRecord | str | Path) -> list[dict]:
     out = []
     try:
         with open(path, encoding="utf-8") as fh:
-            for n, line in enumerate(fh, 1):
-                line = line.strip()
+            for n, raw in enumerate(fh, 1):
+                line = raw.strip()
                 if not line:
                     continue
                 try:
                     sample = json.loads(line)
                 except json.JSONDecodeError as exc:
+                    if not raw.endswith("\n") and isinstance(record_or_dir, RunRecord) and record_or_dir.incomplete:
+                        # the last line of a run killed while appending it: its row never reached run.json
+                        record_or_dir.read_notes.append(f"{path}:{n}: the last line is cut off (the run was "
+                                                        "killed while writing it); ignored")
+                        break
                     raise UserError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
                 problem = sample_problem(sample)
                 if problem:
