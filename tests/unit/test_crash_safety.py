@@ -519,3 +519,27 @@ def test_resume_of_a_batch_sweep_runs_only_the_unfinished_levels(tmp_path, monke
     assert sorted(set(calls)) == [("ta", 2), ("tb", 1), ("tb", 2)]  # ta at batch 1 was kept, not run again
     # the kept batch-1 answers are still the reference of the re-run level
     assert record["rows"][1]["model"]["answers_vs_batch1"] == {"differ": 0, "of": 2, "indices": []}
+
+
+def test_resume_of_a_length_sweep_runs_only_the_unfinished_levels(tmp_path, monkeypatch):
+    real = _Backend.generate
+    stop = {"at_8": True}
+    calls = []
+
+    def generate(self, loaded, prompts, params, sync=None):
+        if stop["at_8"] and params.max_new_tokens == 8:
+            raise KeyboardInterrupt
+        calls.append((prompts[0].split(":")[0], params.max_new_tokens))
+        return real(self, loaded, prompts, params, sync)
+
+    monkeypatch.setattr(_Backend, "generate", generate)
+    assert _cli(_args(tmp_path, "--new-tokens", "4,8", models=("a",))) == 130
+    run_dir = _run_dir(tmp_path)
+    assert _keys(_record(run_dir)) == [("a@n4", "ta")]
+    stop["at_8"] = False
+    calls.clear()
+    assert _cli(["run", "--resume", run_dir]) == 0
+    record = _record(run_dir)
+    assert _keys(record) == [("a@n4", "ta"), ("a@n8", "ta"), ("a@n4", "tb"), ("a@n8", "tb")]
+    assert [r["session"] for r in record["rows"]] == [1, 2, 2, 2]
+    assert sorted(set(calls)) == [("ta", 8), ("tb", 4), ("tb", 8)]  # ta at 4 tokens was kept, not run again
