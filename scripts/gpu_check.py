@@ -135,10 +135,15 @@ def bare_generate(path: Path, prompts: list[str]) -> dict:
     del model
     if DEVICE == "cuda":
         torch.cuda.empty_cache()
-    tpot = [(e - t) / (n - 1) for e, t, n in zip(e2e, ttft, ntok)]
-    return {"ttft_s": ttft, "e2e_s": e2e, "ttft_p50_s": statistics.median(ttft), "tpot_p50_s": statistics.median(tpot),
+    # TPOT from two calls: where the full call took no longer than the 1-token one (noise larger than the
+    # decode, e.g. tiny shapes on a busy CPU) that prompt gives no TPOT, rather than a negative one
+    tpot = [(e - t) / (n - 1) for e, t, n in zip(e2e, ttft, ntok) if n > 1 and e > t]
+    decode_s = sum(e - t for e, t, n in zip(e2e, ttft, ntok) if n > 1 and e > t)
+    return {"ttft_s": ttft, "e2e_s": e2e, "ttft_p50_s": statistics.median(ttft),
+            "tpot_p50_s": statistics.median(tpot) if tpot else None, "tpot_prompts": len(tpot),
             "e2e_p50_s": statistics.median(e2e), "new_tokens": ntok,
-            "tokens_per_s": sum(n - 1 for n in ntok) / sum(e - t for e, t in zip(e2e, ttft))}
+            "tokens_per_s": sum(n - 1 for e, t, n in zip(e2e, ttft, ntok) if n > 1 and e > t) / decode_s
+            if decode_s else None}
 
 
 def _write_task(root: Path) -> Path:
@@ -160,6 +165,10 @@ def _write_task(root: Path) -> Path:
 
 def _fmt(x, nd=2, unit="") -> str:
     return "n/a" if x is None else f"{x:.{nd}f}{unit}"
+
+
+def _ms(s) -> float | None:
+    return None if s is None else s * 1e3
 
 
 def _gib(n) -> float | None:
@@ -235,7 +244,7 @@ def main() -> int:
             f"{en.get('method') or en.get('reason')}")
         for when, ref in (("before", before[name]), ("after", after)):
             log(f"{'':20} {timer + ' ' + when:17} {ref['ttft_p50_s'] * 1e3:12.2f} "
-                f"{ref['tpot_p50_s'] * 1e3:12.2f} {ref['tokens_per_s']:8.1f}")
+                f"{_fmt(_ms(ref['tpot_p50_s'])):>12} {_fmt(ref['tokens_per_s'], 1):>8}")
         per_sample = {k: [s[k] for s in samples if s["model"] == name] for k in ("ttft_s", "e2e_s", "new_tokens")}
         figures["models"][name] = {
             "status": "ok", "parameters": row["model"]["parameters"],

@@ -64,7 +64,8 @@ def err() -> Console:
 
 
 def warn(message: str) -> None:
-    """A warning line on stderr; ``message`` is shown as written (never read as rich markup)."""
+    """A warning on stderr, one line whatever the terminal's width (a CI log keeps it greppable);
+    ``message`` is shown as written (never read as rich markup)."""
     from rich.markup import escape
 
-    err().print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
+    err().print(f"[yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True)

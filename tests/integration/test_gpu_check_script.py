@@ -19,7 +19,7 @@ def test_gpu_check_dry_run_reports_both_meters_for_both_models(tmp_path):
     out = tmp_path / "figures.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("GPU_CHECK_")}
     # phase 2 with one variant that runs on the CPU and two batch levels: the path a GPU session takes
-    env.update(GPU_CHECK_DRY_RUN="1", GPU_CHECK_PROMPTS="2", GPU_CHECK_NEW_TOKENS="4",
+    env.update(GPU_CHECK_DRY_RUN="1", GPU_CHECK_PROMPTS="2", GPU_CHECK_NEW_TOKENS="16",
                GPU_CHECK_JSON=str(out), TMPDIR=str(tmp_path), GPU_CHECK_VARIANTS="bnb-8bit",
                GPU_CHECK_BATCH_SIZES="1,2")
     proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "gpu_check.py")], capture_output=True,
@@ -31,9 +31,9 @@ def test_gpu_check_dry_run_reports_both_meters_for_both_models(tmp_path):
         assert fig["status"] == "ok", name
         lat = fig["llmbench"]["latency"]
         assert lat["ttft_s"]["p50"] > 0 and lat["tpot_s"]["p50"] > 0
-        assert fig["llmbench"]["samples"]["new_tokens"] == [4, 4]
+        assert fig["llmbench"]["samples"]["new_tokens"] == [16, 16]
         for ref in (fig["reference_before"], fig["reference_after"]):
-            assert ref["new_tokens"] == [4, 4]  # random weights never stop early: eos is switched off
+            assert ref["new_tokens"] == [16, 16]  # random weights never stop early: eos is switched off
             assert ref["ttft_p50_s"] > 0 and ref["tpot_p50_s"] > 0
         # on the CPU there is no NVML: energy and CUDA memory say why instead of reporting zero
         assert fig["llmbench"]["memory"]["cuda_peak_allocated_bytes"] is None
