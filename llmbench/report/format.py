@@ -20,6 +20,7 @@ Missing values print as "n/a" (parameters as "?"), never as 0. Pure functions, n
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -164,6 +165,7 @@ def fmt_p(p: float | None) -> str:
     return "<0.001" if p < 0.001 else f"{p:.2g}"
 
 
+@lru_cache(maxsize=4096)  # a gate of 100,000 rows asks it a million times about a few paths
 def field_kind(path: str) -> str:
     """What a record field path holds: 'bytes', 'seconds', 'joules', 'rate', 'percent' or 'number'.
 
