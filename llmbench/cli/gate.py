@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+
 @click.command()
 @click.option("--baseline", "baseline_ref", required=True, metavar="PATH|NAME",
               help="Baseline run (directory or run.json) or the name of a saved baseline.")
