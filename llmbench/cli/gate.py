@@ -47,7 +47,7 @@ def gate(baseline_ref, candidate_ref, rules, rules_file, significance, strict, u
     from llmbench.gate import evaluate, resolve_baseline, resolve_rules, to_junit, to_markdown
     from llmbench.gate.rules import resolve_significance, resolve_undecided
     from llmbench.records.output_files import refuse_overwrite, write_output
-    from llmbench.records.store import read_run, run_files
+    from llmbench.records.store import read_run, read_samples, run_files
 
     parsed, source = resolve_rules(rules, rules_file)
     alpha = resolve_significance(significance, rules_file=rules_file)
@@ -55,13 +55,15 @@ def gate(baseline_ref, candidate_ref, rules, rules_file, significance, strict, u
     if markdown_file is not None and junit_file is not None and \
             Path(markdown_file).resolve() == Path(junit_file).resolve():
         raise UserError(f"--markdown and --junit name the same file ({markdown_file}); give each its own")
-    base = read_run(resolve_baseline(baseline_ref, baselines_dir))
-    cand = read_run(candidate_ref)
+    base = read_run(resolve_baseline(baseline_ref, baselines_dir), console.progress)
+    cand = read_run(candidate_ref, console.progress)
     for path in (markdown_file, junit_file):
         if path is not None:
             refuse_overwrite(path, run_files(base) + run_files(cand))
     report = evaluate(base, cand, parsed, rules_source=source, significance=alpha, strict=strict,
-                      fail_on_missing=fail_on_missing, undecided=policy)
+                      fail_on_missing=fail_on_missing, undecided=policy,
+                      baseline_samples=read_samples(base, console.progress),
+                      candidate_samples=read_samples(cand, console.progress))
     # the files first: one that cannot be written is bad input, one line on a stderr not yet written to
     for path, render in ((markdown_file, to_markdown), (junit_file, to_junit)):
         if path is not None:

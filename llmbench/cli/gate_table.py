@@ -13,6 +13,8 @@ import re
 from rich.cells import cell_len
 from rich.text import Text
 
+from llmbench.records.store import gc_paused
+
 STYLE = {"pass": "green", "fail": "bold red", "undecided": "bold yellow", "missing": "yellow",
          "not checked": "dim"}
 _LABELS = {"fail": ("FAIL", "bold red"), "undecided": ("UNDECIDED", "bold yellow"), "missing": ("MISSING", "yellow"),
@@ -90,6 +92,7 @@ def _styled(label: str, style: str, rest: str) -> Line:
     return label + rest, ((0, len(label), style),)
 
 
+@gc_paused()
 def print_report(report) -> None:
     """The tables, the checks that did not pass (one line each) and the verdict line, on stdout."""
     from rich.text import Span

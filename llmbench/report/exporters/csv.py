@@ -30,7 +30,10 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff
 
 def csv_text(text: str) -> str:
     """A text cell a spreadsheet shows as text: one that starts with a formula character (after any spaces)
-    gets a leading ``'``, which spreadsheets read as "text" and do not display."""
+    gets a leading ``'``, which spreadsheets read as "text" and do not display. A carriage return inside
+    becomes a line feed: the csv module quotes a cell with a line feed, but not one with only a carriage
+    return, which a spreadsheet would take as the start of a new row (whose first cell could be a formula)."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
     return "'" + text if text.lstrip(" ").startswith(FORMULA_START) else text
 
 
