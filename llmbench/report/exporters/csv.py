@@ -38,8 +38,8 @@ def csv_text(text: str) -> str:
 
 
 def csv_value(v) -> str:
-    """A cell: empty for None (never 0) and for a non-finite float (null in the JSON export), integers
-    without '.0', floats to 6 significant digits, text neutralised (``csv_text``). Numbers stay numbers: a
+    """A cell: empty for None (never 0), integers without '.0', floats to 6 significant digits (``inf`` for
+    an unbounded CI end, empty for NaN and -inf), text neutralised (``csv_text``). Numbers stay numbers: a
     negative one is written as ``-0.5``, never quoted, so pandas and spreadsheets read it as a number."""
     if v is None:
         return ""
@@ -49,8 +49,8 @@ def csv_value(v) -> str:
         return str(int(v))
     if isinstance(v, numbers.Real):
         v = float(v)
-        if not math.isfinite(v):
-            return ""
+        if not math.isfinite(v):  # an unbounded CI end is "inf"; "-inf" would start like a formula
+            return "inf" if v > 0 else ""
         return str(int(v)) if v.is_integer() and abs(v) < 1e15 else f"{v:.6g}"
     return csv_text(str(v))
 
