@@ -8,6 +8,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from llmbench.errors import UserError
 from llmbench.levels import batch_suffix, length_suffix
+from llmbench.names import label_problem, row_name_problem
 
 _BOOL = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 # SPEC options every backend takes; the rest belong to the model's backend (its parse_options)
@@ -69,6 +70,10 @@ class ModelSpec:
             if not value:
                 raise UserError(f"model spec {text!r}: option {key}= needs a value")
             (common if key in COMMON_SPEC_KEYS else rest)[key] = value
+        if "name" in common:
+            problem = label_problem(common["name"])
+            if problem:
+                raise UserError(f"model spec {text!r}: name= {problem} (as a task name), e.g. name=my-model-v2")
         options = backend_cls.parse_options(text, rest)
         return cls(
             source=parts[0], backend=backend, label=common.get("name"),
@@ -351,6 +356,10 @@ class RunConfig:
             raise UserError(f"--device must be auto, cpu, cuda or cuda:N, not {dev!r}")
         seen: set[str] = set()
         for spec in self.models:
+            problem = row_name_problem(spec.name)
+            if problem:  # a name taken from a path or a server: records and exports could not carry it
+                raise UserError(f"model {spec.source!r} would be named {spec.name!r}, which {problem}: give it a "
+                                f"label with name=LABEL, e.g. -m '{_with_name(spec, 'my-model')}'")
             if spec.name in seen:
                 raise UserError(
                     f"two models are named {spec.name!r}; rows and comparisons are keyed by name: give each "

@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(rv, int) and rv:  # ctx.exit(n) returns n when standalone_mode is off
             sys.exit(rv)
     except UserError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo("error: " + " ".join(str(exc).splitlines()), err=True)  # one line, whatever a record held
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)

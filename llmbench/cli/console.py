@@ -63,6 +63,11 @@ def err() -> Console:
     return Console(stderr=True)
 
 
+def progress(message: str) -> None:
+    """A progress line on stderr (reading a large record), shown as written."""
+    err().print(message, markup=False, highlight=False, soft_wrap=True)
+
+
 def warn(message: str) -> None:
     """A warning on stderr, one line whatever the terminal's width (a CI log keeps it greppable);
     ``message`` is shown as written (never read as rich markup)."""

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import click
 
-_STYLE = {"pass": "green", "fail": "bold red", "undecided": "bold yellow", "missing": "yellow",
-          "not checked": "dim"}
-
 
 @click.command()
 @click.option("--baseline", "baseline_ref", required=True, metavar="PATH|NAME",
@@ -59,12 +56,12 @@ def gate(baseline_ref, candidate_ref, rules, rules_file, significance, strict, u
     if markdown_file is not None and junit_file is not None and \
             Path(markdown_file).resolve() == Path(junit_file).resolve():
         raise UserError(f"--markdown and --junit name the same file ({markdown_file}); give each its own")
-    base = read_run(resolve_baseline(baseline_ref, baselines_dir))
-    cand = read_run(candidate_ref)
+    base = read_run(resolve_baseline(baseline_ref, baselines_dir), console.progress)
+    cand = read_run(candidate_ref, console.progress)
     for path in (markdown_file, junit_file):
         if path is not None:
             refuse_overwrite(path, run_files(base) + run_files(cand))
-    samples = {id(r): read_samples(r) for r in (base, cand)}
+    samples = {id(r): read_samples(r, console.progress) for r in (base, cand)}
     warnings = [w for r in (base, cand) for w in record_warnings(r, samples[id(r)])]  # incomplete, short rows
     report = evaluate(base, cand, parsed, rules_source=source, significance=alpha, strict=strict,
                       fail_on_missing=fail_on_missing, undecided=policy, baseline_samples=samples[id(base)],
@@ -77,68 +74,13 @@ def gate(baseline_ref, candidate_ref, rules, rules_file, significance, strict, u
         console.warn(f"{note}; the numbers may not be comparable")
     for note in report.notes + warnings:
         console.warn(note)
-    _print_table(report)
+    from llmbench.cli.gate_table import print_report
+
+    print_report(report)
     if report.exit_code:
         # SystemExit, not ctx.exit: main() runs click with standalone_mode=False, which would turn
         # ctx.exit(1) into a return value and exit 0
         raise SystemExit(report.exit_code)
-
-
-def _allowed(check) -> str:
-    """The rule's margin, signed in the worsening direction: '-2%', '+15%', '-0.01'; '≥98%' (noninferior)."""
-    if check.higher_is_better is None:
-        return "n/a"
-    if ":noninferior:" in check.rule:
-        from llmbench.gate.display import format_limit
-
-        return format_limit(check)
-    return ("-" if check.higher_is_better else "+") + check.rule.rpartition(":")[2].lstrip("+-")
-
-
-def _change(check) -> str:
-    from llmbench.gate.display import format_change
-
-    if check.ratio is not None:
-        return format_change(check)
-    rel = check.relative
-    return f"{rel * 100:+.1f}%" if rel is not None else format_change(check)
-
-
-def _print_table(report) -> None:
-    """One small table per model x task row (fits 80 columns), then a line per non-passing check."""
-    from rich import box
-    from rich.markup import escape
-    from rich.table import Table
-
-    from llmbench.cli import console
-    from llmbench.gate.display import describe, format_p, format_value, verdict_line
-
-    out = console.out()
-    out.print(f"[bold]gate[/]: candidate {escape(report.candidate_id)} vs baseline {escape(report.baseline_id)}",
-              highlight=False, soft_wrap=True)
-    rows: dict[tuple[str, str], list] = {}
-    for c in report.checks:
-        rows.setdefault((c.model, c.task), []).append(c)
-    for (model, task), checks in rows.items():
-        table = Table(title=f"{escape(report.model_label(model))} / {escape(task)}", title_justify="left",
-                      box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, collapse_padding=True)
-        table.add_column("Metric", no_wrap=True)
-        for name in ("Baseline", "Candidate", "Change", "Allowed", "p"):
-            table.add_column(name, justify="right", no_wrap=True)
-        table.add_column("Verdict", no_wrap=True)
-        for c in checks:
-            table.add_row(escape(c.metric), format_value(c.metric, c.baseline), format_value(c.metric, c.candidate),
-                          _change(c), escape(_allowed(c)), format_p(c.p_value), f"[{_STYLE[c.status]}]{c.status}[/]")
-        out.print(table)
-    labels = {"fail": "[bold red]FAIL[/]", "undecided": "[bold yellow]UNDECIDED[/]", "missing": "[yellow]MISSING[/]",
-              "not checked": "[dim]NOT CHECKED[/]"}
-    for c in report.checks:
-        if c.status in labels:
-            out.print(f"{labels[c.status]} {escape(describe(c))}", highlight=False, soft_wrap=True)
-    colour = "bold red" if report.failures else "bold yellow" if report.exit_code else "green"
-    out.print(f"[{colour}]{escape(verdict_line(report))}[/] (rules: {escape(report.rules_source)}; "
-              f"significance {report.significance:g}{'; --strict' if report.strict else ''}; "
-              f"exit {report.exit_code})", highlight=False, soft_wrap=True)
 
 
 @click.group()

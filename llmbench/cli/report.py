@@ -41,9 +41,10 @@ def _comparison_options(f):
 
 def _build(runs, results_dir, ref, metric, margin, min_gain, resamples, seed, check=None):
     """Load and compare the runs; ``check(merged)`` runs before the (slower) comparison."""
+    from llmbench.cli.console import progress
     from llmbench.report import build_comparison, load_runs
 
-    merged = load_runs(runs, results_dir)
+    merged = load_runs(runs, results_dir, progress=progress)
     _warn_records(merged)
     if check is not None:
         check(merged)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from llmbench.gate.checks import FAIL, MISSING, NOT_CHECKED, PASS, UNDECIDED, Check, GateReport
-from llmbench.report.format import fmt_field, fmt_field_change, fmt_p, fmt_pct, md_cell
+from llmbench.report.format import fmt_field, fmt_field_change, fmt_p, fmt_pct, md_cell, md_code
 
 
 def format_value(metric: str, value: float | None) -> str:
@@ -84,8 +84,8 @@ def to_markdown(report: GateReport) -> str:
     lines = [
         f"## llmbench gate: {_icon_heading(report)} {verdict_line(report)}",
         "",
-        f"Baseline `{report.baseline_id}` vs candidate `{report.candidate_id}`; rules from "
-        f"{report.rules_source or 'the command line'}; significance level {report.significance:g}"
+        f"Baseline {md_code(report.baseline_id)} vs candidate {md_code(report.candidate_id)}; rules from "
+        f"{md_cell(report.rules_source or 'the command line')}; significance level {report.significance:g}"
         + (" (`--strict`: point values only)" if report.strict else "")
         + ("; undecided checks allowed (`--undecided pass`)" if report.undecided_policy == "pass" else "") + ".",
         "",
@@ -93,10 +93,10 @@ def to_markdown(report: GateReport) -> str:
         "|---|---|---|---|---:|---:|---:|---:|---:|---|",
     ]
     for c in report.checks:
-        cells = [report.model_label(c.model), c.task, f"`{c.rule}`", f"`{c.metric}`",
+        cells = [md_cell(report.model_label(c.model)), md_cell(c.task), md_code(c.rule), md_code(c.metric),
                  format_value(c.metric, c.baseline), format_value(c.metric, c.candidate), format_change(c),
                  format_limit(c), format_p(c.p_value), _ICON[c.status]]
-        lines.append("| " + " | ".join(_cell(x) for x in cells) + " |")
+        lines.append("| " + " | ".join(cells[:4] + [_cell(x) for x in cells[4:]]) + " |")
     sections = (("Regressions", (FAIL,)), ("Undecided", (UNDECIDED,)), ("Missing or not checked",
                                                                         (MISSING, NOT_CHECKED)))
     for title, statuses in sections:

@@ -15,6 +15,7 @@ from llmbench.gate.checks import FAIL, MISSING, NOT_CHECKED, PASS, UNDECIDED, Ch
 from llmbench.gate.noise import blind_note, could_not_fail, examples_to_tell, noise, number, p_floor, resamples_for
 from llmbench.gate.rules import Rule
 from llmbench.records import ResultRow, RunRecord
+from llmbench.records.store import gc_paused
 from llmbench.report.format import decision_details, fmt_p
 from llmbench.stats.noninferiority import ENOUGH, NOT_ENOUGH
 from llmbench.stats.significance import (
@@ -245,6 +246,7 @@ def _settings_differences(base: RunRecord, cand: RunRecord) -> list[str]:
     return out
 
 
+@gc_paused()  # 100,000 rows make half a million checks: collections would walk them again and again
 def evaluate(baseline: RunRecord, candidate: RunRecord, rules: list[Rule], *,
              rules_source: str = "", significance: float = 0.05, strict: bool = False,
              fail_on_missing: bool = False, baseline_samples: list[dict] | None = None,

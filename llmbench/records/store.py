@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import gc
 import glob as _glob
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from llmbench.errors import UserError, read_user_text
 from llmbench.records import RUN_FILE, SAMPLES_FILE, RunRecord
-from llmbench.records.checks import check_record, check_version, sample_problem
+from llmbench.records.checks import check_record, check_version, decode_json, sample_problem
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -108,31 +110,66 @@ def resolve_run_path(ref: str | Path) -> Path:
     return p
 
 
-def read_run(ref: str | Path) -> RunRecord:
+#: a run.json or samples.jsonl larger than this is read with a progress line (docs/results-schema.md)
+LARGE_RECORD_BYTES = 50 * 2**20
+Progress = Callable[[str], None]
+
+
+@contextmanager
+def gc_paused():
+    """Run the block without the cyclic garbage collector: decoding a large record creates millions of
+    objects, and every collection would walk all of them again (records have no reference cycles)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _announce(path: Path, what: str, progress: Progress | None) -> None:
+    if progress is None:
+        return
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return  # reading it will say why
+    if size > LARGE_RECORD_BYTES:
+        progress(f"reading {what} {path} ({size / 2**20:,.0f} MiB)...")
+
+
+def read_run(ref: str | Path, progress: Progress | None = None) -> RunRecord:
     """Read and validate one record; one clear UserError (naming the file and the row) for a missing,
-    unreadable, malformed or too-new file, so that no later command trips over a bad value."""
+    unreadable, malformed or too-new file, so that no later command trips over a bad value.
+
+    ``progress`` gets one line before a file over LARGE_RECORD_BYTES is read."""
     path = resolve_run_path(ref)
+    _announce(path, "run record", progress)
     text = read_user_text(path, "run record")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UserError(f"cannot read run record {path}: not valid JSON ({exc})") from None
-    if not isinstance(data, dict) or "run_id" not in data or "rows" not in data:
-        raise UserError(f"{path} is not an llmbench run record (no run_id/rows)")
-    check_version(data, path)
-    check_record(data, path)
-    data = dict(data, created_at=data.get("created_at") or "", command=data.get("command") or "")
-    try:
-        return RunRecord.from_dict(data, path=path)
-    except (KeyError, TypeError, AttributeError, ValueError) as exc:
-        raise UserError(f"{path} is not a valid run record: {exc}") from None
+    with gc_paused():
+        try:
+            data = decode_json(text)
+        except ValueError as exc:
+            raise UserError(f"cannot read run record {path}: {exc}") from None
+        del text
+        if not isinstance(data, dict) or "run_id" not in data or "rows" not in data:
+            raise UserError(f"{path} is not an llmbench run record (no run_id/rows)")
+        check_version(data, path)
+        check_record(data, path)
+        data = dict(data, created_at=data.get("created_at") or "", command=data.get("command") or "")
+        try:
+            return RunRecord.from_dict(data, path=path)
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise UserError(f"{path} is not a valid run record: {exc}") from None
 
 
-def read_samples(record_or_dir: RunRecord | str | Path) -> list[dict]:
+def read_samples(record_or_dir: RunRecord | str | Path, progress: Progress | None = None) -> list[dict]:
     """Per-sample lines of a run ([] when the run has no samples.jsonl, e.g. lm-eval-only rows).
 
-    A line that is not JSON, not an object, or lacks its row's ``model``/``task`` names or an integer
-    ``index`` is a UserError naming the file and the line, as is a file that is not UTF-8 text.
+    A line that is not JSON, not an object, lacks its row's ``model``/``task`` names or an integer
+    ``index``, or repeats the index of an earlier line of the same row, is a UserError naming the file and
+    the line, as is a file that is not UTF-8 text. ``progress`` as for ``read_run``.
     """
     if isinstance(record_or_dir, RunRecord):
         run_dir = record_or_dir.path.parent if record_or_dir.path else None
@@ -144,25 +181,32 @@ def read_samples(record_or_dir: RunRecord | str | Path) -> list[dict]:
     path = run_dir / SAMPLES_FILE
     if not path.is_file():
         raise UserError(f"{path} is not a file of samples")
+    _announce(path, "samples", progress)
     out = []
+    first_line: dict[tuple, int] = {}  # (model, task, index) -> the line that had it first
     try:
-        with open(path, encoding="utf-8") as fh:
+        with open(path, encoding="utf-8") as fh, gc_paused():
             for n, raw in enumerate(fh, 1):
                 line = raw.strip()
                 if not line:
                     continue
                 try:
-                    sample = json.loads(line)
-                except json.JSONDecodeError as exc:
+                    sample = decode_json(line)
+                except ValueError as exc:
                     if not raw.endswith("\n") and isinstance(record_or_dir, RunRecord) and record_or_dir.incomplete:
                         # the last line of a run killed while appending it: its row never reached run.json
                         record_or_dir.read_notes.append(f"{path}:{n}: the last line is cut off (the run was "
                                                         "killed while writing it); ignored")
                         break
-                    raise UserError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
+                    raise UserError(f"{path}:{n}: {exc}") from None
                 problem = sample_problem(sample)
                 if problem:
                     raise UserError(f"{path}:{n}: {problem}")
+                key = (sample["model"], sample["task"], sample["index"])
+                if key in first_line:
+                    raise UserError(f"{path}:{n}: sample index {key[2]} of {key[0]} / {key[1]} is already on line "
+                                    f"{first_line[key]}; each example of a row has one line")
+                first_line[key] = n
                 out.append(sample)
     except UnicodeDecodeError as exc:
         raise UserError(f"cannot read {path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None

@@ -20,6 +20,8 @@ Missing values print as "n/a" (parameters as "?"), never as 0. Pure functions, n
 
 from __future__ import annotations
 
+import re
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -164,6 +166,7 @@ def fmt_p(p: float | None) -> str:
     return "<0.001" if p < 0.001 else f"{p:.2g}"
 
 
+@lru_cache(maxsize=4096)  # a gate of 100,000 rows asks it a million times about a few paths
 def field_kind(path: str) -> str:
     """What a record field path holds: 'bytes', 'seconds', 'joules', 'rate', 'percent' or 'number'.
 
@@ -244,10 +247,22 @@ def decision_text(d: Decision | None, best: str, label: str, scale: str | None) 
     return "untested" if d is None else f"{d.outcome}: {decision_details(d, best, label, scale)}"
 
 
-_MD_ESCAPES = str.maketrans({"\\": "\\\\", "|": "\\|", "<": "&lt;", ">": "&gt;", "\r": " ", "\n": " "})
+_MD_ESCAPES = str.maketrans({"\\": "\\\\", "|": "\\|", "&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": " ",
+                             "\n": " "})
 
 
 def md_cell(text: str) -> str:
-    """Record text safe in Markdown: one line, pipes and backslashes escaped, and ``<``/``>`` as entities so
-    that a name or a prediction cannot become raw HTML where the Markdown is rendered."""
+    """Record text safe in Markdown: one line, pipes and backslashes escaped, and ``&``, ``<``, ``>`` as
+    entities, so that a name or a prediction cannot become raw HTML (or an entity) where the Markdown is
+    rendered."""
     return str(text).translate(_MD_ESCAPES)
+
+
+_MD_CODE_UNSAFE = re.compile(r"[`|&<>\\\r\n]")
+
+
+def md_code(text: str) -> str:
+    """``text`` as inline code (a run id, a rule) when nothing in it can close the code span or split a table
+    cell; else as escaped plain text (``md_cell``)."""
+    text = str(text)
+    return md_cell(text) if not text or _MD_CODE_UNSAFE.search(text) else f"`{text}`"

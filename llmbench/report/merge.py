@@ -12,7 +12,7 @@ from typing import Iterable
 
 from llmbench.errors import UserError
 from llmbench.records import ResultRow, RunRecord
-from llmbench.records.store import expand_run_refs, read_run, read_samples
+from llmbench.records.store import Progress, expand_run_refs, read_run, read_samples
 from llmbench.stats.significance import environment_differences, index_samples
 
 # settings that make two runs' latency or quality numbers incomparable when they differ
@@ -125,20 +125,21 @@ def _where(a: RunRecord, b: RunRecord) -> str:
     return f" ({_run_dir(a)} and {_run_dir(b)})"
 
 
-def load_runs(refs: Iterable[str], results_dir: Path | str = Path("results")) -> MergedRuns:
+def load_runs(refs: Iterable[str], results_dir: Path | str = Path("results"),
+              progress: Progress | None = None) -> MergedRuns:
     """Run directories, run.json paths or globs (the latest run when empty) -> merged rows with samples.
 
     A run without rows (e.g. interrupted before its first row finished) is skipped with a note; when no
-    run has a row, a UserError says so.
+    run has a row, a UserError says so. ``progress`` gets a line before each large file (store.read_run).
     """
     paths = expand_run_refs(list(refs), Path(results_dir))
     loaded, empty = [], []
     for path in paths:
-        record = read_run(path)
+        record = read_run(path, progress)
         if not record.rows:
             empty.append(path.parent)
             continue
-        loaded.append((record, read_samples(record)))
+        loaded.append((record, read_samples(record, progress)))
     if not loaded:
         if len(empty) == 1:
             raise UserError(f"no rows in {empty[0]}: no model × task finished in that run, nothing to compare")

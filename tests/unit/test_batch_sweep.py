@@ -155,7 +155,7 @@ def test_a_model_that_fails_to_load_fails_every_level(tmp_path, tasks_dir):
 
 
 def test_a_level_name_that_is_another_models_name_is_refused():
-    models = (ModelSpec.parse("m,backend=batchtoy,name=toy"), ModelSpec.parse("n,backend=batchtoy,name=toy@b4"))
+    models = (ModelSpec.parse("m,backend=batchtoy,name=toy"), ModelSpec.parse("toy@b4,backend=batchtoy"))
     with pytest.raises(UserError, match=r"'toy@b4' is also the name of sweep level b4 of 'toy'"):
         RunConfig(models=models, generation=GenerationConfig.with_batch_levels((1, 4)))
     RunConfig(models=models, generation=GenerationConfig.with_batch_levels((1, 2)))  # no clash: fine

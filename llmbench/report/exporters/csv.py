@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
+import math
+import numbers
 
 from llmbench.report.compare import SERVED_FIELDS, Comparison
 from llmbench.report.exporters import ExportOptions
@@ -22,15 +24,35 @@ CSV_COLUMNS = ["task", "model", "parameters", "status", "error", "run_id", "devi
 SERVED_CSV_COLUMNS = list(SERVED_FIELDS)
 
 
+#: what makes a spreadsheet read a cell as a formula (OWASP, CSV injection), full-width forms included
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+
+
+def csv_text(text: str) -> str:
+    """A text cell a spreadsheet shows as text: one that starts with a formula character (after any spaces)
+    gets a leading ``'``, which spreadsheets read as "text" and do not display. A carriage return inside
+    becomes a line feed: the csv module quotes a cell with a line feed, but not one with only a carriage
+    return, which a spreadsheet would take as the start of a new row (whose first cell could be a formula)."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return "'" + text if text.lstrip(" ").startswith(FORMULA_START) else text
+
+
 def csv_value(v) -> str:
-    """A cell: empty for None (never 0), integers without '.0', floats to 6 significant digits."""
+    """A cell: empty for None (never 0), integers without '.0', floats to 6 significant digits (``inf`` for
+    an unbounded CI end, empty for NaN and -inf), text neutralised (``csv_text``). Numbers stay numbers: a
+    negative one is written as ``-0.5``, never quoted, so pandas and spreadsheets read it as a number."""
     if v is None:
         return ""
     if isinstance(v, bool):
         return str(v)
-    if isinstance(v, float):
+    if isinstance(v, numbers.Integral):  # numpy integers too
+        return str(int(v))
+    if isinstance(v, numbers.Real):
+        v = float(v)
+        if not math.isfinite(v):  # an unbounded CI end is "inf"; "-inf" would start like a formula
+            return "inf" if v > 0 else ""
         return str(int(v)) if v.is_integer() and abs(v) < 1e15 else f"{v:.6g}"
-    return str(v)
+    return csv_text(str(v))
 
 
 def _decision_columns(decision) -> dict:
@@ -57,7 +79,7 @@ def to_csv(cmp: Comparison) -> str:
     columns = CSV_COLUMNS + served
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(columns + [f"metric.{m}" for m in extra])
+    writer.writerow(columns + [csv_text(f"metric.{m}") for m in extra])
     for t in cmp.tasks:
         verdict = t.verdict
         for r in t.results:

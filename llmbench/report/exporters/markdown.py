@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from llmbench.report.compare import Comparison
 from llmbench.report.exporters import ExportOptions
-from llmbench.report.format import md_cell
+from llmbench.report.format import md_cell, md_code
 from llmbench.report.merge import MergedRuns
 from llmbench.report.table import (
     SIGNIFICANCE_NOTE,
@@ -21,12 +21,12 @@ _LABELS = {"curve": "Size curve", "knee": "Knee"}
 
 def to_markdown(cmp: Comparison) -> str:
     """GitHub-flavoured Markdown: one table per task, the verdicts and the warnings."""
-    lines = ["# llmbench comparison", "", "Runs: " + ", ".join(f"`{r}`" for r in cmp.run_ids), ""]
+    lines = ["# llmbench comparison", "", "Runs: " + ", ".join(md_code(r) for r in cmp.run_ids), ""]
     lines += [f"> **Warning:** {md_cell(n)}" for n in cmp.notes]
     for t in cmp.tasks:
         lines += ["", f"## {md_cell(t.task)}", "", md_cell(task_caption(t)) + ".", ""]
         headers = table_headers(t)
-        lines.append("| " + " | ".join(headers) + " |")
+        lines.append("| " + " | ".join(md_cell(h) for h in headers) + " |")  # metric names come from records
         lines.append("|" + "|".join(["---"] + ["---:"] * (len(headers) - 1)) + "|")
         lines += ["| " + " | ".join(md_cell(c) for c in row) + " |" for row in table_cells(t)]
         lines.append("")
