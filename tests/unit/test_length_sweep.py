@@ -143,6 +143,6 @@ def test_conflicting_options_are_one_line_and_exit_2(tmp_path, tasks_dir, capsys
 
 
 def test_a_level_name_that_is_another_models_name_is_refused():
-    models = (ModelSpec.parse("m,backend=spelltoy,name=toy"), ModelSpec.parse("n,backend=spelltoy,name=toy@b4@n8"))
+    models = (ModelSpec.parse("m,backend=spelltoy,name=toy"), ModelSpec.parse("toy@b4@n8,backend=spelltoy"))
     with pytest.raises(UserError, match=r"'toy@b4@n8' is also the name of sweep level b4@n8 of 'toy'"):
         RunConfig(models=models, generation=GenerationConfig.with_batch_levels((1, 4), new_tokens=(2, 8)))
