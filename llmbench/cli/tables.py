@@ -98,11 +98,18 @@ def run_table(record: RunRecord) -> RunTable:
 
 
 def _table(record: RunRecord, max_width: int) -> Table:
-    sizes = record.settings.get("batch_sizes")
+    settings = record.settings
+    sizes, lengths = settings.get("batch_sizes"), settings.get("new_tokens")
     if sizes:  # a sweep: each level is its own row (NAME@bN), batch 1 the latency setting
-        title = f"batch sizes {', '.join(map(str, sizes))}: rows NAME@bN"
+        title = f"batch sizes {', '.join(map(str, sizes))}"
     else:
-        title = f"{record.settings.get('setting', 'latency')} setting, batch {record.settings.get('batch_size', 1)}"
+        title = f"{settings.get('setting', 'latency')} setting, batch {settings.get('batch_size', 1)}"
+    if isinstance(lengths, list) and len(lengths) > 1:  # a length sweep: rows NAME@nN
+        title += f", new tokens {', '.join(map(str, lengths))}"
+    elif isinstance(lengths, list) and lengths:
+        title += f", {lengths[0]} new tokens"
+    if sizes or (isinstance(lengths, list) and len(lengths) > 1):
+        title += ": rows NAME" + ("@bN" if sizes else "") + ("@nN" if lengths and len(lengths) > 1 else "")
     table = Table(title=f"llmbench run {record.run_id}  ({title})")
     names = [_model_name(row) for row in record.rows] + [row.task.get("name", "?") for row in record.rows]
     served = any(_is_served(row) and row.status == "ok" for row in record.rows)

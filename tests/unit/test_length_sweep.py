@@ -94,9 +94,10 @@ def test_a_length_sweep_is_one_row_per_budget_each_scored_from_its_own_answers(t
     assert SpellToy.calls == [(1, 2)] * 5 + [(1, 8)] * 5
 
 
-def test_length_and_batch_levels_cross_and_answers_compare_within_one_budget(tmp_path, tasks_dir):
+def test_length_and_batch_levels_cross_and_answers_compare_within_one_budget(tmp_path, tasks_dir, capsys):
     assert _run(tmp_path, tasks_dir, "-m", "m,backend=spelltoy,name=toy", "--new-tokens", "2,8",
                 "--batch-size", "1,4") == 0
+    assert "(batch sizes 1, 4, new tokens 2, 8: rows NAME@bN@nN)" in " ".join(capsys.readouterr().out.split())
     record, _ = read_single_run(tmp_path / "out")
     rows = record["rows"]
     assert [r["model"]["name"] for r in rows] == ["toy@n2", "toy@n8", "toy@b4@n2", "toy@b4@n8"]
@@ -105,8 +106,9 @@ def test_length_and_batch_levels_cross_and_answers_compare_within_one_budget(tmp
     assert [r["model"].get("answers_vs_batch1") for r in rows[2:]] == [{"differ": 0, "of": 5, "indices": []}] * 2
 
 
-def test_one_value_sets_every_tasks_budget_without_a_sweep(tmp_path, tasks_dir):
+def test_one_value_sets_every_tasks_budget_without_a_sweep(tmp_path, tasks_dir, capsys):
     assert _run(tmp_path, tasks_dir, "-m", "m,backend=spelltoy,name=toy", "--new-tokens", "8") == 0
+    assert "(latency setting, batch 1, 8 new tokens)" in " ".join(capsys.readouterr().out.split())
     record, _ = read_single_run(tmp_path / "out")
     [row] = record["rows"]
     assert row["model"]["name"] == "toy" and "new_tokens" not in row["model"]
