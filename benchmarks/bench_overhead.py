@@ -36,6 +36,8 @@ def main() -> int:
     ap.add_argument("--device", default="auto", help="auto | cpu | cuda[:i] (CUDA: both sides synchronise the device)")
     args = ap.parse_args()
 
+    from preloaded import Preloaded  # benchmarks/, on sys.path as the script's folder
+
     from llmbench import runner
     from llmbench.config import GenerationConfig, ModelSpec, RunConfig
     from llmbench.meters.timing import TokenClock
@@ -69,24 +71,12 @@ def main() -> int:
         sync()
         return time.perf_counter() - t0, texts
 
-    class Preloaded:
-        """The backend with the model already loaded, so both sides time generation only."""
-
-        def load(self, prepared, device, note):
-            return loaded
-
-        def __getattr__(self, name):
-            return getattr(backend, name)
-
-        def unload(self, model):
-            pass
-
     out = Path(tempfile.mkdtemp(prefix="llmbench-bench-"))
     config = RunConfig(models=(spec,), tasks=(args.task,), limit=args.limit, device=device, warmup=0,
                        out_dir=out, generation=GenerationConfig(), tasks_dirs=tasks_dirs)
 
     def metered() -> tuple[float, list[str]]:
-        result = runner.run(config, backend=Preloaded())
+        result = runner.run(config, backend=Preloaded(backend, loaded))
         row = result.record.rows[0]
         if row.status != "ok":
             raise SystemExit(f"metered run failed: {row.error}")

@@ -52,6 +52,8 @@ def main() -> int:
     ap.add_argument("--device", default="auto")
     args = ap.parse_args()
 
+    from preloaded import Preloaded  # benchmarks/, on sys.path as the script's folder
+
     from llmbench import runner
     from llmbench.config import GenerationConfig, ModelSpec, RunConfig
     from llmbench.levels import parse_batch_sizes, parse_new_tokens
@@ -61,18 +63,6 @@ def main() -> int:
     backend = HFBackend()
     device = resolve_device(args.device)
     loaded = backend.load(backend.preflight(spec), device, print)
-
-    class Preloaded:
-        """The HF backend with the model loaded once for every run of the benchmark."""
-
-        def load(self, prepared, device, note):
-            return loaded
-
-        def __getattr__(self, name):
-            return getattr(backend, name)
-
-        def unload(self, model):
-            pass
 
     batches, lengths = parse_batch_sizes(args.batch_size), parse_new_tokens(args.new_tokens)
     sweep_gen = GenerationConfig.with_batch_levels(batches, new_tokens=lengths)
@@ -86,7 +76,7 @@ def main() -> int:
                            out_dir=out, generation=gen)
         spans = _Spans()
         t0 = time.perf_counter()
-        result = runner.run(config, backend=Preloaded(), progress=spans)
+        result = runner.run(config, backend=Preloaded(backend, loaded), progress=spans)
         wall = time.perf_counter() - t0
         bad = [r for r in result.record.rows if r.status != "ok"]
         if bad:

@@ -37,3 +37,24 @@ def modules_imported_by_cli(argv: list[str], modules: tuple[str, ...], prelude: 
     marker = [line for line in proc.stdout.splitlines() if line.startswith("IMPORTED ")]
     assert marker, proc.stdout + proc.stderr
     return eval(marker[-1].removeprefix("IMPORTED ")), proc.stdout  # a list literal printed by the child
+
+
+ECHO_WORDS = ["Paris", "Rome", "Oslo", "Bern", "Lima"]
+
+
+def write_echo_task(root: Path, extra_yaml: str = "") -> Path:
+    """A task folder under ``root`` with one task, ``echo``: five prompts ``say WORD`` whose reference is
+    WORD, scored by exact match (``extra_yaml``: more lines of the task file). Returns the folder."""
+    d = root / "tasks"
+    (d / "data").mkdir(parents=True)
+    (d / "data" / "d.jsonl").write_text("".join(json.dumps({"q": f"say {w}", "a": w}) + "\n" for w in ECHO_WORDS))
+    (d / "echo.yaml").write_text("name: echo\nkind: extraction\nsource: {type: jsonl, path: data/d.jsonl}\n"
+                                 "prompt: '{{ q }}'\nreferences: a\nmetrics: [exact_match]\n" + extra_yaml)
+    return d
+
+
+def run_echo(tmp_path: Path, tasks_dir: Path, *args) -> int:
+    """`llmbench run -t echo` from ``tasks_dir`` into ``tmp_path/out`` without warm-up, plus ``args``."""
+    return run_cli(["run", "-t", "echo", "--tasks-dir", str(tasks_dir), "--out", str(tmp_path / "out"),
+                    "--warmup", "0", *args])
+

@@ -5,12 +5,11 @@ noted. A toy backend (no torch) runs through the CLI."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import ClassVar
 
 import pytest
-from cli_helpers import read_single_run, run_cli
+from cli_helpers import read_single_run, run_echo, write_echo_task
 from fakes.instant_backend import InstantBackend
 
 from llmbench.config import GenerationConfig, ModelSpec, RunConfig
@@ -18,8 +17,6 @@ from llmbench.errors import UserError
 from llmbench.levels import batch_suffix, parse_batch_sizes
 from llmbench.models import BACKENDS
 from llmbench.models.base import Generation, LoadedModel
-
-WORDS = ["Paris", "Rome", "Oslo", "Bern", "Lima"]
 
 
 class BatchToy(InstantBackend):
@@ -55,17 +52,10 @@ def batchtoy():
 
 @pytest.fixture()
 def tasks_dir(tmp_path: Path) -> Path:
-    d = tmp_path / "tasks"
-    (d / "data").mkdir(parents=True)
-    (d / "data" / "d.jsonl").write_text("".join(json.dumps({"q": f"say {w}", "a": w}) + "\n" for w in WORDS))
-    (d / "echo.yaml").write_text("name: echo\nkind: extraction\nsource: {type: jsonl, path: data/d.jsonl}\n"
-                                 "prompt: '{{ q }}'\nreferences: a\nmetrics: [exact_match]\n")
-    return d
+    return write_echo_task(tmp_path)
 
 
-def _run(tmp_path, tasks_dir, *args) -> int:
-    return run_cli(["run", "-t", "echo", "--tasks-dir", str(tasks_dir), "--out", str(tmp_path / "out"),
-                    "--warmup", "0", *args])
+_run = run_echo
 
 
 def test_batch_sizes_parse_ascending_without_repeats_and_bad_ones_are_one_line():
