@@ -91,7 +91,7 @@ def baseline():
 @baseline.command("save")
 @click.argument("run", metavar="RUN")
 @click.option("--name", required=True, help="Baseline name, e.g. 'main'.")
-@click.option("--force", is_flag=True, help="Replace an existing baseline of that name.")
+@click.option("--force", is_flag=True, help="Replace an existing baseline of that name; save an unfinished run.")
 @click.option("--dir", "directory", default="results/baselines", show_default=True, metavar="DIR")
 def save(run, name, force, directory):
     """Copy RUN (a run directory or run.json) to DIR/NAME, to commit as the gate's baseline."""

@@ -338,6 +338,20 @@ def test_compare_export_and_gate_warn_on_an_incomplete_record(tmp_path, monkeypa
         assert "is incomplete" in warned and "missing rows: b × ta, b × tb" in warned, (args, warned)
 
 
+def test_an_unfinished_run_is_no_baseline_unless_forced(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(_Backend, "on_generate", _interrupt_at("b/ta"))
+    assert _cli(_args(tmp_path)) == 130
+    run_dir = _run_dir(tmp_path)
+    capsys.readouterr()
+    where = ["--dir", str(tmp_path / "baselines")]
+    assert _cli(["baseline", "save", str(run_dir), "--name", "main", *where]) == 2
+    [line] = _errors(capsys.readouterr().err)
+    assert "is an unfinished run (2 model × task rows missing)" in line and "--resume" in line
+    assert not (tmp_path / "baselines" / "main").exists()
+    assert _cli(["baseline", "save", str(run_dir), "--name", "main", "--force", *where]) == 0
+    assert (tmp_path / "baselines" / "main" / "run.json").is_file()
+
+
 def test_compare_and_gate_warn_on_a_row_whose_samples_disagree_with_its_n(tmp_path, capsys):
     assert _cli(_args(tmp_path)) == 0
     run_dir = _run_dir(tmp_path)
