@@ -3,6 +3,7 @@ one line per check, the verdict marks and line, a Markdown PR comment and JUnit 
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 
 from llmbench.gate.checks import FAIL, MISSING, NOT_CHECKED, PASS, UNDECIDED, Check, GateReport
@@ -150,4 +151,15 @@ def to_junit(report: GateReport) -> str:
         else:
             ET.SubElement(case, "system-out").text = text
     ET.indent(suites)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + xml_chars(ET.tostring(suites, encoding="unicode")) + "\n"
+
+
+# what XML 1.0 cannot hold at all, even escaped: C0 controls but tab, newline and carriage return; lone
+# surrogates (JSON can spell them); U+FFFE and U+FFFF
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_chars(text: str) -> str:
+    """``text`` with every character XML cannot hold replaced by U+FFFD: ElementTree writes them as they are,
+    and a record's text (an error, an environment entry) would then make the JUnit file unparseable."""
+    return _NOT_XML.sub("\ufffd", text)

@@ -112,6 +112,25 @@ def test_markdown_and_junit_files(runs, tmp_path):
     assert sum(c.find("failure") is not None for c in cases) == 1
 
 
+def test_junit_parses_whatever_text_the_records_hold(runs, tmp_path):
+    """A failed row's error may hold any character JSON can spell (terminal escapes, NUL, a lone surrogate);
+    the JUnit file replaces those XML cannot hold, so CI can still parse it."""
+    import json
+
+    from llmbench.gate.display import xml_chars
+
+    broken = make_run(tmp_path / "results", "broken", failed=(("tiny-model", "qa"),))
+    record = json.loads((broken / "run.json").read_text())
+    record["rows"][0]["error"] = "load failed: \x1b[31mboom\x00 \ud800 end"
+    (broken / "run.json").write_text(json.dumps(record))
+    junit = tmp_path / "junit.xml"
+    invoke("--baseline", runs["base"], "--candidate", broken, "--junit", junit)
+    root = ET.parse(junit).getroot()  # raises on a character XML cannot hold
+    text = ET.tostring(root, encoding="unicode")
+    assert "boom" in text and "\x1b" not in text and "\x00" not in text
+    assert xml_chars("a\tb\nc\x07d\ufffe") == "a\tb\nc\ufffdd\ufffd"
+
+
 def test_rules_from_options_and_pyproject_in_cwd(runs, tmp_path):
     slow = make_run(tmp_path / "results", "slow", latency_scale=1.3)
     # defaults (+15% on p50 latency) catch a 30% slowdown
