@@ -27,8 +27,8 @@ def save_baseline(run_ref: str | Path, name: str, directory: str | Path = BASELI
     """Copy a run's run.json and samples.jsonl (which the paired tests need) to ``directory/name``.
 
     Refuses (UserError) a record without rows, a run without a readable samples.jsonl, and, unless ``force``,
-    an unfinished run (``complete: false``) and replacing an existing baseline. The copies get the normal mode of a new file (0o666 less the
-    umask), whatever the source's. Returns the new run.json path.
+    an unfinished run (``complete: false``) and replacing an existing baseline. The copies get the normal
+    mode of a new file (0o666 less the umask), whatever the source's. Returns the new run.json path.
     """
     check_name(name)
     if not str(directory):
