@@ -12,7 +12,7 @@ from typing import Callable, Iterable
 
 from llmbench.errors import UserError, read_user_text
 from llmbench.records import RUN_FILE, SAMPLES_FILE, RunRecord
-from llmbench.records.checks import check_record, check_version, decode_json, sample_problem
+from llmbench.records.checks import check_record, check_version, decode_json, defang_controls, sample_problem
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -149,7 +149,7 @@ def read_run(ref: str | Path, progress: Progress | None = None) -> RunRecord:
     text = read_user_text(path, "run record")
     with gc_paused():
         try:
-            data = decode_json(text)
+            data = decode_json(defang_controls(text))
         except ValueError as exc:
             raise UserError(f"cannot read run record {path}: {exc}") from None
         del text

@@ -159,3 +159,29 @@ def test_every_reader_refuses_a_name_no_record_may_hold(tmp_path, name):
         assert escaped is None
         one_line_error(code, err, "model")
         assert re.search(r"row 1", err)
+
+
+def test_control_characters_in_record_text_never_reach_the_terminal(tmp_path):
+    """A failed row's error and the environment may hold terminal escapes (colour, window title, cursor moves),
+    a carriage return that overwrites a line, a bell: compare, export and gate show them as U+FFFD."""
+    runs = two_runs(tmp_path / "results")
+    hostile = "\x1b]0;pwned\x07 \x1b[2J\rspoof\x9b31m\x08"
+
+    def change(data):
+        data["rows"][-1]["error"] = "load failed: " + hostile
+        data["environment"]["cpu_model"] = hostile
+        data["environment"]["cuda"] = "12.\\u001b"  # a backslash, then text: no control character, kept
+
+    edit_run(runs[1], change)
+    md = tmp_path / "x.md"
+    for args in (["compare", *map(str, runs)], ["export", str(runs[1]), "-o", str(md)],
+                 ["gate", "--baseline", str(runs[1]), "--candidate", str(runs[1])]):
+        code, stdout, stderr, escaped = run_cli(args)
+        shown = stdout + stderr + (md.read_text() if md.exists() else "")
+        assert escaped is None and code in (0, 1, 3), (args, code, stderr)
+        assert not set("\x1b\x07\r\x08\x9b") & set(shown), (args, [c for c in shown if c in "\x1b\x07\r\x08\x9b"])
+    from llmbench.records.store import read_run
+
+    record = read_run(runs[1])
+    assert record.rows[-1].error == "load failed: \ufffd]0;pwned\ufffd \ufffd[2J\ufffdspoof\ufffd31m\ufffd"
+    assert record.environment["cuda"] == "12.\\u001b"
