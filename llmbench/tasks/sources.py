@@ -228,6 +228,9 @@ class HFSource:
         return f"hf: {name} [{self.split}]"
 
     def problem(self) -> str | None:
+        local = self.local_problem()
+        if local is not None:
+            return local
         if sys.modules.get("datasets") is not None:
             return None
         try:
@@ -237,6 +240,17 @@ class HFSource:
         if found is None:
             return "hub tasks need the `datasets` package: pip install datasets"
         return None
+
+    def local_problem(self) -> str | None:
+        """`datasets.load_dataset` reads a local folder or file when ``dataset`` names one (relative to the
+        working directory, so a shared task file could read anything there): refused unless outside data is
+        allowed, as a `jsonl` path leaving its folder is."""
+        name = self.dataset
+        looks_local = name.startswith(("/", "./", "../", "~", "\\")) or Path(name).expanduser().exists()
+        if not looks_local or outside_data_allowed():
+            return None
+        return (f"hf dataset {name} is a local path, which `datasets` would read from the working directory; "
+                f"use a jsonl source inside the task's folder, or set {ALLOW_OUTSIDE_ENV}=1 to allow it")
 
     def size(self) -> int | None:
         return None  # not countable without contacting the hub

@@ -140,3 +140,19 @@ def test_run_refuses_before_any_model_is_loaded(tmp_path, capsys):
     assert "task toy: data path" in stderr and ALLOW_OUTSIDE_ENV in stderr
     assert not (tmp_path / "results").exists()
     assert os.environ.get(ALLOW_OUTSIDE_ENV) is None
+
+
+def test_an_hf_source_naming_a_local_path_is_refused_like_outside_data(tmp_path, monkeypatch):
+    """`datasets.load_dataset` reads a local folder when the dataset names one: a shared task file could point
+    it at any folder of the working directory. Hub ids that name no local path stay hub ids."""
+    from llmbench.tasks.sources import HFSource
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "private").mkdir()
+    for local in ("./private", str(tmp_path / "private"), "private", "../x", "~/data"):
+        problem = HFSource(dataset=local).local_problem()
+        assert problem and f"hf dataset {local} is a local path" in problem and ALLOW_OUTSIDE_ENV in problem
+    assert HFSource(dataset="EdinburghNLP/xsum").local_problem() is None
+    assert HFSource(dataset="wmt14").local_problem() is None
+    monkeypatch.setenv(ALLOW_OUTSIDE_ENV, "1")
+    assert HFSource(dataset="./private").local_problem() is None
