@@ -30,17 +30,24 @@ def _int(text: str):
 
 
 # a control character written in JSON text: \uXXXX of C0 (but tab and newline), DEL or C1, or the short escapes
-# \b \f \r; preceded by an even number of backslashes (an odd one escapes the backslash itself)
-_CONTROL_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\(?:u00(?:0[0-8b-fB-F]|1[0-9a-fA-F]|7[fF]|[89][0-9a-fA-F])|[bfr])")
+# \b \f \r; an escape only after an even run of backslashes (an odd run ends in an escaped backslash)
+_CONTROL_ESCAPE = re.compile(r"\\(?:u00(?:0[0-8b-fB-F]|1[0-9a-fA-F]|7[fF]|[89][0-9a-fA-F])|[bfr])")
 _RAW_CONTROL = re.compile("[\x7f-\x9f]")  # written as they are by ensure_ascii=False writers
+
+
+def _defanged(m: re.Match) -> str:
+    text, i = m.string, m.start()
+    while i > 0 and text[i - 1] == "\\":
+        i -= 1
+    return m.group(0) if (m.start() - i) % 2 else "\\ufffd"
 
 
 def defang_controls(text: str) -> str:
     """JSON text with every control character its strings hold (an escape sequence, a carriage return, BEL...)
     replaced by U+FFFD, tab and newline kept: a shared record's text is shown in terminals and CI logs, where
     such characters could rewrite the screen or the title."""
-    text = _CONTROL_ESCAPE.sub(lambda m: m.group(1) + "\\ufffd", text)
-    return _RAW_CONTROL.sub("\ufffd", text)
+    text = _CONTROL_ESCAPE.sub(_defanged, text)
+    return text if text.isascii() else _RAW_CONTROL.sub("\ufffd", text)
 
 
 def decode_json(text: str):
