@@ -77,6 +77,9 @@ def row_sample_problem(row, lines: list[dict]) -> str | None:
     return None
 
 
+MAX_ROW_WARNINGS = 5  # rows named one by one; past it, one line counts the rest
+
+
 def record_warnings(record, samples: Iterable[dict] | None = None, keys: set | None = None) -> list[str]:
     """One line per problem of ``record``: the record of an unfinished run (and its missing rows); a row whose
     samples disagree with its ``task.n`` (only rows in ``keys`` when given; none when ``samples`` is None);
@@ -92,11 +95,16 @@ def record_warnings(record, samples: Iterable[dict] | None = None, keys: set | N
         by_row: dict[tuple, list[dict]] = defaultdict(list)
         for line in samples:
             by_row[(line.get("model"), line.get("task"))].append(line)
+        bad = []
         for row in record.rows:
             if keys is not None and row.key not in keys:
                 continue
             problem = row_sample_problem(row, by_row.get(row.key, []))
             if problem:
-                out.append(f"run {record.run_id}: {row.key[0]} × {row.key[1]} ({row.status}): {problem}; its "
+                bad.append(f"run {record.run_id}: {row.key[0]} × {row.key[1]} ({row.status}): {problem}; its "
                            "per-sample figures are not the row's")
+        out.extend(bad[:MAX_ROW_WARNINGS])
+        if len(bad) > MAX_ROW_WARNINGS:  # one line per row of a 100,000-row record would bury everything else
+            out.append(f"run {record.run_id}: {len(bad) - MAX_ROW_WARNINGS} more rows (of {len(bad)}) whose "
+                       "samples.jsonl lines disagree with their task.n")
     return out

@@ -557,3 +557,16 @@ def test_resume_of_a_length_sweep_runs_only_the_unfinished_levels(tmp_path, monk
     assert _keys(record) == [("a@n4", "ta"), ("a@n8", "ta"), ("a@n4", "tb"), ("a@n8", "tb")]
     assert [r["session"] for r in record["rows"]] == [1, 2, 2, 2]
     assert sorted(set(calls)) == [("ta", 8), ("tb", 4), ("tb", 8)]  # ta at 4 tokens was kept, not run again
+
+
+def test_record_warnings_name_five_rows_then_count_the_rest():
+    """A 100,000-row record without its samples would warn once per row: five are named, one line counts
+    the others."""
+    from llmbench.records import ResultRow
+    from llmbench.records.completeness import MAX_ROW_WARNINGS, record_warnings
+
+    rows = [ResultRow({"name": f"m{i}"}, {"name": "t", "n": 3}) for i in range(12)]
+    lines = record_warnings(RunRecord("r", "", "", {}, rows=rows, complete=True), [])
+    assert len(lines) == MAX_ROW_WARNINGS + 1 == 6
+    assert lines[0].startswith("run r: m0 × t (ok): 0 samples in samples.jsonl for task.n 3")
+    assert lines[-1] == "run r: 7 more rows (of 12) whose samples.jsonl lines disagree with their task.n"
