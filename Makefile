@@ -46,12 +46,13 @@ test-slow: $(STAMP)  ## the tests that use the real packaged models (minutes)
 lint: $(STAMP)  ## ruff
 	$(BIN)/ruff check llmbench tests benchmarks scripts
 
-bench: $(STAMP)  ## metering overhead, report speed, served client cost, bandwidth probe, sweep overhead, llmbench vs lm-eval
+bench: $(STAMP)  ## metering overhead, report speed, served client cost, bandwidth probe, sweep overhead, gate on 100k rows, vs lm-eval
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_overhead.py
 	$(BIN)/python benchmarks/bench_report.py
 	$(BIN)/python benchmarks/bench_served.py
 	$(BIN)/python benchmarks/bench_bandwidth.py
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_sweep.py
+	$(BIN)/python benchmarks/bench_gate.py
 	@if [ -f benchmarks/bench_lmeval.py ]; then HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_lmeval.py; fi
 
 gpu-check: $(STAMP)  ## on a CUDA machine: CUDA tests, then Mistral-7B / Gemma-2B shapes, meters vs CUDA events
