@@ -138,6 +138,7 @@ def run(config: RunConfig, backend=None, progress: Progress | None = None, resum
     plan = [_planned_keys(producer, pm.spec) for pm in prepared for producer in producers]
     if resume is not None:
         resume.check_environment(environment)  # UserError unless the same versions and machine (or forced)
+        resume.check_examples(producers)  # ... and the same examples of every task kept rows ran
         record = resume.record
     else:
         record = _new_record(config, producers, backends, device, environment)

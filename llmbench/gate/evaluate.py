@@ -20,6 +20,7 @@ from llmbench.report.format import decision_details, fmt_p
 from llmbench.stats.noninferiority import ENOUGH, NOT_ENOUGH
 from llmbench.stats.significance import (
     environment_differences,
+    example_differences,
     higher_is_better,
     index_samples,
     quality_noninferiority,
@@ -98,6 +99,11 @@ def _check_metric(rule: Rule, path: str, key: tuple[str, str], base: ResultRow, 
         return check
     hib = _higher_is_better(path, base, cand)
     check.higher_is_better = hib
+    if path.startswith("quality.") and opts.get("different_examples"):
+        check.status, check.method = UNDECIDED, "not paired"
+        check.message = ("cannot compare: the baseline and the candidate ran different examples; gate against a "
+                         "baseline run on the same task data")
+        return check
     if rule.noninferior:
         return _check_noninferior(check, rule, base, cand, samples, opts)
     if not opts["strict"]:
@@ -277,8 +283,14 @@ def evaluate(baseline: RunRecord, candidate: RunRecord, rules: list[Rule], *,
             "seed": seed, "resamples": resamples}
     for key, base in base_rows.items():
         cand = cand_rows.get(key)
+        samples = (b_idx.get(key), c_idx.get(key))
+        row_opts = opts
+        why = example_differences(*samples) if samples[0] and samples[1] else None
+        if why:  # quality on other examples says nothing about this change: those checks are undecided
+            row_opts = {**opts, "different_examples": why}
+            report.notes.append(f"{key[0]} / {key[1]}: {why}; its quality checks are undecided")
         for rule in rules:
-            report.checks.extend(_row_checks(rule, key, base, cand, (b_idx.get(key), c_idx.get(key)), opts))
+            report.checks.extend(_row_checks(rule, key, base, cand, samples, row_opts))
     for key in cand_rows:
         if key not in base_rows:
             report.notes.append(f"row {key[0]} / {key[1]} is only in the candidate; not gated")

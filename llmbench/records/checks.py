@@ -300,7 +300,7 @@ def sample_problem(sample) -> str | None:
         return f"index must be an integer, got {_short(index)}"
     if not 0 <= index < 2**53:
         return f"index must be an example's position (0 or more), got {_short(index)}"
-    for key in ("prompt", "prediction"):
+    for key in ("prompt", "prediction", "example"):
         if not _text_or_null(sample.get(key)):
             return f"{key} must be a string or null, got {_short(sample[key])}"
     refs = sample.get("references")

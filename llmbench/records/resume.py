@@ -4,8 +4,8 @@ Kept: rows that are ``ok`` and whose samples are all in samples.jsonl (``task.n`
 again, whole, in the resuming process: the ``missing`` rows, failed rows and rows whose samples are
 incomplete; their old sample lines are dropped. Timings are never stitched across two processes nor
 replayed. A resume is refused (one line, exit code 2) for a complete record, for a record written before
-completeness was recorded, and when the versions or the machine differ, unless forced (then the session is
-labelled ``forced`` with what differed).
+completeness was recorded, and when the versions, the machine or a task's examples (their digests in
+samples.jsonl) differ, unless forced (then the session is labelled ``forced`` with what differed).
 """
 
 from __future__ import annotations
@@ -52,6 +52,31 @@ class Resume:
                             f"({'; '.join(changed)}); resume it on the same machine with the same versions, "
                             "or add --force to run the missing rows anyway (they are labelled)")
         self.differs += changed
+
+    def check_examples(self, producers) -> None:
+        """Refuse when a task's examples are not those its kept rows ran (its file, data or prompt changed
+        since the run began: the record would mix two tasks under one name), unless forced; forced, the
+        difference is added to ``differs``."""
+        kept: dict[str, dict[int, str]] = defaultdict(dict)
+        for line in self.kept_samples:
+            if isinstance(line.get("example"), str):
+                kept[line["task"]][line["index"]] = line["example"]
+        for producer in producers:
+            task = getattr(producer, "task", None)
+            if task is None or task.name not in kept:
+                continue
+            now = {ex.index: ex.digest for ex in producer.examples()}
+            old = kept[task.name]
+            differ = sorted(i for i, digest in old.items() if now.get(i) != digest)
+            if not differ:
+                continue
+            change = (f"task {task.name}: {len(differ):,} of {len(old):,} examples differ from those its kept rows "
+                      f"ran (first: index {differ[0]})")
+            if not self.force:
+                raise UserError(f"cannot resume {self.run_dir}: {change}; its file, data or prompt changed since "
+                                "the run began; start a new run, or add --force to run the missing rows on the "
+                                "new examples (they are labelled)")
+            self.differs.append(change)
 
     def session_label(self) -> dict:
         """What the resuming session's entry in ``sessions`` says beyond who and when."""

@@ -21,11 +21,11 @@ def failed_row(model_info: dict, task, error: str) -> ResultRow:
 
 
 def sample_lines(name: str, task, examples, generations) -> list[dict]:
-    """One samples.jsonl line per generation: its example, prompt, answer, timings and the backend's extras
-    (``scores`` filled once the answers are scored)."""
+    """One samples.jsonl line per generation: its example (index and digest), prompt, answer, timings and the
+    backend's extras (``scores`` filled once the answers are scored)."""
     return [
-        {"model": name, "task": task.name, "index": ex.index, "prompt": g.prompt, "prediction": g.text,
-         "references": list(ex.references), "scores": {}, "ttft_s": g.ttft_s, "tpot_s": g.tpot_s,
+        {"model": name, "task": task.name, "index": ex.index, "example": ex.digest, "prompt": g.prompt,
+         "prediction": g.text, "references": list(ex.references), "scores": {}, "ttft_s": g.ttft_s, "tpot_s": g.tpot_s,
          "e2e_s": g.e2e_s, "new_tokens": g.new_tokens, **g.extra}
         for ex, g in zip(examples, generations)
     ]

@@ -18,6 +18,7 @@ from llmbench.report.served import SERVED_FIELDS, served_figures
 from llmbench.stats import PairedDelta, Quantile
 from llmbench.stats.noninferiority import Decision, Gain, undecided, unpaired_ratio
 from llmbench.stats.significance import (
+    DifferentExamples,
     higher_is_better,
     latency_delta,
     latency_values,
@@ -274,6 +275,8 @@ class _Tester:
             try:
                 found = quality_noninferiority(metric, best.samples, row.samples, margin, hib, scale,
                                                seed=self.seed, resamples=self.resamples)
+            except DifferentExamples as exc:  # no test on other examples stands in, paired or not
+                return undecided(f"untested: {exc}", margin)
             except (UserError, KeyError, TypeError, ValueError) as exc:
                 self.untested.add(f"non-inferiority not tested for {metric}: {exc}")
                 found = None

@@ -20,6 +20,7 @@ from collections import defaultdict
 
 import numpy as np
 
+from llmbench.errors import UserError
 from llmbench.models.base import time_per_output_token
 from llmbench.records import RunRecord
 from llmbench.stats import (
@@ -86,14 +87,42 @@ def higher_is_better(metric: str, *entries) -> bool:
     return True
 
 
+class DifferentExamples(UserError):
+    """Two rows' samples at one index are not the same example: pairing them would compare different work."""
+
+
+def _same_example(a: dict, b: dict) -> bool:
+    """Same example digest (``example``, see llmbench.tasks.Example.digest); lines written before digests
+    were recorded: the same references."""
+    da, db = a.get("example"), b.get("example")
+    if da is not None and db is not None:
+        return da == db
+    return list(a.get("references") or ()) == list(b.get("references") or ())
+
+
+def example_differences(baseline: dict[int, dict], candidate: dict[int, dict]) -> str | None:
+    """Why the rows' shared indices are not the same examples ("3 of 40 shared examples differ, first index
+    7"), or None when they are (or none is shared)."""
+    shared = sorted(set(baseline) & set(candidate))
+    differ = [i for i in shared if not _same_example(baseline[i], candidate[i])]
+    if not differ:
+        return None
+    return (f"{len(differ):,} of {len(shared):,} shared examples differ (first: index {differ[0]}): the task's "
+            "data, prompt or references changed between the rows, so they are not paired")
+
+
 def paired_stats(metric: str, baseline: dict[int, dict], candidate: dict[int, dict]):
     """(Metric, baseline stats, candidate stats) over the shared sample indices, both scored against the
-    baseline's references; None when no index is shared."""
+    baseline's references; None when no index is shared; DifferentExamples when a shared index holds
+    different examples in the two rows."""
     from llmbench.metrics import get_metric
 
     shared = sorted(set(baseline) & set(candidate))
     if not shared:
         return None
+    why = example_differences(baseline, candidate)
+    if why:
+        raise DifferentExamples(why)
     m = get_metric(metric)
     refs = [list(baseline[i]["references"]) for i in shared]
     return m, shared_stats(m, [baseline[i] for i in shared], refs), shared_stats(m, [candidate[i] for i in shared],

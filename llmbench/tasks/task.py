@@ -3,6 +3,7 @@ references of each record, the few-shot turns, and the examples a backend is giv
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,14 @@ class Example:
     prompt: str
     messages: list[dict[str, str]]
     references: list[str]
+
+    @property
+    def digest(self) -> str:
+        """16 hex digits of SHA-256 over what the model is given and what it is scored against (prompt, chat
+        turns, references): two lines with the same ``index`` and different digests ran different examples
+        (the task's data, template or few-shot turns changed between them)."""
+        text = json.dumps([self.prompt, self.messages, self.references], ensure_ascii=False, sort_keys=True)
+        return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 @dataclass(frozen=True)

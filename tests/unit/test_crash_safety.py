@@ -570,3 +570,30 @@ def test_record_warnings_name_five_rows_then_count_the_rest():
     assert len(lines) == MAX_ROW_WARNINGS + 1 == 6
     assert lines[0].startswith("run r: m0 × t (ok): 0 samples in samples.jsonl for task.n 3")
     assert lines[-1] == "run r: 7 more rows (of 12) whose samples.jsonl lines disagree with their task.n"
+
+
+def test_resume_refuses_a_task_whose_examples_changed_since_the_run_began_unless_forced(tmp_path, monkeypatch,
+                                                                                         capsys):
+    run_dir = _interrupted_run(tmp_path, monkeypatch)  # a/ta kept; a/tb, b/ta, b/tb to run
+    digests = {(s["task"], s["index"]): s["example"] for s in _samples(run_dir)}
+    assert len(set(digests.values())) == 2 and all(len(d) == 16 for d in digests.values())
+    data = tmp_path / "tasks" / "data" / "d.jsonl"
+    data.write_text('{"q": "2+2?", "a": "4"}\n{"q": "Capital of Italy?", "a": "Rome"}\n')  # index 1 changed
+    capsys.readouterr()
+    assert _cli(["run", "--resume", run_dir]) == 2
+    err = _errors(capsys.readouterr().err)
+    assert len(err) == 1 and "task ta: 1 of 2 examples differ from those its kept rows ran (first: index 1)" in err[0]
+    assert _Backend.generated == [] and _record(run_dir)["complete"] is False
+    assert _cli(["run", "--resume", run_dir, "--force"]) == 0
+    record = _record(run_dir)
+    assert any(d.startswith("task ta: 1 of 2") for d in record["sessions"][1]["differs"])
+    new = {(s["model"], s["task"], s["index"]): s["example"] for s in _samples(run_dir)}
+    assert new[("a", "ta", 1)] != new[("b", "ta", 1)]  # the record shows it: compare and gate pair no such lines
+
+
+def test_resume_with_the_same_examples_is_not_labelled(tmp_path, monkeypatch):
+    run_dir = _interrupted_run(tmp_path, monkeypatch)
+    data = tmp_path / "tasks" / "data" / "d.jsonl"
+    data.write_text(data.read_text().replace('"a": "4"}', '"a": "4", "note": "unused"}'))  # a field no prompt uses
+    assert _cli(["run", "--resume", run_dir]) == 0
+    assert "forced" not in _record(run_dir)["sessions"][1]
