@@ -38,6 +38,7 @@ class Check:
     p_floor: float | None = None
     n: int | None = None  # samples (or timings per side) the test compared
     examples_needed: int | None = None  # for an undecided check: examples that would decide
+    available: int | None = None  # quality checks: the examples the task's data holds (task.available)
     ratio: float | None = None  # noninferior rules: candidate / baseline, direction-adjusted; ci_* is its CI
 
     @property

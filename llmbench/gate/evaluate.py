@@ -10,13 +10,16 @@ reach their share of the baseline (llmbench.stats.noninferiority).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from llmbench.errors import UserError
 from llmbench.gate.checks import FAIL, MISSING, NOT_CHECKED, PASS, UNDECIDED, Check, GateReport
 from llmbench.gate.noise import blind_note, could_not_fail, examples_to_tell, noise, number, p_floor, resamples_for
 from llmbench.gate.rules import Rule
 from llmbench.records import ResultRow, RunRecord
+from llmbench.records.rows import examples_available
 from llmbench.records.store import gc_paused
-from llmbench.report.format import decision_details, fmt_p
+from llmbench.report.format import decision_details, examples_needed_text, fmt_p
 from llmbench.stats.noninferiority import ENOUGH, NOT_ENOUGH
 from llmbench.stats.significance import (
     environment_differences,
@@ -77,6 +80,8 @@ def _energy_unusable(base: ResultRow, cand: ResultRow) -> tuple[str, str] | None
 def _check_metric(rule: Rule, path: str, key: tuple[str, str], base: ResultRow, cand: ResultRow,
                   samples: tuple[dict | None, dict | None], opts: dict) -> Check:
     check = Check(rule=rule.text, metric=path, model=key[0], task=key[1], status=PASS)
+    if path.startswith("quality."):
+        check.available = examples_available(base, cand)
     if cand.status != "ok":
         check.status, check.message = FAIL, f"candidate row failed: {cand.error or cand.status}"
         return check
@@ -147,8 +152,10 @@ def _check_metric(rule: Rule, path: str, key: tuple[str, str], base: ResultRow, 
 def _would_decide(check: Check) -> str:
     if check.examples_needed is None:
         return "; more examples per task would decide"
-    what = "examples" if check.metric.startswith("quality.") else "timings per side"
-    return f"; about {check.examples_needed:,} {what} would decide (this run has {check.n:,})"
+    quality = check.metric.startswith("quality.")
+    return "; " + examples_needed_text(check.examples_needed, f"this run has {check.n:,}", check.n,
+                                       check.available if quality else None,
+                                       "examples" if quality else "timings per side")
 
 
 def _check_noninferior(check: Check, rule: Rule, base: ResultRow, cand: ResultRow,
@@ -181,6 +188,7 @@ def _check_noninferior(check: Check, rule: Rule, base: ResultRow, cand: ResultRo
                          "errors; more examples per task, with samples.jsonl, would decide")
         return check
     check.method, check.n = decision.method, decision.n
+    decision = replace(decision, available=check.available)
     check.ratio = decision.estimate if decision.measure == "ratio" else None
     check.ci_low, check.ci_high = decision.ci_low, decision.ci_high
     shown = decision_details(decision, "the baseline", metric, scale)

@@ -210,8 +210,9 @@ def _row_problem(row) -> str | None:
                 return f"{section}.{key} must be an object or null, got {_short(values[key])}"
     if not _int_or_null(row["model"].get("batch_size"), 1):
         return f"model.batch_size must be a positive integer or null, got {_short(row['model']['batch_size'])}"
-    if not _int_or_null(row["task"].get("n")):
-        return f"task.n must be a count (an integer from 0) or null, got {_short(row['task']['n'])}"
+    for key in ("n", "available"):
+        if not _int_or_null(row["task"].get(key)):
+            return f"task.{key} must be a count (an integer from 0) or null, got {_short(row['task'][key])}"
     params = row["model"].get("parameters")
     if not _number_or_null(params) or (params is not None and params <= 0):
         return f"model.parameters must be a positive number or null, got {_short(params)}"

@@ -8,11 +8,23 @@ from llmbench.records.schema import ResultRow
 
 
 def task_entry(task, n: int, max_new_tokens: int | None = None) -> dict:
-    """A row's ``task``: name, kind, the examples it ran (``n``), its source and the generation budget."""
+    """A row's ``task``: name, kind, the examples it ran (``n``), the records its data holds (``available``,
+    what ``--limit`` chooses from; absent where not countable, as for hub datasets), its source and the
+    generation budget."""
     entry = {"name": task.name, "kind": task.kind, "n": n, "source": task.source_description}
+    spec = getattr(task, "spec", None)
+    available = spec.size() if spec is not None and n else None
+    if isinstance(available, int) and available >= n:
+        entry["available"] = available
     if max_new_tokens is not None:
         entry["max_new_tokens"] = max_new_tokens
     return entry
+
+
+def examples_available(*rows) -> int | None:
+    """The fewest examples the rows' task data holds (``task.available``); None when a row does not say."""
+    found = [row.task.get("available") for row in rows]
+    return min(found) if found and all(isinstance(a, int) and not isinstance(a, bool) for a in found) else None
 
 
 def failed_row(model_info: dict, task, error: str) -> ResultRow:

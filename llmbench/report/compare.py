@@ -7,9 +7,10 @@ quality, a permutation test of the p50 over per-sample values for TTFT and TPOT 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from llmbench.errors import UserError
+from llmbench.records.rows import examples_available
 from llmbench.report.cost import CorrectCost, correct_cost
 from llmbench.report.defaults import DEFAULT_MARGIN, DEFAULT_MIN_GAIN, DEFAULT_RESAMPLES
 from llmbench.report.format import roofline_is_lower_bound, roofline_percent
@@ -271,6 +272,7 @@ class _Tester:
         entries = best.row.quality.get(metric), row.row.quality.get(metric)
         if self.resamples <= 0:
             return undecided("untested (--resamples 0)", margin)
+        found = None
         if rescorable(metric, *entries) and set(best.samples) & set(row.samples):
             try:
                 found = quality_noninferiority(metric, best.samples, row.samples, margin, hib, scale,
@@ -279,12 +281,9 @@ class _Tester:
                 return undecided(f"untested: {exc}", margin)
             except (UserError, KeyError, TypeError, ValueError) as exc:
                 self.untested.add(f"non-inferiority not tested for {metric}: {exc}")
-                found = None
-            if found is not None:
-                return found
-        fallback = recorded_noninferiority(*entries, margin, hib, scale)
-        if fallback is not None:
-            return fallback
+        found = found or recorded_noninferiority(*entries, margin, hib, scale)
+        if found is not None:
+            return replace(found, available=examples_available(best.row, row.row))
         why = "no shared per-sample outputs" if rescorable(metric, *entries) else \
             f"no per-sample scorer for {metric} and no standard errors"
         return undecided(f"untested: {why}", margin)

@@ -234,11 +234,21 @@ def decision_details(d: Decision, best: str, label: str, scale: str | None) -> s
         if d.reason:
             text += f"; {d.reason}"
         if d.examples_needed is not None:
-            text += f"; about {d.examples_needed:,} examples would decide (the rows share {d.n:,})"
+            text += "; " + examples_needed_text(d.examples_needed, f"the rows share {d.n:,}", d.n, d.available)
         elif not d.reason:
             why = "the estimate sits on the margin" if d.estimate == d.margin else "its spread is unknown"
             text += f"; no number of examples would decide ({why})"
     return text
+
+
+def examples_needed_text(needed: int, have: str, n: int, available: int | None, what: str = "examples") -> str:
+    """'about 57 examples would decide (the rows share 10; the task holds 42)'; past what the task holds,
+    'about 2,877 examples would decide, more than the 33 the task holds (...): only a larger test set would'."""
+    if available is not None and needed > available:
+        return (f"about {needed:,} {what} would decide, more than the {available:,} the task holds ({have}): "
+                "only a larger test set would")
+    more = f"; the task holds {available:,}" if available is not None and available > n else ""
+    return f"about {needed:,} {what} would decide ({have}{more})"
 
 
 def decision_text(d: Decision | None, best: str, label: str, scale: str | None) -> str:

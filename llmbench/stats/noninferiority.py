@@ -104,6 +104,7 @@ class Decision:
     method: str = ""
     reason: str = ""  # why it is undecided when the data did not get a say (too few samples, no test)
     confidence: float = CONFIDENCE
+    available: int | None = None  # the examples the task's data holds, where the rows say (task.available)
 
     def to_dict(self) -> dict:
         """Plain JSON-ready dict."""
