@@ -10,8 +10,14 @@ are built; default a temporary folder), GPU_CHECK_MODELS (a comma-separated subs
 GPU_CHECK_JSON (write every figure there as JSON), GPU_CHECK_VARIANTS (the second phase's variants of each
 model, comma-separated from static-compile, bnb-4bit, bnb-8bit, torchao-int8, torchao-int4; default
 "static-compile,bnb-4bit"; empty: no second phase), GPU_CHECK_BATCH_SIZES (that phase's --batch-size levels,
-default "1,4,16"), GPU_CHECK_DRY_RUN=1 (tiny shapes on the CPU, perf_counter
+default "1,4,16"), GPU_CHECK_REFERENCE=0 (skip the first phase, llmbench against the CUDA-event loop: a
+session short of device time spends it on the later phases), GPU_CHECK_LENGTHS (a fourth phase: the first
+model with cache=static,compile=true at batch 1 over these --new-tokens levels, e.g. "64,256,1024", on
+GPU_CHECK_LENGTHS_PROMPTS prompts (4); empty, the default: none), GPU_CHECK_SERVED (a third phase:
+`transformers serve` on this model, e.g. gemma-2b-random, benchmarked with backend=openai beside the same
+model in process; empty, the default: none), GPU_CHECK_DRY_RUN=1 (tiny shapes on the CPU, perf_counter
 instead of CUDA events: checks the script itself on a machine without a GPU; its figures mean nothing).
+With GPU_CHECK_JSON the figures are written after every phase, so a run cut short still leaves what it measured.
 """
 
 from __future__ import annotations
@@ -54,6 +60,10 @@ VARIANT_OPTIONS = {"static-compile": "cache=static,compile=true", "bnb-4bit": "q
 VARIANTS = [v.strip() for v in os.environ.get("GPU_CHECK_VARIANTS", "static-compile,bnb-4bit").split(",") if v.strip()]
 BATCH_SIZES = os.environ.get("GPU_CHECK_BATCH_SIZES", "1,4,16")
 MODELS = [m.strip() for m in os.environ.get("GPU_CHECK_MODELS", ",".join(CONFIGS)).split(",") if m.strip()]
+REFERENCE = os.environ.get("GPU_CHECK_REFERENCE", "1") != "0"
+LENGTHS = os.environ.get("GPU_CHECK_LENGTHS", "").strip()
+LENGTHS_PROMPTS = int(os.environ.get("GPU_CHECK_LENGTHS_PROMPTS", "4"))
+SERVED = os.environ.get("GPU_CHECK_SERVED", "").strip()
 
 
 def log(msg: str) -> None:
@@ -199,30 +209,68 @@ def main() -> int:
     os.sync()  # the saved weights (GBs) are not written back to disk in the background while timers run
     log(f"flushed the page cache's dirty pages in {time.perf_counter() - t0:.1f} s")
     tasks_dir = _write_task(root)
+    figures = {"device": card, "prompts": N_PROMPTS, "max_new_tokens": MAX_NEW, "models": {}}
+    if REFERENCE and reference_phase(paths, tasks_dir, out, figures) != 0:
+        return 1
+    phases = (("variants", VARIANTS, variants_phase), ("served", SERVED, served_phase),
+              ("lengths", LENGTHS, lengths_phase))
+    failed = False
+    for key, wanted, phase in phases:
+        if not wanted:
+            continue
+        figures[key] = phase(paths, tasks_dir, out)
+        failed = failed or figures[key] is None
+        save(figures)  # after every phase: a run cut short keeps what it measured
+    save(figures)
+    return 1 if failed else 0
+
+
+ENVIRONMENT: dict = {}  # the last record's environment (card, driver, versions, peak bandwidth)
+
+
+def save(figures: dict) -> None:
+    figures.setdefault("environment", ENVIRONMENT)
+    if os.environ.get("GPU_CHECK_JSON"):
+        Path(os.environ["GPU_CHECK_JSON"]).write_text(json.dumps(figures, indent=2))
+
+
+def llmbench_run(args: list[str], label: str) -> dict | None:
+    """One `llmbench run --json` in a subprocess (the checkout on PYTHONPATH); its record, or None (logged)."""
+    cmd = [sys.executable, "-m", "llmbench", "run", "--device", DEVICE, "--no-chat-template", "--json", *args]
+    t0 = time.perf_counter()
+    pythonpath = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=pythonpath))
+    log(f"{label}: llmbench run took {time.perf_counter() - t0:.1f} s (exit {proc.returncode})")
+    if proc.returncode not in (0, 3) or not proc.stdout.strip():  # 3: a model failed (e.g. out of memory);
+        log(proc.stderr[-3000:])  # its row says why
+        return None
+    return json.loads(proc.stdout)
+
+
+def _task_args(tasks_dir: Path, out: Path, name: str, limit: int = N_PROMPTS) -> list[str]:
+    return ["-t", "gpu-check", "--tasks-dir", str(tasks_dir), "--limit", str(limit), "--out", str(out),
+            "--name", name]
+
+
+def reference_phase(paths: dict[str, Path], tasks_dir: Path, out: Path, figures: dict) -> int:
+    """Phase 1: llmbench's meters against a bare generate loop timed with CUDA events, before and after."""
     from llmbench.tasks import load_catalog
 
     prompts = [e.prompt for e in load_catalog([tasks_dir]).resolve(["gpu-check"], N_PROMPTS)[0].examples()]
     timer = "cuda-event" if DEVICE == "cuda" else "perf-ctr"
     # the reference loop runs before AND after llmbench, so drift of the machine over the run shows
     before = {name: bare_generate(path, prompts) for name, path in paths.items()}
-    cmd = [sys.executable, "-m", "llmbench", "run", "--device", DEVICE, "-t", "gpu-check",
-           "--tasks-dir", str(tasks_dir), "--limit", str(N_PROMPTS), "--max-new-tokens", str(MAX_NEW),
-           "--out", str(out), "--name", "gpu-check", "--no-chat-template", "--json"]
+    args = [*_task_args(tasks_dir, out, "gpu-check"), "--max-new-tokens", str(MAX_NEW)]
     for name, path in paths.items():
-        cmd += ["-m", f"{path},dtype=bfloat16,name={name}"]
-    t0 = time.perf_counter()
-    pythonpath = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=pythonpath))
-    log(f"llmbench run took {time.perf_counter() - t0:.1f} s (exit {proc.returncode})")
-    if proc.returncode not in (0, 3) or not proc.stdout.strip():  # 3: a model failed (e.g. out of memory);
-        log(proc.stderr[-3000:])  # its row says why, below
-        return proc.returncode or 1
-    record = json.loads(proc.stdout)
+        args += ["-m", f"{path},dtype=bfloat16,name={name}"]
+    record = llmbench_run(args, "meters")
+    if record is None:
+        return 1
     env = record["environment"]
+    figures["environment"] = env
     log(f"gpu: {env.get('gpu_name')}, driver {env.get('gpu_driver')}, cuda {env.get('cuda')}, "
         f"transformers {env.get('transformers')}")
     samples = [json.loads(x) for x in (out / record["run_id"] / "samples.jsonl").read_text().splitlines()]
-    figures = {"device": card, "environment": env, "prompts": N_PROMPTS, "max_new_tokens": MAX_NEW, "models": {}}
     log(f"{'model':20} {'timer':17} {'TTFT p50 ms':>12} {'TPOT p50 ms':>12} {'tok/s':>8} {'weights':>8} "
         f"{'peak alloc':>10} {'NVML used':>9} {'J/sample':>9} {'J/token':>8}  energy method")
     for row in record["rows"]:
@@ -252,42 +300,19 @@ def main() -> int:
             "reference_before": before[name], "reference_after": after,
         }
     log(f"record: {out / record['run_id']}")
-    if VARIANTS:
-        figures["variants"] = variants_phase(paths, tasks_dir, out)
-        if figures["variants"] is None:
-            return 1
-    if os.environ.get("GPU_CHECK_JSON"):
-        Path(os.environ["GPU_CHECK_JSON"]).write_text(json.dumps(figures, indent=2))
+    save(figures)
     return 0
 
 
-def variants_phase(paths: dict[str, Path], tasks_dir: Path, out: Path) -> list[dict] | None:
-    """Phase 2: each model plain and as its GPU_CHECK_VARIANTS, at every GPU_CHECK_BATCH_SIZES level, in one
-    `llmbench run`: tok/s, TPOT, J/token, weights held and % of the bandwidth roofline per row."""
-    unknown = [v for v in VARIANTS if v not in VARIANT_OPTIONS]
-    if unknown:
-        log(f"gpu-check: unknown GPU_CHECK_VARIANTS: {', '.join(unknown)}; choose from {', '.join(VARIANT_OPTIONS)}")
-        return None
-    cmd = [sys.executable, "-m", "llmbench", "run", "--device", DEVICE, "-t", "gpu-check",
-           "--tasks-dir", str(tasks_dir), "--limit", str(N_PROMPTS), "--max-new-tokens", str(MAX_NEW),
-           "--out", str(out), "--name", "gpu-check-variants", "--no-chat-template", "--json",
-           "--batch-size", BATCH_SIZES]
-    for path in paths.values():  # rows are named DIR[variant] and DIR[variant]@bN by llmbench itself
-        cmd += ["-m", f"{path},dtype=bfloat16"]
-        cmd += [x for v in VARIANTS for x in ("-m", f"{path},dtype=bfloat16,{VARIANT_OPTIONS[v]}")]
-    t0 = time.perf_counter()
-    pythonpath = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=pythonpath))
-    log(f"variants: llmbench run took {time.perf_counter() - t0:.1f} s (exit {proc.returncode})")
-    if proc.returncode not in (0, 3) or not proc.stdout.strip():
-        log(proc.stderr[-3000:])
-        return None
-    record = json.loads(proc.stdout)
+def rows_table(record: dict, out: Path) -> list[dict]:
+    """Print one line per row (TTFT, TPOT, decode and end-to-end tok/s, weights, J/token, % of roofline) and
+    return the rows' figures."""
     env = record["environment"]
+    ENVIRONMENT.update(env)
     log(f"peak bandwidth: {_fmt((env.get('memory_bandwidth_bytes_per_s') or 0) / 1e9 or None)} GB/s "
         f"({env.get('memory_bandwidth_method') or env.get('memory_bandwidth_reason')})")
-    log(f"{'row':44} {'TPOT p50 ms':>12} {'tok/s':>8} {'e2e tok/s':>9} {'weights':>8} {'J/token':>8} "
-        f"{'% roofline':>10}")
+    log(f"{'row':44} {'TTFT p50 ms':>11} {'TPOT p50 ms':>11} {'tok/s':>8} {'e2e tok/s':>9} {'weights':>8} "
+        f"{'J/token':>8} {'% roofline':>10}")
     rows = []
     for row in record["rows"]:
         name = row["model"]["name"]
@@ -297,13 +322,85 @@ def variants_phase(paths: dict[str, Path], tasks_dir: Path, out: Path) -> list[d
             continue
         lat, mem, en = row["latency"], row["memory"], row["energy"]
         roof = (lat.get("roofline") or {}).get("percent_of_peak")
-        tpot = (lat.get("tpot_s") or {}).get("p50")
-        log(f"{name:44} {_fmt(tpot * 1e3 if tpot else None):>12} {_fmt(lat.get('tokens_per_s'), 1):>8} "
+        ttft, tpot = ((lat.get(k) or {}).get("p50") for k in ("ttft_s", "tpot_s"))
+        log(f"{name:44} {_fmt(_ms(ttft)):>11} {_fmt(_ms(tpot)):>11} {_fmt(lat.get('tokens_per_s'), 1):>8} "
             f"{_fmt(lat.get('e2e_tokens_per_s'), 1):>9} {_fmt(_gib(mem.get('weights_bytes')), unit='G'):>8} "
             f"{_fmt(en.get('joules_per_token'), 3):>8} {_fmt(roof, 1, '%'):>10}")
         rows.append({"name": name, "status": "ok", "model": row["model"], "latency": lat, "memory": mem,
-                     "energy": en})
+                     "energy": en, "quality": row.get("quality"), "settings": row.get("settings")})
     log(f"record: {out / record['run_id']}")
+    return rows
+
+
+def variants_phase(paths: dict[str, Path], tasks_dir: Path, out: Path) -> list[dict] | None:
+    """Phase 2: each model plain and as its GPU_CHECK_VARIANTS, at every GPU_CHECK_BATCH_SIZES level, in one
+    `llmbench run`: tok/s, TPOT, J/token, weights held and % of the bandwidth roofline per row."""
+    unknown = [v for v in VARIANTS if v not in VARIANT_OPTIONS]
+    if unknown:
+        log(f"gpu-check: unknown GPU_CHECK_VARIANTS: {', '.join(unknown)}; choose from {', '.join(VARIANT_OPTIONS)}")
+        return None
+    args = [*_task_args(tasks_dir, out, "gpu-check-variants"), "--max-new-tokens", str(MAX_NEW),
+            "--batch-size", BATCH_SIZES]
+    for path in paths.values():  # rows are named DIR[variant] and DIR[variant]@bN by llmbench itself
+        args += ["-m", f"{path},dtype=bfloat16"]
+        args += [x for v in VARIANTS for x in ("-m", f"{path},dtype=bfloat16,{VARIANT_OPTIONS[v]}")]
+    record = llmbench_run(args, "variants")
+    return None if record is None else rows_table(record, out)
+
+
+def lengths_phase(paths: dict[str, Path], tasks_dir: Path, out: Path) -> list[dict] | None:
+    """Phase 4: the first model, static cache + compile at batch 1, over GPU_CHECK_LENGTHS new-token levels:
+    the KV-cache read grows with the context, which is where the roofline's KV term shows."""
+    path = next(iter(paths.values()))
+    args = [*_task_args(tasks_dir, out, "gpu-check-lengths", LENGTHS_PROMPTS), "--new-tokens", LENGTHS,
+            "-m", f"{path},dtype=bfloat16,{VARIANT_OPTIONS['static-compile']}"]
+    record = llmbench_run(args, "lengths")
+    return None if record is None else rows_table(record, out)
+
+
+def served_phase(paths: dict[str, Path], tasks_dir: Path, out: Path) -> list[dict] | None:
+    """Phase 3: `transformers serve` on GPU_CHECK_SERVED's model, benchmarked through backend=openai at
+    concurrency 1 and 4, beside the same model in process at batch 1 and 4, in one `llmbench run`."""
+    if SERVED not in paths:
+        log(f"gpu-check: GPU_CHECK_SERVED={SERVED} is not among the built models ({', '.join(paths)})")
+        return None
+    from served_server import start_transformers_serve, stop
+
+    def fail(msg: str):
+        raise RuntimeError(msg)
+
+    path = paths[SERVED]
+    t0 = time.perf_counter()
+    try:
+        proc, url = start_transformers_serve(path, out.parent / "serve.log", device=DEVICE, fail=fail)
+    except RuntimeError as exc:
+        log(f"served: transformers serve did not start: {exc}")
+        return None
+    log(f"served: transformers serve answered after {time.perf_counter() - t0:.1f} s at {url}")
+    try:
+        args = [*_task_args(tasks_dir, out, "gpu-check-served"), "--max-new-tokens", str(MAX_NEW),
+                "--concurrency", "1,4", "--batch-size", "1,4",
+                "-m", f"{url},name={SERVED}-served,model={path},tokenizer={path}",
+                "-m", f"{path},dtype=bfloat16,name={SERVED}-in-process"]
+        record = llmbench_run(args, "served")
+    finally:
+        stop(proc)
+    if record is None:
+        return None
+    rows = rows_table(record, out)
+    # a served row has no roofline of its own (the client cannot see what the server holds): the in-process
+    # row of the same model at batch 1 says what one decode step must read, so the served c1 row's TPOT is
+    # set against that (the same weights, the same context lengths)
+    by_name = {r["name"]: r for r in rows if r["status"] == "ok"}
+    local, served = by_name.get(f"{SERVED}-in-process"), by_name.get(f"{SERVED}-served")
+    roof = (local or {}).get("latency", {}).get("roofline") or {}
+    tpot = ((served or {}).get("latency", {}).get("tpot_s") or {}).get("p50")
+    if roof.get("bytes_per_step") and roof.get("peak_bytes_per_s") and tpot:
+        pct = 100 * roof["bytes_per_step"] / tpot / roof["peak_bytes_per_s"]
+        served["roofline_from_in_process"] = {"bytes_per_step": roof["bytes_per_step"], "tpot_s_p50": tpot,
+                                              "percent_of_peak": pct}
+        log(f"served at c1 against the in-process row's {roof['bytes_per_step'] / 1e9:.2f} GB per step: "
+            f"{pct:.1f}% of the roofline")
     return rows
 
 

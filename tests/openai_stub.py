@@ -58,8 +58,9 @@ class StubServer:
     """``with StubServer() as s: s.url`` (``http://127.0.0.1:PORT/v1``)."""
 
     def __init__(self, models=("stub-model",), answer: Callable[[dict], Stream] = default_answer,
-                 api_key: str | None = None, chat: bool = True) -> None:
+                 api_key: str | None = None, chat: bool = True, listed: bool = True) -> None:
         self.models = list(models)
+        self.listed = listed  # False: /models lists nothing, yet the models answer (transformers serve 5.17)
         self.answer = answer
         self.api_key = api_key
         self.requests: list[dict] = []
@@ -94,7 +95,7 @@ class StubServer:
                     return
                 if self.path.rstrip("/") == "/v1/models":
                     self._json(200, {"object": "list", "data": [{"id": m, "object": "model", "owned_by": "stub"}
-                                                                for m in stub.models]})
+                                                                for m in stub.models if stub.listed]})
                 else:
                     self._json(404, {"detail": "Not Found"})
 

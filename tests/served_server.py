@@ -21,22 +21,29 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_transformers_serve(model_dir: Path, log: Path, timeout_s: float = 180.0):
+def start_transformers_serve(model_dir: Path, log: Path, timeout_s: float = 180.0, device: str = "cpu",
+                             fail=pytest.fail):
     """``transformers serve MODEL_DIR`` on a free 127.0.0.1 port, waited for until /health answers; returns
-    (process, base URL). Offline: the model is a local directory."""
+    (process, base URL); ``fail`` is called with the reason where it exits or does not answer in time
+    (scripts/gpu_check.py passes one that raises). Offline: the model is a local directory."""
     import httpx
 
     port = _free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "TRANSFORMERS_OFFLINE": "1"}
+    # transformers 5.17's /v1/models scans the hub cache and answers 500 where that folder does not exist
+    # (a bare machine); an empty one of its own answers instead
+    hub_cache = Path(env.get("HF_HUB_CACHE") or Path(log).parent / "hub-cache")
+    hub_cache.mkdir(parents=True, exist_ok=True)
+    env["HF_HUB_CACHE"] = str(hub_cache)
     with open(log, "wb") as fh:
         proc = subprocess.Popen(
             [sys.executable, "-c", SERVE, "serve", str(model_dir), "--host", "127.0.0.1", "--port", str(port),
-             "--device", "cpu", "--log-level", "warning"],
+             "--device", device, "--log-level", "warning"],
             stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            pytest.fail(f"transformers serve exited with {proc.returncode}: {log.read_text()[-2000:]}")
+            fail(f"transformers serve exited with {proc.returncode}: {log.read_text()[-2000:]}")
         try:
             if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
                 return proc, f"http://127.0.0.1:{port}/v1"
@@ -44,7 +51,7 @@ def start_transformers_serve(model_dir: Path, log: Path, timeout_s: float = 180.
             pass
         time.sleep(0.5)
     proc.kill()
-    pytest.fail(f"transformers serve did not answer within {timeout_s} s: {log.read_text()[-2000:]}")
+    fail(f"transformers serve did not answer within {timeout_s} s: {log.read_text()[-2000:]}")
 
 
 def stop(proc) -> None:

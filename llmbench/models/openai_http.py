@@ -178,6 +178,8 @@ class OpenAIBackend:
                     raise UserError(f"{what}: {url} serves {len(ids)} models ({', '.join(list(ids)[:5]) or 'none'}); "
                                     "name one with model=NAME")
                 wanted = next(iter(ids))
+            elif not ids:  # a server that lists nothing yet loads what is asked for (transformers serve 5.17
+                ids = {wanted: {"id": wanted, "listed": False}}  # on a local folder): the first request checks
             elif wanted not in ids:
                 raise UserError(f"{what}: {url} does not serve model {wanted!r} (it serves: "
                                 f"{', '.join(list(ids)[:5])}){did_you_mean(wanted, ids)}")
@@ -190,7 +192,7 @@ class OpenAIBackend:
 
             check_endpoints(self.load_config.gpu_telemetry, timeout_s=self.load_config.connect_timeout_s)
             self._telemetry_checked = True
-        entry = {k: v for k, v in served[wanted].items() if k in ("id", "owned_by", "max_model_len", "root")}
+        entry = {k: v for k, v in served[wanted].items() if k in ("id", "owned_by", "max_model_len", "root", "listed")}
         return PreparedModel(spec, spec.source, facts={"replicas": replicas, "model": wanted, "server": entry})
 
     def _uses_chat_template(self, spec) -> bool:

@@ -213,6 +213,9 @@ def _row_problem(row) -> str | None:
     for key in ("n", "available"):
         if not _int_or_null(row["task"].get(key)):
             return f"task.{key} must be a count (an integer from 0) or null, got {_short(row['task'][key])}"
+    n, available = row["task"].get("n"), row["task"].get("available")
+    if n is not None and available is not None and available < n:  # what --limit chose from cannot be fewer
+        return f"task.available ({available}) is below task.n ({n}): the task cannot hold fewer examples than ran"
     params = row["model"].get("parameters")
     if not _number_or_null(params) or (params is not None and params <= 0):
         return f"model.parameters must be a positive number or null, got {_short(params)}"

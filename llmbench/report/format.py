@@ -242,7 +242,7 @@ def decision_details(d: Decision, best: str, label: str, scale: str | None) -> s
 
 
 def examples_needed_text(needed: int, have: str, n: int, available: int | None, what: str = "examples") -> str:
-    """'about 57 examples would decide (the rows share 10; the task holds 42)'; past what the task holds,
+    """'about 57 examples would decide (the rows share 10; the task holds 420)'; past what the task holds,
     'about 2,877 examples would decide, more than the 33 the task holds (...): only a larger test set would'."""
     if available is not None and needed > available:
         return (f"about {needed:,} {what} would decide, more than the {available:,} the task holds ({have}): "

@@ -21,7 +21,7 @@ def test_gpu_check_dry_run_reports_both_meters_for_both_models(tmp_path):
     # phase 2 with one variant that runs on the CPU and two batch levels: the path a GPU session takes
     env.update(GPU_CHECK_DRY_RUN="1", GPU_CHECK_PROMPTS="2", GPU_CHECK_NEW_TOKENS="16",
                GPU_CHECK_JSON=str(out), TMPDIR=str(tmp_path), GPU_CHECK_VARIANTS="bnb-8bit",
-               GPU_CHECK_BATCH_SIZES="1,2")
+               GPU_CHECK_BATCH_SIZES="1,2", GPU_CHECK_SERVED="gemma-2b-random", GPU_CHECK_LENGTHS="8,16")
     proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "gpu_check.py")], capture_output=True,
                           text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
@@ -49,6 +49,22 @@ def test_gpu_check_dry_run_reports_both_meters_for_both_models(tmp_path):
         assert v["status"] == "ok", (name, v.get("error"))
         assert "roofline" in v["latency"]
     assert variants["gemma-2b-random[bnb-8bit]"]["model"]["quantization"]["method"] == "bnb-8bit"
+    # phase 3: transformers serve on the gemma shapes beside the same model in process, at two load levels
+    served = {v["name"]: v for v in figures["served"]}
+    assert set(served) == {"gemma-2b-random-served", "gemma-2b-random-served@c4", "gemma-2b-random-in-process",
+                           "gemma-2b-random-in-process@b4"}, sorted(served)
+    assert all(v["status"] == "ok" for v in served.values()), served
+    c1 = served["gemma-2b-random-served"]
+    assert c1["latency"]["token_source"] == "server-usage" and c1["model"]["backend"] == "openai"
+    local = served["gemma-2b-random-in-process"]["latency"]["roofline"]
+    assert c1["roofline_from_in_process"]["bytes_per_step"] == local["bytes_per_step"]
+    assert c1["roofline_from_in_process"]["percent_of_peak"] == pytest.approx(
+        100 * local["bytes_per_step"] / c1["latency"]["tpot_s"]["p50"] / local["peak_bytes_per_s"])
+    # phase 4: the first model compiled with a static cache over two generation budgets
+    lengths = {v["name"]: v for v in figures["lengths"]}
+    assert set(lengths) == {"mistral-7b-random[static,compile]@n8", "mistral-7b-random[static,compile]@n16"}
+    assert all(v["status"] == "ok" and v["model"]["compile"] for v in lengths.values()), lengths
+    assert figures["environment"]["memory_bandwidth_bytes_per_s"] > 0
 
 
 def test_gpu_check_rejects_unknown_models():

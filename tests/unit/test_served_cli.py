@@ -261,6 +261,23 @@ def test_several_served_models_need_a_model_name(tmp_path, tasks_dir, capsys):
     assert code == 2 and "serves 2 models (a, b); name one with model=NAME" in capsys.readouterr().err
 
 
+def test_a_server_that_lists_no_models_is_asked_for_the_named_one(tmp_path, tasks_dir, capsys):
+    # transformers serve 5.17 lists only hub-cache models, yet serves the local folder it was started on
+    with StubServer(listed=False) as stub:
+        assert _cli(_run(tmp_path, tasks_dir, "-m", stub.url)) == 2  # no name to ask for: one line, exit 2
+        assert "serves 0 models (none); name one with model=NAME" in capsys.readouterr().err
+        code = _cli(_run(tmp_path, tasks_dir, "-m", f"{stub.url},model=stub-model,name=s", "--warmup", "0"))
+    assert code == 0
+    record, _ = _record(tmp_path)
+    [row] = record["rows"]
+    assert row["status"] == "ok" and row["model"]["server_model"] == "stub-model"
+    assert row["model"]["server"] == {"id": "stub-model", "listed": False}  # the record says it was not listed
+    with StubServer(listed=False) as stub:  # a wrong name is then found by the requests, not before them
+        code = _cli(_run(tmp_path / "w", tasks_dir, "-m", f"{stub.url},model=stub-modle,name=w", "--warmup", "0"))
+    [row] = _record(tmp_path / "w")[0]["rows"]
+    assert code == 3 and row["status"] == "failed" and "HTTP 404" in row["error"]
+
+
 def test_help_and_served_spec_parsing_import_neither_torch_nor_an_http_client():
     script = (
         "import sys\n"
