@@ -106,6 +106,17 @@ def meets_slo(g: Generation, slo: dict) -> bool:
     return True
 
 
+def served_roofline(latency: dict) -> dict:
+    """A served row's ``latency.roofline``: the entry's shape with no percentage, and why (the client cannot
+    see the weights, cache and batch the server reads per step; docs/gpu.md sets a served TPOT against the
+    in-process row of the same model)."""
+    from llmbench.meters.bandwidth import roofline
+
+    entry = roofline(None, None, None, (latency.get("tpot_s") or {}).get("p50"), None)
+    entry["reason"] = "served model: the bytes the server reads per decode step are not visible to the client"
+    return entry
+
+
 def level_latency(gens: Sequence[Generation], run: LevelRun, seed: int, slo: dict | None) -> dict:
     """The row's latency section for one level: summaries of the answered requests, throughput over the
     level's window (first request sent -> last one closed), goodput, and what went wrong."""
@@ -140,6 +151,7 @@ def level_latency(gens: Sequence[Generation], run: LevelRun, seed: int, slo: dic
     mismatches = [g for g in ok if g.extra.get("token_mismatch")]
     compared = [g for g in ok if g.extra.get("token_mismatch") is not None]
     latency["token_mismatch"] = {"compared": len(compared), "mismatched": len(mismatches)}
+    latency["roofline"] = served_roofline(latency)
     if not tokens_known:
         latency["tokens_unknown"] = ("the server sent no usage and no tokenizer= was given: token counts, TPOT "
                                      "and tokens/s are not measured")

@@ -104,6 +104,9 @@ def test_concurrency_levels_are_rows_and_the_server_never_sees_more_in_flight(tm
         assert lat["requests"] == {"sent": 6, "ok": 6, "failed": 0}
         assert lat["requests_per_s"] > 0 and lat["output_tokens_per_s"] > 0 and lat["ttft_s"]["ci_low"] is not None
         assert lat["token_source"] == "server-usage" and row["quality"]["exact_match"]["n"] == 6
+        # no roofline percentage for a served row, and the reason instead of a silent gap
+        assert lat["roofline"]["percent_of_peak"] is None and lat["roofline"]["tpot_s_p50"] == lat["tpot_s"]["p50"]
+        assert "not visible to the client" in lat["roofline"]["reason"]
         # requests overlap: generation time is the level's wall, not the sum of the e2e times
         assert lat["generate_s"] == lat["duration_s"] and lat["e2e_tokens_per_s"] == lat["output_tokens_per_s"]
     assert c1["latency"]["setting"] == "latency" and c4["latency"]["setting"] == "load"
