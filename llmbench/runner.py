@@ -71,6 +71,7 @@ class ModelContext:
     progress: Progress
     wanted: Callable[[tuple[str, str]], bool] = lambda key: True  # False: a row kept from an earlier session
     samples: list[dict] = field(default_factory=list)  # the lines written so far (kept ones included)
+    peak: dict | None = None  # the run's peak bandwidth (llmbench.meters.bandwidth), for every row's roofline
 
 
 class RowProducer(Protocol):
@@ -142,11 +143,17 @@ def run(config: RunConfig, backend=None, progress: Progress | None = None, resum
         record = resume.record
     else:
         record = _new_record(config, producers, backends, device, environment)
-    from llmbench.meters.bandwidth import environment_entries, peak_bandwidth
+    from llmbench.meters.bandwidth import environment_entries, peak_bandwidth, recorded_peak
 
-    peak = peak_bandwidth(device)  # the roofline's peak, once per process (the rows of this session use it)
-    if resume is None:
-        record.environment.update(environment_entries(peak))
+    # the roofline's peak, measured once per run: a resumed session on the same machine keeps its record's (every
+    # row of a record against one peak); one forced onto another machine measures its own, kept in its session
+    peak = recorded_peak(record.environment, device) if resume and not resume.environment_differs else None
+    if peak is None:
+        peak = peak_bandwidth(device)
+        if resume is None:
+            record.environment.update(environment_entries(peak))
+        else:
+            resume.peak = environment_entries(peak)
     from llmbench.interrupts import handled
     from llmbench.records.writer import RecordWriter
 
@@ -172,7 +179,7 @@ def run(config: RunConfig, backend=None, progress: Progress | None = None, resum
                 if not todo:
                     continue
                 progress.model_started(pm.spec.name, i + 1, len(prepared))
-                _run_model(pm, b, dev, cuda_sync(dev), todo, config, writer, progress)
+                _run_model(pm, b, dev, cuda_sync(dev), todo, config, writer, progress, peak)
             with signals.hold(deliver=False):
                 writer.finish()
         except KeyboardInterrupt as exc:
@@ -230,7 +237,7 @@ def _new_record(config: RunConfig, producers, backends, device: str, environment
 
 
 def _run_model(pm: PreparedModel, backend, device: str, sync, todo: list[tuple[int, RowProducer]],
-               config: RunConfig, writer, progress: Progress) -> None:
+               config: RunConfig, writer, progress: Progress, peak: dict | None = None) -> None:
     """One model's units (``todo``: (unit, producer) pairs this session measures), each row written by
     ``writer`` as soon as it is finished."""
     from llmbench.meters.memory import MemoryMeter
@@ -269,7 +276,7 @@ def _run_model(pm: PreparedModel, backend, device: str, sync, todo: list[tuple[i
     )
     loaded.use_chat_template = bool(model_info["chat_template"])
     ctx = ModelContext(loaded, backend, config, device, sync, model_info, load_mem.result(), progress,
-                       writer.wanted, writer.samples)
+                       writer.wanted, writer.samples, peak)
     try:
         for unit, producer in todo:
             for row, row_samples in producer.rows(ctx):

@@ -209,7 +209,7 @@ def run_task(ctx, task, examples, batch_size: int | None = None, model_info: dic
         latency["window_s"] = window_s  # the whole metered window: meters started and stopped, every batch
         latency["warmup_s"] = warmup_s  # before the window, never counted
         measured["latency"] = latency
-        latency["roofline"] = row_roofline(loaded, generations, latency, device)  # llmbench.meters.bandwidth
+        latency["roofline"] = row_roofline(loaded, generations, latency, device, ctx.peak)  # llmbench.meters.bandwidth
         preds = [g.text for g in generations]
         refs = [list(ex.references) for ex in examples]
         quality, per_sample = evaluate(list(task.metrics), preds, refs, seed=gen.seed)

@@ -73,9 +73,10 @@ ROWS_FAILED = 3
 @click.option("--connect-timeout", type=float, default=10.0, show_default=True,
               help="Served models: seconds to wait for a connection.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run record to stdout instead of the table.")
-@click.option("--resume", "resume_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              metavar="RUN_DIR", help="Finish an interrupted run with its own settings: its finished rows are kept, "
-                                      "the others are run again whole (docs/results-schema.md).")
+@click.option("--resume", "resume_dir", type=click.Path(path_type=Path), default=None,
+              metavar="RUN_DIR", help="Finish an interrupted run (its directory, or its run.json) with its own "
+                                      "settings: its finished rows are kept, the others are run again whole "
+                                      "(docs/results-schema.md).")
 @click.option("--force", is_flag=True,
               help="With --resume: resume although the versions, the machine or options differ (the re-run "
                    "rows are labelled).")

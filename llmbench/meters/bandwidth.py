@@ -93,6 +93,17 @@ def environment_entries(peak: dict) -> dict:
             "memory_bandwidth_reason": peak.get("reason")}
 
 
+def recorded_peak(environment: dict, device: str) -> dict | None:
+    """The peak a record's first session measured (``environment_entries`` read back), for a resumed session on
+    the same machine: every row of one record is then set against one peak; None where the record holds none
+    for ``device`` (an older record, another device)."""
+    if environment.get("device") != device or "memory_bandwidth_bytes_per_s" not in environment:
+        return None
+    peak = {key: environment.get(f"memory_bandwidth_{key}")
+            for key in ("bytes_per_s", "method", "best_s", "bytes_moved", "repeats", "probe_s", "reason")}
+    return {"available": peak["bytes_per_s"] is not None, **peak, "device": device}
+
+
 def unavailable(reason: str) -> dict:
     return {"available": False, "bytes_per_s": None, "method": None, "reason": reason}
 
@@ -162,9 +173,12 @@ def roofline(weights_bytes: int | None, kv_per_token: int | None, mean_context: 
     return out
 
 
-def row_roofline(loaded, generations: Sequence, latency: dict, device: str) -> dict:
+def row_roofline(loaded, generations: Sequence, latency: dict, device: str, peak: dict | None = None) -> dict:
     """The ``latency.roofline`` entry of one row (see ``roofline``), from the loaded model's facts, the
-    row's generations and its latency summary."""
+    row's generations and its latency summary; ``peak`` is the run's (a resumed run: its record's) where it was
+    measured on ``device``, else the device is probed."""
     tpot = (latency.get("tpot_s") or {}).get("p50")
+    if peak is None or peak.get("device") != device:
+        peak = peak_bandwidth(device)
     return roofline(loaded.weights_bytes, (loaded.info or {}).get("kv_bytes_per_context_token"),
-                    mean_decode_context(generations), tpot, peak_bandwidth(device), latency.get("batch_size", 1))
+                    mean_decode_context(generations), tpot, peak, latency.get("batch_size", 1))

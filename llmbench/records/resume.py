@@ -37,6 +37,8 @@ class Resume:
     force: bool = False
     command: str = ""  # the resuming command line (the session's), not the run's
     differs: list[str] = field(default_factory=list)  # what differs from the first session (with force)
+    peak: dict | None = None  # this session's bandwidth probe, where it could not keep the record's
+    environment_differs: bool = False  # forced onto other versions or another machine
 
     def check_environment(self, environment: dict) -> None:
         """Refuse when the versions or the machine differ from the record's, unless forced; forced, the
@@ -52,6 +54,7 @@ class Resume:
                             f"({'; '.join(changed)}); resume it on the same machine with the same versions, "
                             "or add --force to run the missing rows anyway (they are labelled)")
         self.differs += changed
+        self.environment_differs = bool(changed)
 
     def check_examples(self, producers) -> None:
         """Refuse when a task's examples are not those its kept rows ran (its file, data or prompt changed
@@ -68,10 +71,15 @@ class Resume:
             now = {ex.index: ex.digest for ex in producer.examples()}
             old = kept[task.name]
             differ = sorted(i for i, digest in old.items() if now.get(i) != digest)
-            if not differ:
+            added = sorted(set(now) - set(old))  # the data grew: the new rows would run more examples
+            if not differ and not added:
                 continue
-            change = (f"task {task.name}: {len(differ):,} of {len(old):,} examples differ from those its kept rows "
-                      f"ran (first: index {differ[0]})")
+            if differ:
+                change = (f"task {task.name}: {len(differ):,} of {len(old):,} examples differ from those its kept "
+                          f"rows ran (first: index {differ[0]})")
+            else:
+                more = f"{len(added):,} more example" + ("s" if len(added) > 1 else "")
+                change = f"task {task.name}: {more} than the {len(old):,} its kept rows ran (first: index {added[0]})"
             if not self.force:
                 raise UserError(f"cannot resume {self.run_dir}: {change}; its file, data or prompt changed since "
                                 "the run began; start a new run, or add --force to run the missing rows on the "
@@ -80,7 +88,10 @@ class Resume:
 
     def session_label(self) -> dict:
         """What the resuming session's entry in ``sessions`` says beyond who and when."""
-        return {"resumed": True, **({"forced": True, "differs": list(self.differs)} if self.differs else {})}
+        label = {"resumed": True, **({"forced": True, "differs": list(self.differs)} if self.differs else {})}
+        if self.peak is not None:  # this session's own bandwidth probe (its rows' roofline peak)
+            label["memory_bandwidth"] = self.peak
+        return label
 
 
 def prepare(run_dir: str | Path, force: bool = False) -> Resume:

@@ -450,6 +450,10 @@ def test_resume_refuses_another_version_or_machine_unless_forced(tmp_path, monke
     s2 = record["sessions"][1]
     assert s2["forced"] is True and any("'99.0'" in d for d in s2["differs"])
     assert [r["session"] for r in record["rows"]] == [1, 2, 2, 2]
+    # another machine: this session probed its own peak, kept in its entry, and its rows use it
+    assert s2["memory_bandwidth"]["memory_bandwidth_method"] == record["environment"]["memory_bandwidth_method"]
+    peaks = [r["latency"]["roofline"]["peak_bytes_per_s"] for r in record["rows"]]
+    assert peaks[1:] == [s2["memory_bandwidth"]["memory_bandwidth_bytes_per_s"]] * 3
 
 
 def test_resume_refuses_options_that_differ_unless_forced(tmp_path, monkeypatch, capsys):
@@ -589,6 +593,38 @@ def test_resume_refuses_a_task_whose_examples_changed_since_the_run_began_unless
     assert any(d.startswith("task ta: 1 of 2") for d in record["sessions"][1]["differs"])
     new = {(s["model"], s["task"], s["index"]): s["example"] for s in _samples(run_dir)}
     assert new[("a", "ta", 1)] != new[("b", "ta", 1)]  # the record shows it: compare and gate pair no such lines
+
+
+def test_resume_refuses_a_task_whose_data_grew_since_the_run_began(tmp_path, monkeypatch, capsys):
+    run_dir = _interrupted_run(tmp_path, monkeypatch)  # a/ta kept (2 examples); the rest to run
+    data = tmp_path / "tasks" / "data" / "d.jsonl"
+    data.write_text(data.read_text() + '{"q": "Capital of Spain?", "a": "Madrid"}\n')  # the same two, and one more
+    capsys.readouterr()
+    assert _cli(["run", "--resume", run_dir]) == 2  # the new rows would run 3 examples, the kept one ran 2
+    err = _errors(capsys.readouterr().err)
+    assert len(err) == 1 and "task ta: 1 more example than the 2 its kept rows ran (first: index 2)" in err[0]
+    assert _Backend.generated == [] and _record(run_dir)["complete"] is False
+
+
+def test_a_resumed_session_sets_its_rows_against_the_records_peak(tmp_path, monkeypatch):
+    import llmbench.meters.bandwidth as bw
+
+    probes = []
+
+    def probe(device):  # a new figure at every call: a second probe would show in the rows
+        probes.append(device)
+        return {"available": True, "bytes_per_s": 1e9 * len(probes), "method": "fake", "reason": None,
+                "device": device}
+
+    monkeypatch.setattr(bw, "peak_bandwidth", probe)
+    run_dir = _interrupted_run(tmp_path, monkeypatch)
+    assert len(probes) == 1
+    assert _cli(["run", "--resume", str(Path(run_dir) / "run.json")]) == 0  # its run.json names it as well
+    assert len(probes) == 1  # the same machine: the record's peak, no second probe
+    record = _record(run_dir)
+    assert record["environment"]["memory_bandwidth_bytes_per_s"] == 1e9
+    assert {r["latency"]["roofline"]["peak_bytes_per_s"] for r in record["rows"]} == {1e9}
+    assert [r["session"] for r in record["rows"]] == [1, 2, 2, 2] and "memory_bandwidth" not in record["sessions"][1]
 
 
 def test_resume_with_the_same_examples_is_not_labelled(tmp_path, monkeypatch):
