@@ -84,6 +84,15 @@ def examples_to_decide(n: int, estimate: float, se: float | None, margin: float,
     return max(need, at_least)
 
 
+def power_at(m: int, needed: int, confidence: float = CONFIDENCE, power: float = POWER) -> float:
+    """The share of runs on ``m`` examples whose CI would decide, where ``needed`` examples decide in ``power``
+    of them (``examples_to_decide``): the standardized gap grows as sqrt(m), so it is
+    Phi((z_conf + z_power) * sqrt(m / needed) - z_conf)."""
+    z_conf = z_value(confidence)
+    dist = NormalDist()
+    return dist.cdf((z_conf + dist.inv_cdf(power)) * math.sqrt(m / needed) - z_conf) if needed > 0 else 1.0
+
+
 @dataclass(frozen=True)
 class Decision:
     """The non-inferiority decision of a candidate against a reference on one metric.

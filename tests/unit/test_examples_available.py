@@ -21,18 +21,40 @@ from llmbench.report.format import examples_needed_text
 from llmbench.stats.noninferiority import UNDECIDED as NI_UNDECIDED
 from llmbench.tasks import load_catalog
 
-BEYOND = "only a larger test set would"
+BEYOND = "only a larger test set is likely to"
 
 # ---- the wording ---------------------------------------------------------------------------------------
 
 
-def test_more_needed_than_the_task_holds_says_only_a_larger_test_set_would():
+def test_more_needed_than_the_task_holds_says_how_often_all_of_it_would_decide():
     text = examples_needed_text(2877, "the rows share 10", 10, 33)
     assert text == ("about 2,877 examples would decide, more than the 33 the task holds (the rows share 10): "
-                    "only a larger test set would")
-    assert "more than the 33 the task holds" in text and text.endswith(BEYOND)
+                    "all 33 would decide in about 5% of runs; only a larger test set is likely to")
+    assert text.endswith(BEYOND)
+    # 57 needed, 42 held: all 42 still decide in two runs of three, so no "only a larger test set"
+    text = examples_needed_text(57, "the rows share 10", 10, 42)
+    assert text == ("about 57 examples would decide, more than the 42 the task holds (the rows share 10): "
+                    "all 42 would decide in about 67% of runs")
     timings = examples_needed_text(1500, "this run has 40", 40, 1200, "timings per side")
     assert timings.startswith("about 1,500 timings per side would decide, more than the 1,200 the task holds")
+
+
+def test_power_at_matches_a_simulation_of_runs_on_fewer_examples():
+    import numpy as np
+
+    from llmbench.stats.noninferiority import examples_to_decide, power_at, z_value
+
+    rng = np.random.default_rng(7)
+    gap, sd, margin = 0.05, 0.4, 0.0  # paired differences: mean 0.05, sd 0.4, against no drop
+    needed = examples_to_decide(10, gap, sd / np.sqrt(10), margin)
+    assert needed == 503  # (2.80 * 0.4 / 0.05) ** 2
+    assert power_at(needed, needed) == pytest.approx(0.8, abs=1e-3)
+    z = z_value()
+    for m in (needed // 4, needed // 2, needed):
+        draws = rng.normal(gap, sd, size=(4000, m))
+        low = draws.mean(axis=1) - z * draws.std(axis=1, ddof=1) / np.sqrt(m)
+        share = float((low > margin).mean())  # runs whose CI clears the margin: they decide
+        assert share == pytest.approx(power_at(m, needed), abs=0.03), (m, share)
 
 
 def test_fewer_needed_than_the_task_holds_past_a_limit_names_what_it_holds():
@@ -133,11 +155,11 @@ def _verdict(run: Path):
     return d, task.verdict.text
 
 
-def test_compare_says_only_a_larger_test_set_would_when_the_task_holds_too_few(tmp_path):
+def test_compare_says_no_test_on_what_the_task_holds_could_decide(tmp_path):
     d, text = _verdict(_compare_run(tmp_path, 5, {"small": 5, "large": 5}))
     assert d.available == 5
     assert (f"about {d.examples_needed:,} examples would decide, more than the 5 the task holds (the rows share "
-            f"5): {BEYOND}") in text
+            "5): a paired test on 5 cannot reach the level at all; only a larger test set would") in text
 
 
 def test_compare_names_what_the_task_holds_past_a_limit(tmp_path):
@@ -170,7 +192,7 @@ def test_llmbench_compare_prints_it(tmp_path, capsys, monkeypatch):
     printed = capsys.readouterr().out
     [line] = [x for x in printed.split("\nverdicts\n", 1)[1].splitlines() if x.startswith("qa: ")]
     assert "examples would decide, more than the 5 the task holds (the rows share 5)" in line
-    assert line.endswith(f"{BEYOND})")
+    assert line.endswith("a paired test on 5 cannot reach the level at all; only a larger test set would)")
 
 
 def _set_available(run: Path, available) -> Path:
@@ -193,12 +215,15 @@ def _gate(tmp_path, base_available, cand_available, rules):
 
 @pytest.mark.parametrize("rules, have", [(["quality.*:-2%"], "this run has 40"),
                                          (["quality.exact_match:noninferior:90%"], "the rows share 40")])
-def test_gate_says_only_a_larger_test_set_would_when_the_task_holds_too_few(tmp_path, rules, have):
+def test_gate_says_how_often_all_the_task_holds_would_decide(tmp_path, rules, have):
     check = _gate(tmp_path, 40, 5000, rules)  # the fewer of the two rows counts
     assert check.available == 40
+    from llmbench.stats.noninferiority import power_at
+
+    chance = power_at(40, check.examples_needed, 0.95)  # the gate's default significance, 0.05
     assert (f"about {check.examples_needed:,} examples would decide, more than the 40 the task holds ({have}): "
-            f"{BEYOND}") in check.message
-    assert check.message.endswith(BEYOND)
+            f"all 40 would decide in about {chance:.0%} of runs") in check.message
+    assert check.message.endswith(BEYOND) == (chance < 0.2)
 
 
 @pytest.mark.parametrize("rules, have", [(["quality.*:-2%"], "this run has 40"),
