@@ -41,8 +41,8 @@ ROWS_FAILED = 3
                    "each scored from its own answers.")
 @click.option("--max-new-tokens", type=int, default=None, help="Cap on new tokens (default: each task's own).")
 @click.option("--new-tokens", "new_tokens", default=None, metavar="N[,N...]",
-              help="In-process models: every task's generation budget, replacing its own. Several (16,64,256): a "
-                   "length sweep, one row per level (NAME@n64), each scored from its own answers.")
+              help="Every task's generation budget, replacing its own. Several (16,64,256), in-process models "
+                   "only: a length sweep, one row per level (NAME@n64), each scored from its own answers.")
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True)
 @click.option("--warmup", type=int, default=1, show_default=True,
               help="Warm-up generations per task (its first prompt; full length on CUDA, at most 8 new tokens "

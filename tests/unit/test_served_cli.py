@@ -264,6 +264,18 @@ def test_several_served_models_need_a_model_name(tmp_path, tasks_dir, capsys):
     assert code == 2 and "serves 2 models (a, b); name one with model=NAME" in capsys.readouterr().err
 
 
+def test_one_new_tokens_value_is_every_served_requests_budget_and_a_sweep_is_refused(tmp_path, tasks_dir, capsys):
+    with StubServer() as stub:
+        assert _cli(_run(tmp_path, tasks_dir, "-m", stub.url, "--new-tokens", "3", "--warmup", "0")) == 0
+        budgets = {body.get("max_tokens", body.get("max_completion_tokens")) for body in stub.requests}
+    assert budgets == {3}
+    [row] = _record(tmp_path)[0]["rows"]
+    assert row["task"]["max_new_tokens"] == 3
+    with StubServer() as stub:
+        assert _cli(_run(tmp_path / "s", tasks_dir, "-m", stub.url, "--new-tokens", "3,6")) == 2
+        assert stub.requests == []
+
+
 def test_a_server_that_lists_no_models_is_asked_for_the_named_one(tmp_path, tasks_dir, capsys):
     # transformers serve 5.17 lists only hub-cache models, yet serves the local folder it was started on
     with StubServer(listed=False) as stub:
