@@ -14,7 +14,7 @@ from pathlib import Path
 
 from llmbench.errors import UserError
 from llmbench.names import row_name_problem
-from llmbench.records.completeness import check_completeness
+from llmbench.records.completeness import check_completeness, is_count, short_json
 from llmbench.records.schema import SCHEMA_VERSION
 
 #: deepest nesting of objects and lists a record may have (llmbench writes 5 levels at most)
@@ -111,7 +111,7 @@ def _number_or_null(v) -> bool:
 
 
 def _int_or_null(v, low: int = 0) -> bool:
-    return v is None or (type(v) is int and low <= v < 2**53)
+    return v is None or is_count(v, low)
 
 
 def _text_or_null(v) -> bool:
@@ -163,12 +163,7 @@ def check_record(data: dict, path: Path) -> None:
     check_completeness(data, path)  # complete, finished_at, missing, sessions, rows' session (all optional)
 
 
-_LINE_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}  # JSON leaves them raw
-
-
-def _short(value) -> str:
-    text = json.dumps(value, ensure_ascii=False, default=str).translate(_LINE_BREAKS)
-    return text if len(text) <= 60 else text[:57] + "..."
+_short = short_json
 
 
 def _row_label(row, i: int) -> str:

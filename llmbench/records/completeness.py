@@ -15,14 +15,21 @@ from typing import Iterable
 
 from llmbench.errors import UserError
 
+_LINE_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}  # JSON leaves them raw
 
-def _short(value) -> str:
-    text = json.dumps(value, ensure_ascii=False, default=str)
+
+def short_json(value) -> str:
+    """A value as it would be written, at most 60 characters and on one line (for error messages)."""
+    text = json.dumps(value, ensure_ascii=False, default=str).translate(_LINE_BREAKS)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
+def is_count(v, low: int = 0) -> bool:
+    """An integer (not a bool) from ``low`` up, below 2**53 (what every JSON reader reads exactly)."""
+    return type(v) is int and low <= v < 2**53
+
+
+_short = short_json
 
 
 def check_completeness(data: dict, path: Path) -> None:
@@ -45,7 +52,7 @@ def check_completeness(data: dict, path: Path) -> None:
         if not isinstance(sessions, list):
             raise UserError(f"{path}: sessions must be a list of objects, got {_short(sessions)}")
         for i, s in enumerate(sessions, 1):
-            if not isinstance(s, dict) or not _is_int(s.get("session")) or s["session"] < 1:
+            if not isinstance(s, dict) or not is_count(s.get("session"), 1):
                 raise UserError(f"{path}: sessions entry {i} must be an object with a session number >= 1, "
                                 f"got {_short(s)}")
             for key in ("started_at", "ended_at", "hostname", "command", "cwd", "end"):
@@ -53,7 +60,7 @@ def check_completeness(data: dict, path: Path) -> None:
                     raise UserError(f"{path}: sessions entry {i}: {key} must be a string, got {_short(s[key])}")
     for i, row in enumerate(data.get("rows") or [], 1):
         session = row.get("session") if isinstance(row, dict) else None
-        if session is not None and (not _is_int(session) or session < 1):
+        if session is not None and not is_count(session, 1):
             raise UserError(f"{path}: row {i}: session must be a session number >= 1, got {_short(session)}")
 
 
@@ -63,7 +70,7 @@ def row_sample_problem(row, lines: list[dict]) -> str | None:
     A failed row without generations has ``n`` 0 and no lines; an lm-eval group row has no lines of its own
     (its members have them), so an lm-eval row without lines is not checked."""
     n = row.task.get("n")
-    if not _is_int(n):
+    if not is_count(n):
         return None
     if not lines and (row.task.get("kind") == "lm-eval" or n == 0):
         return None
