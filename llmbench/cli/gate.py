@@ -91,9 +91,10 @@ def baseline():
 @baseline.command("save")
 @click.argument("run", metavar="RUN")
 @click.option("--name", required=True, help="Baseline name, e.g. 'main'.")
-@click.option("--force", is_flag=True, help="Replace an existing baseline of that name; save an unfinished run.")
+@click.option("--force", is_flag=True, help="Replace an existing baseline of that name.")
+@click.option("--incomplete", is_flag=True, help="Save an unfinished run (complete: false) as it is.")
 @click.option("--dir", "directory", default="results/baselines", show_default=True, metavar="DIR")
-def save(run, name, force, directory):
+def save(run, name, force, incomplete, directory):
     """Copy RUN (a run directory or run.json) to DIR/NAME, to commit as the gate's baseline."""
     from rich.markup import escape
 
@@ -101,7 +102,7 @@ def save(run, name, force, directory):
     from llmbench.gate import save_baseline
     from llmbench.records.store import read_run
 
-    path = save_baseline(run, name, directory, force=force)
+    path = save_baseline(run, name, directory, force=force, incomplete=incomplete)
     record = read_run(path)
     console.out().print(f"saved baseline [bold]{escape(name)}[/] ({escape(record.run_id)}, {len(record.rows)} "
                         f"rows) -> {escape(str(path))}", highlight=False, soft_wrap=True)

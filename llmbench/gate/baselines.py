@@ -23,11 +23,12 @@ def check_name(name: str) -> str:
 
 
 def save_baseline(run_ref: str | Path, name: str, directory: str | Path = BASELINES_DIR,
-                  force: bool = False) -> Path:
+                  force: bool = False, incomplete: bool = False) -> Path:
     """Copy a run's run.json and samples.jsonl (which the paired tests need) to ``directory/name``.
 
-    Refuses (UserError) a record without rows, a run without a readable samples.jsonl, and, unless ``force``,
-    an unfinished run (``complete: false``) and replacing an existing baseline. The copies get the normal
+    Refuses (UserError) a record without rows, a run without a readable samples.jsonl, an unfinished run
+    (``complete: false``) unless ``incomplete``, and replacing an existing baseline unless ``force``: two
+    flags, so that refreshing a baseline can never let an unfinished run through unasked. The copies get the normal
     mode of a new file (0o666 less the umask), whatever the source's. Returns the new run.json path.
     """
     check_name(name)
@@ -37,10 +38,11 @@ def save_baseline(run_ref: str | Path, name: str, directory: str | Path = BASELI
     src = record.path.parent
     if not record.rows:
         raise UserError(f"no rows in {src}: no model × task finished in that run, nothing to gate against")
-    if record.incomplete and not force:
+    if record.incomplete and not incomplete:
         missing = len(record.missing or [])
         raise UserError(f"{src} is an unfinished run ({missing} model × task rows missing): finish it with "
-                        f"`llmbench run --resume {src}` before saving it as a baseline (--force saves it as it is)")
+                        f"`llmbench run --resume {src}` before saving it as a baseline "
+                        "(--incomplete: save it as it is)")
     if not (src / SAMPLES_FILE).is_file():
         raise UserError(f"{src} has no {SAMPLES_FILE}; a baseline needs it for the gate's paired tests "
                         f"(copy it next to {RUN_FILE}, or save a run that `llmbench run` wrote)")

@@ -338,7 +338,7 @@ def test_compare_export_and_gate_warn_on_an_incomplete_record(tmp_path, monkeypa
         assert "is incomplete" in warned and "missing rows: b × ta, b × tb" in warned, (args, warned)
 
 
-def test_an_unfinished_run_is_no_baseline_unless_forced(tmp_path, monkeypatch, capsys):
+def test_an_unfinished_run_is_no_baseline_unless_asked_for(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(_Backend, "on_generate", _interrupt_at("b/ta"))
     assert _cli(_args(tmp_path)) == 130
     run_dir = _run_dir(tmp_path)
@@ -348,7 +348,11 @@ def test_an_unfinished_run_is_no_baseline_unless_forced(tmp_path, monkeypatch, c
     [line] = _errors(capsys.readouterr().err)
     assert "is an unfinished run (2 model × task rows missing)" in line and "--resume" in line
     assert not (tmp_path / "baselines" / "main").exists()
-    assert _cli(["baseline", "save", str(run_dir), "--name", "main", "--force", *where]) == 0
+    assert "--incomplete: save it as it is" in line
+    # --force replaces an existing baseline only: it never lets an unfinished run through
+    assert _cli(["baseline", "save", str(run_dir), "--name", "main", "--force", *where]) == 2
+    assert not (tmp_path / "baselines" / "main").exists()
+    assert _cli(["baseline", "save", str(run_dir), "--name", "main", "--incomplete", *where]) == 0
     assert (tmp_path / "baselines" / "main" / "run.json").is_file()
 
 
