@@ -1,11 +1,13 @@
 """CI regression gate: rules -> per-row checks (noise-aware) -> verdict and exit code.
 
 Split by job: ``rules`` (parsing, defaults, where rules come from), ``checks`` (the data: Check,
-GateReport), ``noise`` (significance tests, p-value floors, "could it have failed"), ``evaluate``
-(rules x rows -> checks), ``display`` (values with units, Markdown, JUnit), ``baselines``.
+GateReport), ``noise`` (significance tests, p-value floors, "could it have failed"), ``comparable`` (did the
+runs measure the same thing: settings, examples, generation budgets), ``evaluate`` (rules x rows -> checks),
+``display`` (values with units, Markdown, JUnit), ``baselines``.
 
 Exit codes of ``llmbench gate``: 0 every check passed, 1 a regression, 2 bad input, 3 undecided (a change
-past its margin that the test cannot tell from noise; ``--undecided pass`` accepts it). See docs/ci.md.
+past its margin that the test cannot tell from noise, or a row whose runs measured other things;
+``--undecided pass`` accepts it). See docs/ci.md.
 """
 
 from llmbench.gate.baselines import BASELINES_DIR, list_baselines, resolve_baseline, save_baseline

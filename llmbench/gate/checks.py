@@ -13,6 +13,9 @@ PASS, FAIL, UNDECIDED, MISSING, NOT_CHECKED = "pass", "fail", "undecided", "miss
 STATUSES = (PASS, FAIL, UNDECIDED, MISSING, NOT_CHECKED)
 #: exit codes of `llmbench gate` (2, bad input, comes from UserError)
 EXIT_PASS, EXIT_REGRESSION, EXIT_UNDECIDED = 0, 1, 3
+#: the ``method`` of an undecided check that no test could decide because the two rows measured other things:
+#: they ran different examples of the task, or generated under different budgets (``task.max_new_tokens``)
+NOT_PAIRED, OTHER_BUDGET = "not paired", "other generation budget"
 
 
 @dataclass

@@ -6,7 +6,17 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
-from llmbench.gate.checks import FAIL, MISSING, NOT_CHECKED, PASS, UNDECIDED, Check, GateReport
+from llmbench.gate.checks import (
+    FAIL,
+    MISSING,
+    NOT_CHECKED,
+    NOT_PAIRED,
+    OTHER_BUDGET,
+    PASS,
+    UNDECIDED,
+    Check,
+    GateReport,
+)
 from llmbench.report.format import fmt_field, fmt_field_change, fmt_p, fmt_pct, md_cell, md_code
 
 
@@ -67,13 +77,42 @@ def verdict_line(report: GateReport) -> str:
         head = f"REGRESSION: {c[FAIL]} of {total} checks failed"
     elif report.undecided and report.undecided_policy != "pass":
         extra = ", ".join(f"{c[s]} {s}" for s in (PASS, MISSING, NOT_CHECKED) if c[s])
-        head = (f"UNDECIDED: {c[UNDECIDED]} of {total} checks could not tell a worsening beyond the margin from "
-                "noise (no regression proven, none ruled out)")
+        head = f"UNDECIDED: {_why_undecided(report.undecided, total)} (no regression proven, none ruled out)"
     else:
         head = f"PASS: {c[PASS]} of {total} checks passed"
         if report.undecided:
             head += " (undecided ones allowed by --undecided pass)"
     return f"{head}, {extra}" if extra else head
+
+
+# why checks are undecided, each in its own words (one form for one check, one for several)
+_UNDECIDED_WHY = {
+    "noise": ("could not tell a worsening beyond the margin from noise",) * 2,
+    "noninferior": ("was neither proven to reach its non-inferiority share nor proven below it",
+                    "were neither proven to reach their non-inferiority share nor proven below it"),
+    NOT_PAIRED: ("was undecided because the runs ran different examples of the task",
+                 "were undecided because the runs ran different examples of the task"),
+    OTHER_BUDGET: ("was undecided because the rows generated up to different numbers of new tokens",
+                   "were undecided because the rows generated up to different numbers of new tokens"),
+}
+
+
+def _undecided_kind(check: Check) -> str:
+    if check.method in (NOT_PAIRED, OTHER_BUDGET):
+        return check.method
+    return "noninferior" if ":noninferior:" in check.rule else "noise"
+
+
+def _why_undecided(undecided: list[Check], total: int) -> str:
+    """'3 of 9 checks could not tell ... from noise', or with several reasons '5 of 9 checks undecided: 3 could
+    not tell ...; 2 were undecided because the runs ran different examples of the task'."""
+    counts = dict.fromkeys(_UNDECIDED_WHY, 0)
+    for check in undecided:
+        counts[_undecided_kind(check)] += 1
+    found = [(n, _UNDECIDED_WHY[kind][n != 1]) for kind, n in counts.items() if n]
+    if len(found) == 1:
+        return f"{len(undecided)} of {total} checks {found[0][1]}"
+    return f"{len(undecided)} of {total} checks undecided: " + "; ".join(f"{n} {why}" for n, why in found)
 
 
 def _icon_heading(report: GateReport) -> str:

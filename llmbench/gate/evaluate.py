@@ -5,7 +5,8 @@ rule's margin AND the worsening is significant (llmbench.gate.noise: the two-sid
 randomization test below the chosen level), unless ``strict`` asks for point values only; past the margin
 but not significant, it is undecided, with the examples that would decide. Memory, energy and tokens/s have
 no noise model and are compared as point values. ``noninferior`` rules pass only a candidate proven to
-reach their share of the baseline (llmbench.stats.noninferiority).
+reach their share of the baseline (llmbench.stats.noninferiority). Rows that measured other things (different
+examples, a different generation budget: llmbench.gate.comparable) make the checks concerned undecided.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import replace
 
 from llmbench.errors import UserError
 from llmbench.gate.checks import FAIL, MISSING, NOT_CHECKED, PASS, UNDECIDED, Check, GateReport
+from llmbench.gate.comparable import KINDS, budget_note, budgets, examples_note, incomparable, settings_differences
 from llmbench.gate.noise import blind_note, could_not_fail, examples_to_tell, noise, number, p_floor, resamples_for
 from llmbench.gate.rules import Rule
 from llmbench.records import ResultRow, RunRecord
@@ -33,7 +35,6 @@ from llmbench.stats.significance import (
 
 NO_NOISE_MODEL = "no noise model: compared as point values"
 STRICT = "point values (--strict)"
-_SETTINGS_KEYS = ("setting", "batch_size", "max_new_tokens", "limit", "seed", "device", "chat_template")
 
 
 # ---------------------------------------------------------------------------------------------- values
@@ -104,10 +105,10 @@ def _check_metric(rule: Rule, path: str, key: tuple[str, str], base: ResultRow, 
         return check
     hib = _higher_is_better(path, base, cand)
     check.higher_is_better = hib
-    if path.startswith("quality.") and opts.get("different_examples"):
-        check.status, check.method = UNDECIDED, "not paired"
-        check.message = ("cannot compare: the baseline and the candidate ran different examples; gate against a "
-                         "baseline run on the same task data")
+    unlike = incomparable(path, opts)
+    if unlike:  # no test can tell this change from what the rows measured differently
+        check.status = UNDECIDED
+        check.method, check.message = unlike
         return check
     if rule.noninferior:
         return _check_noninferior(check, rule, base, cand, samples, opts)
@@ -251,15 +252,6 @@ def _keys(rows: dict) -> str:
     return ", ".join(f"{m}/{t}" for m, t in rows) or "none"
 
 
-def _settings_differences(base: RunRecord, cand: RunRecord) -> list[str]:
-    out = []
-    for key in _SETTINGS_KEYS:
-        a, b = base.settings.get(key), cand.settings.get(key)
-        if a != b:
-            out.append(f"runs differ in setting {key}: {a} (baseline) vs {b} (candidate)")
-    return out
-
-
 @gc_paused()  # 100,000 rows make half a million checks: collections would walk them again and again
 def evaluate(baseline: RunRecord, candidate: RunRecord, rules: list[Rule], *,
              rules_source: str = "", significance: float = 0.05, strict: bool = False,
@@ -285,20 +277,26 @@ def evaluate(baseline: RunRecord, candidate: RunRecord, rules: list[Rule], *,
         for (model, _), row in rows.items():
             if isinstance(row.model.get("parameters"), (int, float)):
                 report.parameters[model] = int(row.model["parameters"])
-    report.environment = environment_differences([baseline, candidate]) + _settings_differences(baseline, candidate)
+    report.environment = environment_differences([baseline, candidate]) + settings_differences(baseline, candidate)
     b_idx, c_idx = _samples(baseline, baseline_samples), _samples(candidate, candidate_samples)
     opts = {"strict": strict, "alpha": significance, "fail_on_missing": fail_on_missing,
             "seed": seed, "resamples": resamples}
+    other_budgets: list[tuple[tuple[str, str], tuple[int, int], list[Check]]] = []
     for key, base in base_rows.items():
         cand = cand_rows.get(key)
         samples = (b_idx.get(key), c_idx.get(key))
-        row_opts = opts
         why = example_differences(*samples) if samples[0] and samples[1] else None
-        if why:  # quality on other examples says nothing about this change: those checks are undecided
-            row_opts = {**opts, "different_examples": why}
-            report.notes.append(f"{key[0]} / {key[1]}: {why}; its quality checks are undecided")
-        for rule in rules:
-            report.checks.extend(_row_checks(rule, key, base, cand, samples, row_opts))
+        pair = budgets(base, cand)
+        # values measured on other examples, or timed over other budgets, say nothing about this change
+        row_opts = {**opts, "different_examples": why, "budgets": pair}
+        row = [c for rule in rules for c in _row_checks(rule, key, base, cand, samples, row_opts)]
+        report.checks += row
+        if why:
+            report.notes.append(examples_note(key, why, row))
+        if pair:
+            other_budgets.append((key, pair, row))
+    if other_budgets:
+        report.notes.append(budget_note(other_budgets))
     for key in cand_rows:
         if key not in base_rows:
             report.notes.append(f"row {key[0]} / {key[1]} is only in the candidate; not gated")
@@ -309,13 +307,10 @@ def evaluate(baseline: RunRecord, candidate: RunRecord, rules: list[Rule], *,
     return report
 
 
-_KINDS = ("quality", "latency", "memory", "energy")
-
-
 def _unchecked_kinds(checks: list[Check]) -> list[str]:
     """'no energy check was made: ...' for each kind of metric whose every check was not checked."""
     notes = []
-    for kind in _KINDS:
+    for kind in KINDS:
         of_kind = [c for c in checks if c.metric.split(".", 1)[0] == kind]
         if of_kind and all(c.status == NOT_CHECKED for c in of_kind):
             reasons = sorted({c.message for c in of_kind})
