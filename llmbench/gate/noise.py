@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 from llmbench.gate.checks import Check
 from llmbench.records import ResultRow
-from llmbench.stats import smallest_paired_p, smallest_unpaired_p
-from llmbench.stats.noninferiority import examples_to_decide, side_se, z_value
+from llmbench.stats import smallest_unpaired_p
+from llmbench.stats.noninferiority import examples_to_decide, min_paired_samples, side_se, z_value
 from llmbench.stats.significance import (
     latency_delta,
     latency_p_floor,
@@ -151,20 +151,12 @@ def examples_to_tell(check: Check, paired: bool, alpha: float) -> int | None:
         return None
     floor = n + 1
     if paired:
-        floor = max(floor, samples_to_reach(alpha))
+        floor = max(floor, min_paired_samples(1 - alpha))
     else:
         while smallest_unpaired_p(floor, floor) >= alpha:
             floor += 1
     se = side_se(d, check.ci_low, check.ci_high, 0.0, n) if n > 1 else None
     return examples_to_decide(n, d, se, 0.0, confidence=1 - alpha, at_least=floor)
-
-
-def samples_to_reach(alpha: float) -> int:
-    """The fewest differing samples at which a paired test's smallest p falls below ``alpha``."""
-    need = 1
-    while smallest_paired_p(need) >= alpha:  # 0.0 from 1024 samples on: the loop ends
-        need += 1
-    return need
 
 
 def blind_note(checks: list[Check], alpha: float) -> str | None:
@@ -176,7 +168,7 @@ def blind_note(checks: list[Check], alpha: float) -> str | None:
     shown = ", ".join(rows[:4]) + (f" and {len(rows) - 4} more" if len(rows) > 4 else "")
     needs = []
     if any(c.metric.startswith("quality.") for c in blind):
-        needs.append(f"a quality check needs at least {samples_to_reach(alpha)} samples that differ between "
+        needs.append(f"a quality check needs at least {min_paired_samples(1 - alpha)} samples that differ between "
                      "the runs")
     if any(c.metric.startswith("latency.") for c in blind):
         needs.append("a latency check more timings per side")
