@@ -93,14 +93,16 @@ def _rich_table(t, columns: list[int], text: tuple[list[str], list[list[str]], l
     from rich.table import Table
     from rich.text import Text
 
+    from llmbench.report.table import chosen_models
+
     headers, cells, widths = text
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     for i in columns:  # widths known: rich need not measure every cell again
         # Text, not str: a metric name from a record is shown as written, never read as rich markup
         table.add_column(Text(headers[i]), justify="left" if i == 0 else "right", no_wrap=True, width=widths[i])
-    chosen = t.verdict.chosen if t.verdict is not None else None
+    chosen = chosen_models(t)
     for r, row in zip(t.results, cells):
-        style = "red" if not r.ok else "bold green" if r.model == chosen else "bold" if r.is_ref else None
+        style = "red" if not r.ok else "bold green" if r.model in chosen else "bold" if r.is_ref else None
         table.add_row(*[Text(row[i]) for i in columns], style=style)
     return table
 
@@ -151,7 +153,7 @@ def compare(runs, results_dir, ref, metric, margin, min_gain, resamples, seed):
     from rich.text import Text
 
     from llmbench.cli.console import out
-    from llmbench.report.table import SIGNIFICANCE_NOTE, summary_line
+    from llmbench.report.table import SIGNIFICANCE_NOTE, summary_lines
 
     merged, cmp = _build(runs, results_dir, ref, metric, margin, min_gain, resamples, seed)
     _warn_notes(cmp)
@@ -162,7 +164,8 @@ def compare(runs, results_dir, ref, metric, margin, min_gain, resamples, seed):
     console.print()
     console.print(Text("verdicts", style="bold"))
     for t in cmp.tasks:
-        console.print(Text(summary_line(t)), soft_wrap=True)  # one line per task, for grep and CI logs
+        for line in summary_lines(t):  # one line per task (per level of a sweep), for grep and CI logs
+            console.print(Text(line), soft_wrap=True)
 
 
 def _known_format(ctx, param, value):

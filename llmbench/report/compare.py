@@ -7,28 +7,19 @@ quality, a permutation test of the p50 over per-sample values for TTFT and TPOT 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 
 from llmbench.errors import UserError
-from llmbench.records.rows import examples_available
 from llmbench.report.cost import CorrectCost, correct_cost
 from llmbench.report.defaults import DEFAULT_MARGIN, DEFAULT_MIN_GAIN, DEFAULT_RESAMPLES
 from llmbench.report.format import roofline_is_lower_bound, roofline_percent
+from llmbench.report.levels import row_level
 from llmbench.report.merge import MergedRow, MergedRuns
 from llmbench.report.served import SERVED_FIELDS, served_figures
-from llmbench.stats import PairedDelta, Quantile
-from llmbench.stats.noninferiority import Decision, Gain, undecided, unpaired_ratio
-from llmbench.stats.significance import (
-    DifferentExamples,
-    higher_is_better,
-    latency_delta,
-    latency_values,
-    quality_delta,
-    quality_gain,
-    quality_noninferiority,
-    recorded_noninferiority,
-    rescorable,
-)
+from llmbench.report.tester import TaskTests, Tester
+from llmbench.stats import PairedDelta
+from llmbench.stats.noninferiority import Decision
+from llmbench.stats.significance import higher_is_better, rescorable
 
 METRIC_LABELS = {"bleu": "BLEU", "chrf": "chrF", "ter": "TER", "rouge1": "ROUGE-1", "rouge2": "ROUGE-2",
                  "rougeL": "ROUGE-L", "exact_match": "EM", "f1": "F1"}
@@ -90,6 +81,9 @@ class ModelResult:
     requests_sent: int | None = None
     requests_failed: int | None = None
     energy_scope: str | None = None  # "device-wide ...": the whole device's energy, not the model's own
+    # the row's sweep level, the suffix of its name (``@b4``, ``@n64``, ``@b4@n64``, ``@c4``; "" for none): the
+    # verdict decides among the models of one level (llmbench.report.levels); left out of to_dict when ""
+    level: str = ""
 
     @property
     def ok(self) -> bool:
@@ -115,6 +109,8 @@ class ModelResult:
         for key in SERVED_FIELDS:
             if d[key] is None:
                 del d[key]
+        if not d["level"]:
+            del d["level"]
         return d
 
 
@@ -129,12 +125,18 @@ class TaskComparison:
     ref: str | None
     results: list[ModelResult]
     notes: list[str] = field(default_factory=list)
-    verdict: object | None = None  # llmbench.report.verdict.Verdict
+    verdict: object | None = None  # llmbench.report.verdict.Verdict: the task's only level's; None with several
+    verdicts: list = field(default_factory=list)  # one Verdict per sweep level (llmbench.report.levels)
     samples: dict[str, dict[int, dict]] = field(default_factory=dict, repr=False)  # model -> index -> line
 
     @property
     def metric_label(self) -> str:
         return metric_label(self.metric) if self.metric else "quality"
+
+    @property
+    def level_verdicts(self) -> list:
+        """Every level's verdict (``verdicts``), or the one ``verdict`` of a comparison built by hand."""
+        return self.verdicts or ([self.verdict] if self.verdict is not None else [])
 
     def result(self, model: str) -> ModelResult | None:
         """The result of one model, or None."""
@@ -144,7 +146,8 @@ class TaskComparison:
         return {"task": self.task, "metric": self.metric, "higher_is_better": self.higher_is_better,
                 "scale": self.scale, "ref": self.ref, "results": [r.to_dict() for r in self.results],
                 "notes": list(self.notes),
-                "verdict": self.verdict.to_dict() if self.verdict is not None else None}
+                "verdict": self.verdict.to_dict() if self.verdict is not None else None,
+                "verdicts": [v.to_dict() for v in self.level_verdicts]}
 
 
 @dataclass
@@ -205,7 +208,8 @@ def model_result(m: MergedRow, metric: str | None) -> ModelResult:
     """The measured values of one row, before any comparison."""
     row = m.row
     res = ModelResult(model=m.model, parameters=m.parameters, status=row.status or "ok", run_id=m.run_id,
-                      error=row.error, device=row.model.get("device"), dtype=row.model.get("dtype"))
+                      error=row.error, device=row.model.get("device"), dtype=row.model.get("dtype"),
+                      level=row_level(row.model))
     if isinstance((row.latency or {}).get("requests"), dict):
         served_figures(res, row)
     if not m.ok:
@@ -235,98 +239,6 @@ def model_result(m: MergedRow, metric: str | None) -> ModelResult:
     return res
 
 
-class _Tester:
-    """Runs and caches the significance tests of one comparison."""
-
-    def __init__(self, resamples: int, seed: int):
-        self.resamples, self.seed = resamples, seed
-        self.untested: set[str] = set()
-        self._cache: dict[tuple, PairedDelta | None] = {}
-
-    def _cached(self, key: tuple, compute) -> PairedDelta | None:
-        if self.resamples <= 0:
-            return None
-        if key not in self._cache:
-            self._cache[key] = compute()
-        return self._cache[key]
-
-    def quality(self, metric: str, a: MergedRow, b: MergedRow) -> PairedDelta | None:
-        def compute():
-            if not rescorable(metric, a.row.quality.get(metric), b.row.quality.get(metric)):
-                return None  # the task's notes say so
-            try:
-                return quality_delta(metric, a.samples, b.samples, seed=self.seed, resamples=self.resamples)
-            except (UserError, KeyError, TypeError, ValueError) as exc:
-                self.untested.add(f"quality significance not tested for {metric}: {exc}")
-                return None
-
-        return self._cached(("q", metric, a.run_id, a.model, b.run_id, b.model, a.task), compute)
-
-    def latency(self, name: str, a: MergedRow, b: MergedRow) -> PairedDelta | None:
-        return self._cached(("l", name, a.run_id, a.model, b.run_id, b.model, a.task), lambda: latency_delta(
-            name, a.samples, b.samples, "p50", seed=self.seed, resamples=self.resamples))
-
-    def noninferiority(self, metric: str, best: MergedRow, row: MergedRow, margin: float, hib: bool,
-                       scale: str | None) -> Decision:
-        """``row`` against ``best``: paired over their shared samples, else unpaired from recorded stderrs."""
-        entries = best.row.quality.get(metric), row.row.quality.get(metric)
-        if self.resamples <= 0:
-            return undecided("untested (--resamples 0)", margin)
-        found = None
-        if rescorable(metric, *entries) and set(best.samples) & set(row.samples):
-            try:
-                found = quality_noninferiority(metric, best.samples, row.samples, margin, hib, scale,
-                                               seed=self.seed, resamples=self.resamples)
-            except DifferentExamples as exc:  # no test on other examples stands in, paired or not
-                return undecided(f"untested: {exc}", margin)
-            except (UserError, KeyError, TypeError, ValueError) as exc:
-                self.untested.add(f"non-inferiority not tested for {metric}: {exc}")
-        found = found or recorded_noninferiority(*entries, margin, hib, scale)
-        if found is not None:
-            return replace(found, available=examples_available(best.row, row.row))
-        why = "no shared per-sample outputs" if rescorable(metric, *entries) else \
-            f"no per-sample scorer for {metric} and no standard errors"
-        return undecided(f"untested: {why}", margin)
-
-    def gain(self, metric: str, small: MergedRow, large: MergedRow, hib: bool) -> Gain | None:
-        """large - small on ``metric`` (positive = better) with its paired CI; None when untestable. Cached:
-        the size curves on both axes and the knee's summary ask for the same pairs."""
-        def compute():
-            if not rescorable(metric, small.row.quality.get(metric), large.row.quality.get(metric)):
-                return None
-            try:
-                return quality_gain(metric, small.samples, large.samples, hib, seed=self.seed,
-                                    resamples=self.resamples)
-            except (UserError, KeyError, TypeError, ValueError):
-                return None  # its non-inferiority test says why
-
-        return self._cached(("g", metric, hib, small.run_id, small.model, large.run_id, large.model,
-                             small.task), compute)
-
-    def speed(self, best: MergedRow, chosen: MergedRow) -> tuple | None:
-        """best TPOT p50 / chosen TPOT p50 with an unpaired bootstrap CI; None without per-sample values."""
-        return unpaired_ratio(latency_values(best.samples, "tpot_s"), latency_values(chosen.samples, "tpot_s"),
-                              Quantile(), resamples=self.resamples, seed=self.seed)
-
-
-class _TaskTests:
-    """The tests of one task's verdict, by model name: ``decide``, ``speed`` and ``gain``."""
-
-    def __init__(self, tester: _Tester, tc: TaskComparison, rows: dict[str, MergedRow], margin: float):
-        self.tester, self.tc, self.rows, self.margin = tester, tc, rows, margin
-
-    def decide(self, best: str, model: str) -> Decision:
-        tc = self.tc
-        return self.tester.noninferiority(tc.metric, self.rows[best], self.rows[model], self.margin,
-                                          tc.higher_is_better, tc.scale)
-
-    def speed(self, best: str, chosen: str) -> tuple | None:
-        return self.tester.speed(self.rows[best], self.rows[chosen])
-
-    def gain(self, smaller: str, larger: str) -> Gain | None:
-        return self.tester.gain(self.tc.metric, self.rows[smaller], self.rows[larger], self.tc.higher_is_better)
-
-
 def _significant(delta: PairedDelta | None) -> bool | None:
     return None if delta is None else bool(delta.significant)
 
@@ -337,9 +249,9 @@ def _largest(rows: list[MergedRow], metric: str | None) -> MergedRow | None:
 
 
 def compare_task(task: str, rows: list[MergedRow], ref: str | None = None, metric: str | None = None,
-                 tester: _Tester | None = None) -> TaskComparison:
+                 tester: Tester | None = None) -> TaskComparison:
     """Compare the rows of one task against ``ref`` (default: the largest finished model)."""
-    tester = tester or _Tester(DEFAULT_RESAMPLES, 0)
+    tester = tester or Tester(DEFAULT_RESAMPLES, 0)
     rows = sorted(rows, key=lambda r: (r.parameters is None, r.parameters or 0, r.model))
     metric = primary_metric(rows, metric)
     first = next((r.row.quality[metric] for r in rows if metric in r.row.quality), {}) if metric else {}
@@ -389,8 +301,9 @@ def build_comparison(merged: MergedRuns, ref: str | None = None, metric: str | N
     """Compare every task of ``merged``; ``ref`` and ``metric`` are checked and raise UserError if unknown.
 
     ``margin``: a model is enough when the paired CI of its quality over the best's clears it; ``min_gain``:
-    the gain per doubling (points of a 0-100 scale) below which more size stops paying (the knee)."""
-    from llmbench.report.verdict import task_verdict
+    the gain per doubling (points of a 0-100 scale) below which more size stops paying (the knee). Each task
+    gets one verdict per sweep level, among that level's models (``llmbench.report.levels``)."""
+    from llmbench.report.levels import level_verdicts
 
     if not 0 < margin <= 1:
         raise UserError(f"--margin must be in (0, 1], e.g. 0.95 for within 95% of the best; got {margin}")
@@ -405,15 +318,16 @@ def build_comparison(merged: MergedRuns, ref: str | None = None, metric: str | N
     if metric is not None and not any(metric in r.row.quality for r in merged.rows):
         known = sorted({m for r in merged.rows for m in r.row.quality})
         raise UserError(f"--metric {metric!r} is in no row (metrics: {', '.join(known) or 'none'})")
-    tester = _Tester(resamples, seed)
+    tester = Tester(resamples, seed)
     tasks = []
     for task in merged.tasks():
         tc = compare_task(task, merged.rows_for(task), ref, metric, tester)
         if metric and tc.metric != metric:
             tc.notes.append(f"no {metric} for this task; using {tc.metric}")
-        tests = _TaskTests(tester, tc, {r.model: r for r in merged.rows_for(task)}, margin)
-        tc.verdict = task_verdict(tc, margin, decide=tests.decide, speed=tests.speed, gain=tests.gain,
-                                  min_gain=min_gain)
+        tests = TaskTests(tester, tc, {r.model: r for r in merged.rows_for(task)}, margin)
+        tc.verdicts = level_verdicts(tc, margin, decide=tests.decide, speed=tests.speed, gain=tests.gain,
+                                     min_gain=min_gain)
+        tc.verdict = tc.verdicts[0] if len(tc.verdicts) == 1 else None
         tasks.append(tc)
     return Comparison(merged.run_ids, tasks, list(merged.notes) + sorted(tester.untested), margin, resamples,
                       min_gain)

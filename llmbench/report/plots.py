@@ -128,27 +128,31 @@ def _panel(ax, tc: TaskComparison, attr: str, xlabel: str, what: str, x_higher_i
 
 def _size_curve(ax, tc: TaskComparison, axis: str = "parameters") -> None:
     """The size curve through the models' qualities on ``axis`` (parameters or weights_bytes), its band the
-    rows' 95% CIs, and the knee marked. On the bytes axis the verdict's own curve where variants made it one
-    (with its knee), else the curve through the rows' weight bytes (the same order as parameters: no knee of
-    its own)."""
-    v = tc.verdict
-    curve = None if v is None else v.curve if axis == "parameters" else v.bytes_curve
-    if curve is None and axis == "weights_bytes":
-        from llmbench.report.sizecurve import size_curve
+    rows' 95% CIs, and the knee marked; one curve per level in a sweep (each level's own verdict). On the
+    bytes axis the verdict's own curve where variants made it one (with its knee), else the curve through the
+    rows' weight bytes (the same order as parameters: no knee of its own)."""
+    verdicts, band = tc.level_verdicts, "95% CI"
+    for v in verdicts or [None]:
+        curve = None if v is None else v.curve if axis == "parameters" else v.bytes_curve
+        if curve is None and axis == "weights_bytes":
+            from llmbench.report.sizecurve import size_curve
 
-        curve = size_curve(tc.results, axis, tc.higher_is_better, tc.metric_label, tc.scale, 0.0,
-                           lambda small, large: None)
-    if curve is None:
-        return
-    xs = [p.size for p in curve.points]
-    ax.plot(xs, [p.quality for p in curve.points], color="#1f6feb", lw=1, alpha=0.7, zorder=1)
-    if all(p.ci_low is not None and p.ci_high is not None for p in curve.points):
-        ax.fill_between(xs, [p.ci_low for p in curve.points], [p.ci_high for p in curve.points],
-                        color="#9cc3ff", alpha=0.3, lw=0, label="95% CI", zorder=0)
-    if curve.knee_size is not None:
-        ax.axvline(curve.knee_size, color="#8250df", ls="--", lw=1.2, zorder=1,
-                   label=f"knee: past {curve.knee}, < {curve.gain_text(curve.min_gain)} per doubling")
-    ax.legend(loc="best", fontsize=8)
+            results = [r for r in tc.results if v is None or len(verdicts) == 1 or r.level == v.level]
+            curve = size_curve(results, axis, tc.higher_is_better, tc.metric_label, tc.scale, 0.0,
+                               lambda small, large: None)
+        if curve is None:
+            continue
+        level = f" ({v.level_label})" if v is not None and len(verdicts) > 1 else ""
+        xs = [p.size for p in curve.points]
+        ax.plot(xs, [p.quality for p in curve.points], color="#1f6feb", lw=1, alpha=0.7, zorder=1)
+        if all(p.ci_low is not None and p.ci_high is not None for p in curve.points):
+            ax.fill_between(xs, [p.ci_low for p in curve.points], [p.ci_high for p in curve.points],
+                            color="#9cc3ff", alpha=0.3, lw=0, label=band, zorder=0)
+            band = None  # one legend entry for the bands of every level
+        if curve.knee_size is not None:
+            ax.axvline(curve.knee_size, color="#8250df", ls="--", lw=1.2, zorder=1,
+                       label=f"knee{level}: past {curve.knee}, < {curve.gain_text(curve.min_gain)} per doubling")
+        ax.legend(loc="best", fontsize=8)
 
 
 def task_figure(tc: TaskComparison, per: str = "sample"):

@@ -3,7 +3,7 @@ every table says the same thing; the numbers are formatted by ``llmbench.report.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Collection
 
 from llmbench.report.format import (
     DASH,
@@ -125,10 +125,10 @@ def memory_cell(n: float | None, kind: str | None) -> str:
 
 
 def result_cells(r: ModelResult, scale: str | None, with_correct: bool = False,
-                 best: str | None = None, served: list[str] = ()) -> list[str]:
-    """The cells of one model's row (``with_correct``: the cost-per-correct cells too; ``best``: the task's
-    best model, whose decision cell says so; ``served``: the served columns shown, see ``served_columns``);
-    failed rows say so and show no numbers."""
+                 bests: Collection[str] = (), served: list[str] = ()) -> list[str]:
+    """The cells of one model's row (``with_correct``: the cost-per-correct cells too; ``bests``: the best
+    model of the task, of each level in a sweep, whose decision cell says so; ``served``: the served columns
+    shown, see ``served_columns``); failed rows say so and show no numbers."""
     name = f"{r.model} (ref)" if r.is_ref else r.model
     width = 14 + (3 if with_correct else 0) + len(served)
     if not r.ok:
@@ -141,7 +141,7 @@ def result_cells(r: ModelResult, scale: str | None, with_correct: bool = False,
              _energy_mark(fmt_joules(r.joules_per_sample), r)]
     if with_correct:
         cells += correct_cells(r)
-    decision = "best" if r.model == best else decision_cell(r, scale) if r.quality is not None else NA
+    decision = "best" if r.model in bests else decision_cell(r, scale) if r.quality is not None else NA
     if r.is_ref:
         return cells + ["ref"] * 4 + [decision]
     return cells + [_mark(fmt_pct(r.quality_rel), r.quality_significant),
@@ -151,9 +151,18 @@ def result_cells(r: ModelResult, scale: str | None, with_correct: bool = False,
 
 def table_cells(tc: TaskComparison) -> list[list[str]]:
     """All rows of a task table as text cells."""
-    best = tc.verdict.best if tc.verdict is not None else None
     served = served_columns(tc)
-    return [result_cells(r, tc.scale, has_correct(tc), best, served) for r in tc.results]
+    return [result_cells(r, tc.scale, has_correct(tc), best_models(tc), served) for r in tc.results]
+
+
+def best_models(tc: TaskComparison) -> set[str]:
+    """The best model of the task (of each level in a sweep): its decision cell says ``best``."""
+    return {v.best for v in tc.level_verdicts if v.best is not None}
+
+
+def chosen_models(tc: TaskComparison) -> set[str]:
+    """The chosen model of the task (of each level in a sweep): the smallest proven enough, else the best."""
+    return {v.chosen for v in tc.level_verdicts if v.chosen is not None}
 
 
 def task_caption(tc: TaskComparison) -> str:
@@ -184,21 +193,28 @@ def served_notes(tc: TaskComparison) -> list[str]:
 def verdict_lines(tc: TaskComparison) -> list[tuple[str, str]]:
     """What every format prints under a task's table, as (kind, text): the verdict; each other model's
     decision when there are several (with one, the verdict's sentence says it); the size curve's steps;
-    its knee line when the curve has three or more sizes."""
-    v = tc.verdict
-    if v is None:
-        return []
-    lines = [("verdict", v.text)]
-    decisions = v.decision_lines
-    if len(decisions) > 1:  # else the verdict's sentence holds the one decision
-        lines += [("decision", d) for d in decisions]
-    if v.scaling_text:
-        lines.append(("curve", v.scaling_text))
-    if v.curve is not None and len(v.curve.points) >= 3 or v.bytes_curve is not None:
-        lines.append(("knee", v.knee_text))
+    its knee line when the curve has three or more sizes. A task of several sweep levels has these per level,
+    each line led by the level ('@b4: ...')."""
+    verdicts = tc.level_verdicts
+    lines = []
+    for v in verdicts:
+        tag = f"{v.level_label}: " if len(verdicts) > 1 else ""
+        lines.append(("verdict", tag + v.text))
+        decisions = v.decision_lines
+        if len(decisions) > 1:  # else the verdict's sentence holds the one decision
+            lines += [("decision", d) for d in decisions]
+        if v.scaling_text:
+            lines.append(("curve", tag + v.scaling_text))
+        if v.curve is not None and len(v.curve.points) >= 3 or v.bytes_curve is not None:
+            lines.append(("knee", tag + v.knee_text))
     return lines
 
 
-def summary_line(tc: TaskComparison) -> str:
-    """'task: verdict' for the end of `compare`."""
-    return f"{tc.task}: {tc.verdict.text}" if tc.verdict is not None else f"{tc.task}: no verdict"
+def summary_lines(tc: TaskComparison) -> list[str]:
+    """'task: verdict' for the end of `compare`; 'task @b4: verdict' per level of a sweep."""
+    verdicts = tc.level_verdicts
+    if not verdicts:
+        return [f"{tc.task}: no verdict"]
+    if len(verdicts) == 1:
+        return [f"{tc.task}: {verdicts[0].text}"]
+    return [f"{tc.task} {v.level_label}: {v.text}" for v in verdicts]

@@ -7,7 +7,8 @@ with it (``llmbench.stats.noninferiority``): *enough* when the lower bound of th
 *undecided* otherwise, with the examples that would decide. The verdict names the smallest *enough* model
 and what it saves against the best (speed with its CI; memory and energy are one measurement per row, so
 they have none), or says that no smaller model is proven enough. The size curve and its knee are in
-``llmbench.report.sizecurve``.
+``llmbench.report.sizecurve``. A task with sweep levels gets one verdict per level, among that level's models
+(``llmbench.report.levels``).
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ class Verdict:
     best_quality: float | None = None
     chosen: str | None = None  # the smallest enough model; the best when no smaller one is proven enough
     chosen_quality: float | None = None
-    smallest: bool = False  # the best model is also the smallest scored one
+    smallest: bool = False  # the best model is also the smallest scored one (or as small as the smallest)
+    size_ties: list[str] = field(default_factory=list)  # when smallest: the others of the same parameter count
     runner_up: str | None = None  # when the best is the smallest: the best of the others
     # ... and the best's own decision against it: a best point value on few samples proves nothing either
     smallest_decision: Decision | None = None
@@ -79,6 +81,11 @@ class Verdict:
     params_frac: float | None = None
     curve: SizeCurve | None = None  # quality against parameters
     bytes_curve: SizeCurve | None = None  # against weight bytes, when variants make it a different curve
+    # the sweep level this verdict decides among and how it is named (llmbench.report.levels); "" for a task
+    # of one level
+    level: str = ""
+    level_label: str = ""
+    alone: bool = False  # one of several levels, and the only model with a value at it: nothing to compare
 
     def to_dict(self) -> dict:
         """Plain JSON-ready dict, with the sentences."""
@@ -103,15 +110,20 @@ class Verdict:
         label = self.metric_label
         if self.best is None:
             return f"no finished model has a {label} value"
+        if self.alone:
+            return (f"{self.best} is the only model scored at this level ({label} "
+                    f"{fmt_quality(self.best_quality, self.scale)}): no other model to compare it with")
         head = f"{self.best} has the best {label} ({fmt_quality(self.best_quality, self.scale)})"
         if self.smallest:
+            # never "the smallest" when another model has as many parameters
+            size = f"is as small as {', '.join(self.size_ties)}" if self.size_ties else "is the smallest model"
             d = self.smallest_decision
             if self.runner_up is None or d is None:
-                return head + " and is the smallest model"
+                return head + f" and {size}"
             details = _details(d, self.runner_up, label, self.scale)
             if d.outcome == ENOUGH:
-                return head + f" and is the smallest model; enough against {self.runner_up}: {details}"
-            return (head + f" and is the smallest model, but not proven enough against {self.runner_up}: "
+                return head + f" and {size}; enough against {self.runner_up}: {details}"
+            return (head + f" and {size}, but not proven enough against {self.runner_up}: "
                     f"{d.outcome} ({details})")
         smaller = self._smaller()
         if self.chosen is None or self.chosen == self.best:
@@ -192,8 +204,11 @@ def task_verdict(tc: TaskComparison, margin: float, decide: Callable[[str, str],
     best = max(scored, key=lambda r: (sign * r.quality, r.parameters is not None, -(r.parameters or 0)))
     v.best, v.best_quality = best.model, best.quality
     by_size = sorted(scored, key=lambda r: (r.parameters is None, r.parameters or 0, r.model))
-    v.smallest = by_size[0] is best
     others = [r for r in scored if r is not best]
+    # a tie in parameters with the smallest makes the best as small as it, whichever name sorts first
+    v.smallest = by_size[0] is best or (best.parameters is not None and best.parameters == by_size[0].parameters)
+    if v.smallest and best.parameters is not None:
+        v.size_ties = [r.model for r in by_size if r is not best and r.parameters == best.parameters]
     if v.smallest and others and decide is not None:
         runner = max(others, key=lambda r: (sign * r.quality, r.parameters is not None, -(r.parameters or 0)))
         v.runner_up, v.smallest_decision = runner.model, decide(runner.model, best.model)

@@ -10,6 +10,7 @@ import numbers
 from llmbench.report.compare import SERVED_FIELDS, Comparison
 from llmbench.report.exporters import ExportOptions
 from llmbench.report.merge import MergedRuns
+from llmbench.report.table import best_models, chosen_models
 
 CSV_COLUMNS = ["task", "model", "parameters", "status", "error", "run_id", "device", "dtype", "metric",
                "higher_is_better", "quality", "quality_ci_low", "quality_ci_high", "quality_stderr", "ref_model",
@@ -81,13 +82,12 @@ def to_csv(cmp: Comparison) -> str:
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(columns + [csv_text(f"metric.{m}") for m in extra])
     for t in cmp.tasks:
-        verdict = t.verdict
+        bests, chosen = best_models(t), chosen_models(t)  # per level in a sweep
         for r in t.results:
             d = r.to_dict()
             d.update(task=t.task, metric=t.metric, higher_is_better=t.higher_is_better, ref_model=t.ref,
                      quality_rel_to_ref=r.quality_rel,
-                     verdict_best=verdict is not None and verdict.best == r.model,
-                     verdict_chosen=verdict is not None and verdict.chosen == r.model)
+                     verdict_best=r.model in bests, verdict_chosen=r.model in chosen)
             d.update(_decision_columns(r.decision), **_correct_columns(r.correct))
             writer.writerow([csv_value(d.get(c)) for c in columns]
                             + [csv_value(r.metrics.get(m)) for m in extra])

@@ -10,6 +10,7 @@ from llmbench.report.merge import MergedRuns
 from llmbench.report.table import (
     NOT_SIGNIFICANT,
     SIGNIFICANCE_NOTE,
+    chosen_models,
     failures,
     served_notes,
     table_cells,
@@ -54,9 +55,9 @@ def sample_examples(tc: TaskComparison, n: int = 3, max_chars: int = 600) -> lis
 
 
 def _html_rows(tc: TaskComparison) -> list[dict]:
-    chosen = tc.verdict.chosen if tc.verdict is not None else None
+    chosen = chosen_models(tc)
     return [{"cells": cells, "cls": " ".join(c for c, on in (("failed", not r.ok), ("ref", r.is_ref),
-                                                              ("chosen", r.model == chosen)) if on)}
+                                                              ("chosen", r.model in chosen)) if on)}
             for r, cells in zip(tc.results, table_cells(tc))]
 
 
