@@ -16,7 +16,8 @@ from llmbench.records.store import Progress, expand_run_refs, read_run, read_sam
 from llmbench.stats.significance import environment_differences, index_samples
 
 # settings that make two runs' latency or quality numbers incomparable when they differ
-_SETTING_KEYS = ("setting", "batch_size", "max_new_tokens", "chat_template", "seed")
+_SETTING_KEYS = ("setting", "batch_size", "batch_sizes", "max_new_tokens", "new_tokens", "chat_template", "seed")
+_SWEEP_KEYS = ("batch_sizes", "new_tokens")  # written only by a sweep (or --new-tokens): absent means not set
 
 
 @dataclass
@@ -153,7 +154,7 @@ def load_runs(refs: Iterable[str], results_dir: Path | str = Path("results"),
 def _settings_differences(records: list[RunRecord]) -> list[str]:
     notes = []
     for key in _SETTING_KEYS:
-        values = {repr(r.settings.get(key)) for r in records if key in r.settings}
+        values = {repr(r.settings.get(key)) for r in records if key in r.settings or key in _SWEEP_KEYS}
         if len(values) > 1:
             notes.append(f"runs differ in settings.{key}: {', '.join(sorted(values))}")
     return notes

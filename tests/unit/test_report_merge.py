@@ -68,3 +68,18 @@ def test_warns_about_different_settings_and_devices(tmp_path):
     notes = load_runs([str(a), str(b)]).notes
     assert any("max_new_tokens" in n for n in notes)
     assert any("different devices" in n for n in notes)
+
+
+def test_warns_when_one_run_swept_or_set_the_budget_and_the_other_did_not(tmp_path):
+    from llmbench.records.store import write_run
+
+    a = write_record(tmp_path, RUN_SMALL, ["smollm2-135m"], ["summarization"])
+    b = write_record(tmp_path, RUN_LARGE, ["gemma3-270m"], ["summarization"])
+    assert not any("settings.new_tokens" in n for n in load_runs([str(a), str(b)]).notes)  # neither set it
+    rec = read_run(b)
+    rec.settings["new_tokens"] = [16]  # --new-tokens 16 in one run only: its answers are capped at 16 tokens
+    rec.settings["batch_sizes"] = [1, 4]
+    write_run(rec, tmp_path)
+    notes = load_runs([str(a), str(b)]).notes
+    assert "runs differ in settings.new_tokens: None, [16]" in notes
+    assert "runs differ in settings.batch_sizes: None, [1, 4]" in notes
