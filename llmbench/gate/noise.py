@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from llmbench.gate.checks import Check
 from llmbench.records import ResultRow
 from llmbench.stats import smallest_unpaired_p
-from llmbench.stats.noninferiority import examples_to_decide, min_paired_samples, side_se, z_value
+from llmbench.stats.noninferiority import examples_to_decide, fewest_paired_samples, side_se, z_value
 from llmbench.stats.significance import (
     latency_delta,
     latency_p_floor,
@@ -151,7 +151,7 @@ def examples_to_tell(check: Check, paired: bool, alpha: float) -> int | None:
         return None
     floor = n + 1
     if paired:
-        floor = max(floor, min_paired_samples(1 - alpha))
+        floor = max(floor, fewest_paired_samples(alpha))
     else:
         while smallest_unpaired_p(floor, floor) >= alpha:
             floor += 1
@@ -168,7 +168,7 @@ def blind_note(checks: list[Check], alpha: float) -> str | None:
     shown = ", ".join(rows[:4]) + (f" and {len(rows) - 4} more" if len(rows) > 4 else "")
     needs = []
     if any(c.metric.startswith("quality.") for c in blind):
-        needs.append(f"a quality check needs at least {min_paired_samples(1 - alpha)} samples that differ between "
+        needs.append(f"a quality check needs at least {fewest_paired_samples(alpha)} samples that differ between "
                      "the runs")
     if any(c.metric.startswith("latency.") for c in blind):
         needs.append("a latency check more timings per side")

@@ -52,8 +52,14 @@ def z_value(confidence: float = CONFIDENCE) -> float:
 def min_paired_samples(confidence: float = CONFIDENCE) -> int:
     """The fewest paired samples on which a paired randomization test can reach ``1 - confidence``
     (6 at 95%): below it, nothing is decided."""
+    return fewest_paired_samples(1 - confidence)
+
+
+def fewest_paired_samples(alpha: float) -> int:
+    """The fewest differing samples at which a paired test's smallest p falls below ``alpha``; where no count
+    does (``alpha`` 0, or a confidence that rounds to 1), the count at which that p reaches 0.0 (1,024)."""
     n = 1
-    while smallest_paired_p(n) >= 1 - confidence:
+    while (p := smallest_paired_p(n)) >= alpha and p > 0:
         n += 1
     return n
 

@@ -200,3 +200,17 @@ def test_cost_per_correct_answer(tmp_path):
     none = write_models(tmp_path / "none", {"a": (int(1e8), set()), "b": (int(2e8), {1})}, n=10)
     nothing = compare(none).result("a").correct
     assert nothing.correct == 0 and nothing.joules_per_correct is None and nothing.seconds_per_correct is None
+
+
+def test_the_paired_floor_ends_for_every_level_even_one_that_no_count_reaches():
+    from llmbench.stats import smallest_paired_p
+    from llmbench.stats.noninferiority import fewest_paired_samples, min_paired_samples
+
+    assert fewest_paired_samples(0.05) == min_paired_samples(0.95) == 6  # 2 * 2**-5 = 0.0625 >= 0.05 > 0.03125
+    for alpha in (0.5, 0.1, 0.0625, 0.01, 1e-6, 1e-20):
+        n = fewest_paired_samples(alpha)
+        assert smallest_paired_p(n) < alpha <= smallest_paired_p(n - 1) or n == 1
+    # a significance of 0 (or a confidence of 1 - 1e-20, which rounds to 1): no count reaches it; the loop
+    # stops where the smallest p is 0.0 in floating point instead of running forever
+    assert fewest_paired_samples(0.0) == min_paired_samples(1 - 1e-20) == 1024
+    assert smallest_paired_p(1024) == 0.0 < smallest_paired_p(1023)
