@@ -51,20 +51,25 @@ def _silent_tqdm(base: type) -> type:
 
 
 def _without_bars(bootstrap):
-    """lm-eval's ``bootstrap_stderr``, its progress bars hidden.
+    """lm-eval's ``bootstrap_stderr``, its progress bars hidden, in this process.
 
     It takes its bar from ``from tqdm import tqdm`` at call time, so the package's ``tqdm`` is silenced
     during that call only: nothing is imported then that could keep it, and the bootstrap runs in lm-eval's
-    main thread."""
+    main thread. Its default forks a multiprocessing pool of this process, which holds torch's threads and the
+    meters': a child forked while another thread held a lock can wait on it forever (seen: a test run hung in
+    such a child). ``DISABLE_MULTIPROC`` takes lm-eval's serial path, which draws the same replicates in the
+    same order (chunk i from ``random.Random(i)``), so the stderr is the same figure."""
     import functools
 
     @functools.wraps(bootstrap)
     def run(*args, **kwargs):
+        import os
         from unittest import mock
 
         import tqdm as tqdm_package
 
-        with mock.patch.object(tqdm_package, "tqdm", _silent_tqdm(tqdm_package.tqdm)):
+        with mock.patch.object(tqdm_package, "tqdm", _silent_tqdm(tqdm_package.tqdm)), \
+                mock.patch.dict(os.environ, {"DISABLE_MULTIPROC": "1"}):
             return bootstrap(*args, **kwargs)
 
     return run

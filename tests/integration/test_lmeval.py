@@ -223,6 +223,31 @@ def test_bridge_console_is_free_of_lm_eval_noise(tiny_model_dir, tmp_path, monke
     assert "tiny · lm-eval:translation-en-fr: ok" in err
 
 
+def test_lm_eval_bootstraps_in_this_process_with_the_pools_figure(monkeypatch):
+    """A pool forked from a process with torch's and the meters' threads can hang its child: inside the bridge
+    lm-eval's bootstrap takes its serial path, which gives the pool's figure (chunk i seeded with i)."""
+    import multiprocessing
+    import random
+
+    import lm_eval.api.metrics as metrics_mod
+
+    from llmbench.lmeval.silence import quiet_lm_eval as _quiet_lm_eval
+
+    def no_pool(*a, **k):
+        raise AssertionError("a multiprocessing pool was forked")
+
+    monkeypatch.setattr(multiprocessing, "Pool", no_pool)
+    monkeypatch.delenv("DISABLE_MULTIPROC", raising=False)
+    xs = [float(i % 7) for i in range(50)]
+    with _quiet_lm_eval():
+        got = metrics_mod.bootstrap_stderr(metrics_mod.mean, xs, iters=2000)
+    assert "DISABLE_MULTIPROC" not in os.environ  # set for the call only
+    # what the pool computes: chunks of 1000 replicates, chunk i drawn from random.Random(i), in order
+    replicates = [metrics_mod.mean(rnd.choices(xs, k=len(xs))) for i in range(2) for rnd in [random.Random(i)]
+                  for _ in range(1000)]
+    assert got == metrics_mod.sample_stddev(replicates)
+
+
 def test_quiet_lm_eval_patches_are_undone_even_after_an_error():
     import lm_eval.api.metrics as metrics_mod
     import lm_eval.api.task as task_mod
