@@ -1,6 +1,7 @@
 """Do the two runs measure the same thing? Run settings that differ (a warning), and rows whose values no test
 can compare because the rows measured other things: different examples of the task (every check but the
-weights' memory), or a different generation budget, ``task.max_new_tokens`` (latency and energy checks).
+weights' memory), or a different generation budget, ``task.max_new_tokens`` (quality, latency and energy
+checks: a shorter budget cuts answers).
 Such checks are undecided, never passed: a difference there says nothing about the change being gated.
 """
 
@@ -15,8 +16,9 @@ SETTINGS_KEYS = ("setting", "batch_size", "batch_sizes", "max_new_tokens", "new_
 # what other examples leave comparable: what the weights hold and what loading them took (every other value
 # depends on the prompts, the answers or their lengths)
 EXAMPLE_FREE = ("memory.weights_bytes", "memory.load_peak_rss_bytes")
-# what a different generation budget changes: how many tokens are generated and timed, and their energy
-BUDGET_BOUND = ("latency.", "energy.")
+# what a different generation budget changes: how many tokens are generated and timed, their energy, and the
+# answers themselves (a budget of 16 cuts what 64 would have finished): only what the weights hold is left
+BUDGET_BOUND = ("latency.", "energy.", "quality.")
 KINDS = ("quality", "latency", "memory", "energy")
 _SHOWN_ROWS = 4  # rows a warning names before it counts the rest
 
@@ -85,6 +87,6 @@ def budget_note(rows: list[tuple[tuple[str, str], tuple[int, int], list[Check]]]
         shown += f" and {len(rows) - _SHOWN_ROWS} more"
     one = len(rows) == 1
     affected = made_undecided([c for *_, checks in rows for c in checks], OTHER_BUDGET, "its" if one else "their",
-                              "no latency or energy check was made on them")
+                              "no quality, latency or energy check was made on them")
     return (f"{len(rows)} {'row' if one else 'rows'} generated up to a different number of new tokens per example "
             f"in the baseline and the candidate (task.max_new_tokens, baseline vs candidate): {shown}; {affected}")

@@ -146,17 +146,17 @@ def _check_metric(rule: Rule, path: str, key: tuple[str, str], base: ResultRow, 
                          f"significant (smallest possible p={fmt_p(check.p_floor)}; {found.method})")
     else:
         check.message = f"{worse_word} beyond {rule.describe_limit()}, but within the noise ({p}{found.method})"
-    check.message += _would_decide(check, opts["alpha"])
+    check.message += _would_decide(check, opts["alpha"], found.paired)
     return check
 
 
-def _would_decide(check: Check, alpha: float) -> str:
+def _would_decide(check: Check, alpha: float, paired: bool) -> str:
     if check.examples_needed is None:
         return "; more examples per task would decide"
     quality = check.metric.startswith("quality.")
     return "; " + examples_needed_text(check.examples_needed, f"this run has {check.n:,}", check.n,
                                        check.available if quality else None,
-                                       "examples" if quality else "timings per side", 1 - alpha)
+                                       "examples" if quality else "timings per side", 1 - alpha, paired)
 
 
 def _check_noninferior(check: Check, rule: Rule, base: ResultRow, cand: ResultRow,

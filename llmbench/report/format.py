@@ -235,7 +235,7 @@ def decision_details(d: Decision, best: str, label: str, scale: str | None) -> s
             text += f"; {d.reason}"
         if d.examples_needed is not None:
             text += "; " + examples_needed_text(d.examples_needed, f"the rows share {d.n:,}", d.n, d.available,
-                                                confidence=d.confidence)
+                                                confidence=d.confidence, paired="unpaired" not in d.method)
         elif not d.reason:
             why = "the estimate sits on the margin" if d.estimate == d.margin else "its spread is unknown"
             text += f"; no number of examples would decide ({why})"
@@ -243,7 +243,7 @@ def decision_details(d: Decision, best: str, label: str, scale: str | None) -> s
 
 
 def examples_needed_text(needed: int, have: str, n: int, available: int | None, what: str = "examples",
-                         confidence: float = 0.95) -> str:
+                         confidence: float = 0.95, paired: bool = True) -> str:
     """'about 57 examples would decide (the rows share 10; the task holds 420)'; past what the task holds,
     'about 57 examples would decide, more than the 42 the task holds (the rows share 10): all 42 would decide
     in about 67% of runs', and below 20% '...; only a larger test set is likely to' (``power_at``: if the truth
@@ -251,7 +251,7 @@ def examples_needed_text(needed: int, have: str, n: int, available: int | None, 
     from llmbench.stats.noninferiority import min_paired_samples, power_at
 
     if available is not None and needed > available:
-        if what == "examples" and available < min_paired_samples(confidence):
+        if paired and what == "examples" and available < min_paired_samples(confidence):
             return (f"about {needed:,} {what} would decide, more than the {available:,} the task holds ({have}): "
                     f"a paired test on {available:,} cannot reach the level at all; only a larger test set would")
         chance = power_at(available, needed, confidence)

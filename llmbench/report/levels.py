@@ -30,24 +30,33 @@ PLAIN = "(no level suffix)"  # rows without a suffix among levels of another kin
 
 def row_level(model: dict) -> str:
     """A row's level from its model entry: the part of ``name`` after ``base_name`` (``@b4@n64``); "" for a
-    row of no sweep or the latency setting (batch 1, concurrency 1, no length sweep: the plain name)."""
+    row of no sweep or the latency setting (batch 1, concurrency 1, no length sweep: the plain name). A row
+    without a suffix that ran at a batch size above 1 (``--batch-size 8``, no sweep) is at ``@b8``: it never
+    shares a level with batch-1 rows."""
     name, base = model.get("name"), model.get("base_name")
-    if isinstance(name, str) and isinstance(base, str) and base and name.startswith(base):
+    if isinstance(name, str) and isinstance(base, str) and base and name.startswith(base) and name != base:
         return name[len(base):]
+    batch = model.get("batch_size")
+    if type(batch) is int and batch > 1:
+        return f"@b{batch}"
     return ""
 
 
 def _number(pattern: str, level: str, default: float) -> float:
     found = re.search(pattern, level)
-    return float(found.group(1)) if found else default
+    try:
+        return float(found.group(1)) if found else default
+    except ValueError:  # a hand-made name such as NAME@r1.2.3: sorted last, never a traceback
+        return math.inf
 
 
 def level_order(level: str) -> tuple:
     """Sort key of a level: batch size, then generation budget, then concurrency and rate, as a sweep runs
     them (``""``, ``@n4``, ``@n64``, ``@b2@n4``; ``@c4`` before ``@c16``, a rate alone after them)."""
-    rate_only = re.search(r"@r[\d.]", level) is not None
+    rate_only = re.search(r"@r\d", level) is not None
     return (_number(r"@b(\d+)", level, 1), _number(r"@n(\d+)", level, 0),
-            _number(r"@c(\d+)", level, math.inf if rate_only else 1), _number(r"r([\d.]+)", level, 0), level)
+            _number(r"@c(\d+)", level, math.inf if rate_only else 1),
+            _number(r"(?:@c\d+|@)r([\d.]+)", level, 0), level)
 
 
 def level_label(level: str, levels: list[str], results: list[ModelResult]) -> str:

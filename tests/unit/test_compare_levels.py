@@ -201,3 +201,16 @@ def test_a_crossed_sweep_gets_a_verdict_per_level_through_the_cli(tmp_path, size
         assert f": no smaller model is proven enough: large{level} has the best EM (100.0); small{level} is " in line
         named = set(re.findall(r"(?:small|large)(@[@\w]+)", line))
         assert named == {level}
+
+
+def test_a_plain_row_run_at_a_larger_batch_is_its_own_level_and_odd_suffixes_sort_without_a_traceback():
+    from llmbench.report.levels import level_order, row_level
+
+    # --batch-size 8 without a sweep: no suffix, but never in one level with batch-1 rows (labelled @b1)
+    assert row_level({"name": "m", "base_name": "m", "batch_size": 8}) == "@b8"
+    assert row_level({"name": "m", "batch_size": 8}) == "@b8"
+    assert row_level({"name": "m", "batch_size": 1}) == ""
+    assert row_level({"name": "m@b4", "base_name": "m", "batch_size": 4}) == "@b4"
+    # a hand-made name with a malformed rate sorts last instead of raising; an 'r' elsewhere is no rate
+    levels = ["@r1.2.3", "@c4r2", "@r2", "", "@c4", "@b2"]
+    assert sorted(levels, key=level_order) == ["", "@c4", "@c4r2", "@r2", "@r1.2.3", "@b2"]

@@ -39,6 +39,17 @@ def test_more_needed_than_the_task_holds_says_how_often_all_of_it_would_decide()
     assert timings.startswith("about 1,500 timings per side would decide, more than the 1,200 the task holds")
 
 
+def test_the_paired_floor_is_named_only_for_a_paired_decision():
+    from llmbench.stats.noninferiority import power_at
+
+    paired = examples_needed_text(1914, "the rows share 5", 5, 5)
+    assert paired.endswith("a paired test on 5 cannot reach the level at all; only a larger test set would")
+    # an unpaired normal CI from recorded standard errors can decide on 5: its chance, not the paired floor
+    unpaired = examples_needed_text(1914, "the rows share 5", 5, 5, paired=False)
+    assert "paired test" not in unpaired
+    assert f"all 5 would decide in about {power_at(5, 1914):.0%} of runs" in unpaired
+
+
 def test_power_at_matches_a_simulation_of_runs_on_fewer_examples():
     import numpy as np
 
