@@ -14,7 +14,8 @@ from pathlib import Path
 
 from llmbench.errors import UserError
 from llmbench.names import row_name_problem
-from llmbench.records.completeness import check_completeness, is_count, short_json
+from llmbench.records.completeness import check_completeness, is_count
+from llmbench.records.completeness import short_json as _short
 from llmbench.records.schema import SCHEMA_VERSION
 
 #: deepest nesting of objects and lists a record may have (llmbench writes 5 levels at most)
@@ -162,8 +163,6 @@ def check_record(data: dict, path: Path) -> None:
             raise UserError(f"{path}: {_row_label(row, i)}: {problem}")
     check_completeness(data, path)  # complete, finished_at, missing, sessions, rows' session (all optional)
 
-
-_short = short_json
 
 
 def _row_label(row, i: int) -> str:

@@ -29,39 +29,37 @@ def is_count(v, low: int = 0) -> bool:
     return type(v) is int and low <= v < 2**53
 
 
-_short = short_json
-
 
 def check_completeness(data: dict, path: Path) -> None:
     """UserError naming the file for a completeness key of the wrong shape (all are optional)."""
     complete = data.get("complete")
     if not (complete is None or isinstance(complete, bool)):
-        raise UserError(f"{path}: complete must be true or false, got {_short(complete)}")
+        raise UserError(f"{path}: complete must be true or false, got {short_json(complete)}")
     if not (data.get("finished_at") is None or isinstance(data["finished_at"], str)):
-        raise UserError(f"{path}: finished_at must be a string or null, got {_short(data['finished_at'])}")
+        raise UserError(f"{path}: finished_at must be a string or null, got {short_json(data['finished_at'])}")
     missing = data.get("missing")
     if missing is not None:
         if not isinstance(missing, list):
-            raise UserError(f"{path}: missing must be a list of {{model, task}} objects, got {_short(missing)}")
+            raise UserError(f"{path}: missing must be a list of {{model, task}} objects, got {short_json(missing)}")
         for i, m in enumerate(missing, 1):
             if not (isinstance(m, dict) and all(isinstance(m.get(k), str) and m[k] for k in ("model", "task"))):
                 raise UserError(f"{path}: missing entry {i} must be an object with model and task names, "
-                                f"got {_short(m)}")
+                                f"got {short_json(m)}")
     sessions = data.get("sessions")
     if sessions is not None:
         if not isinstance(sessions, list):
-            raise UserError(f"{path}: sessions must be a list of objects, got {_short(sessions)}")
+            raise UserError(f"{path}: sessions must be a list of objects, got {short_json(sessions)}")
         for i, s in enumerate(sessions, 1):
             if not isinstance(s, dict) or not is_count(s.get("session"), 1):
                 raise UserError(f"{path}: sessions entry {i} must be an object with a session number >= 1, "
-                                f"got {_short(s)}")
+                                f"got {short_json(s)}")
             for key in ("started_at", "ended_at", "hostname", "command", "cwd", "end"):
                 if not (s.get(key) is None or isinstance(s[key], str)):
-                    raise UserError(f"{path}: sessions entry {i}: {key} must be a string, got {_short(s[key])}")
+                    raise UserError(f"{path}: sessions entry {i}: {key} must be a string, got {short_json(s[key])}")
     for i, row in enumerate(data.get("rows") or [], 1):
         session = row.get("session") if isinstance(row, dict) else None
         if session is not None and not is_count(session, 1):
-            raise UserError(f"{path}: row {i}: session must be a session number >= 1, got {_short(session)}")
+            raise UserError(f"{path}: row {i}: session must be a session number >= 1, got {short_json(session)}")
 
 
 def row_sample_problem(row, lines: list[dict]) -> str | None:
