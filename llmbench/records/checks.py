@@ -164,7 +164,6 @@ def check_record(data: dict, path: Path) -> None:
     check_completeness(data, path)  # complete, finished_at, missing, sessions, rows' session (all optional)
 
 
-
 def _row_label(row, i: int) -> str:
     """'row 2 (smollm2-135m / extraction-qa)', or 'row 2' when the names are unknown."""
     if not isinstance(row, dict):
